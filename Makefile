@@ -1,0 +1,79 @@
+# Sprintboard — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export SPRINTBOARD_ENV ?= development
+
+HTMX_VERSION := 2.0.11
+HTMX_SSE_VERSION := 2.2.4
+VENDOR := app/static/vendor
+
+.DEFAULT_GOAL := help
+.PHONY: help run serve test lint fmt typecheck migrate revision demo vendor chromium bench bench-quick clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed ## install, migrate, load demo data, serve on http://127.0.0.1:$${PORT:-8000}
+	$(BIN)/sprintboard db upgrade
+	$(BIN)/sprintboard demo --if-empty
+	exec $(BIN)/sprintboard serve
+
+migrate: $(VENV)/.installed ## upgrade the database in DATABASE_URL to the newest migration
+	$(BIN)/sprintboard db upgrade
+
+revision: $(VENV)/.installed-dev ## autogenerate a migration: make revision m="what changed"
+	$(BIN)/alembic revision --autogenerate -m "$(m)"
+
+demo: $(VENV)/.installed ## load the demo data (idempotent)
+	$(BIN)/sprintboard demo
+
+chromium: ## install Debian's Chromium for the browser tests when it is missing
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium with apt-get…"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(VENV)/.installed-dev chromium ## install test needs and run the whole suite
+	SPRINTBOARD_ENV=test $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev ## ruff lint and format check, mypy
+	$(BIN)/ruff check app tests migrations bench
+	$(BIN)/ruff format --check app tests migrations bench
+	$(BIN)/mypy
+
+fmt: $(VENV)/.installed-dev ## format and fix what ruff can
+	$(BIN)/ruff format app tests migrations bench
+	$(BIN)/ruff check --fix app tests migrations bench
+
+vendor: ## fetch pinned htmx and htmx-ext-sse from the npm registry into app/static/vendor
+	rm -rf build/vendor && mkdir -p build/vendor $(VENDOR)
+	cd build/vendor && npm pack --silent htmx.org@$(HTMX_VERSION) htmx-ext-sse@$(HTMX_SSE_VERSION) >/dev/null
+	cd build/vendor && mkdir htmx sse && tar -xzf htmx.org-$(HTMX_VERSION).tgz -C htmx && tar -xzf htmx-ext-sse-$(HTMX_SSE_VERSION).tgz -C sse
+	cp build/vendor/htmx/package/dist/htmx.min.js $(VENDOR)/htmx.min.js
+	cp build/vendor/htmx/package/LICENSE $(VENDOR)/htmx.LICENSE
+	cp build/vendor/sse/package/sse.js $(VENDOR)/sse.js
+	cp build/vendor/sse/package/LICENSE $(VENDOR)/sse.LICENSE 2>/dev/null || cp build/vendor/htmx/package/LICENSE $(VENDOR)/sse.LICENSE
+	printf 'htmx.org %s (npm) -> htmx.min.js, license htmx.LICENSE (0BSD)\nhtmx-ext-sse %s (npm) -> sse.js, license sse.LICENSE\nRegenerate with: make vendor\n' $(HTMX_VERSION) $(HTMX_SSE_VERSION) > $(VENDOR)/VERSIONS
+	rm -rf build/vendor; rmdir build 2>/dev/null || true
+
+bench: $(VENV)/.installed-dev ## run the benchmarks (at most 10 minutes) and write docs/benchmarks.md
+	$(BIN)/python -m bench
+
+bench-quick: $(VENV)/.installed-dev ## a one-minute version of the benchmarks
+	$(BIN)/python -m bench --quick
+
+clean: ## remove the virtualenv, caches and the development database
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build instance

@@ -1,0 +1,183 @@
+"""Sprintboard: a live sprint task board. `create_app()` builds the Quart app."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from quart import Quart, Response, jsonify, render_template, request
+from quart_schema import (
+    HttpSecurityScheme,
+    Info,
+    OpenAPIProvider,
+    QuartSchema,
+    RequestSchemaValidationError,
+)
+from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Rule
+
+from app.config import Settings
+from app.db import Database
+from app.errors import Refusal
+
+log = logging.getLogger(__name__)
+
+
+class ApiOnlyOpenAPI(OpenAPIProvider):
+    """Document only the JSON API; the HTML pages are not an API."""
+
+    def generate_rules(self) -> Any:
+        for rule in super().generate_rules():
+            if isinstance(rule, Rule) and rule.rule.startswith("/api/"):
+                yield rule
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Quart:
+    """Build the app from the environment, with `config` overriding settings (tests)."""
+    settings = Settings.from_env().merged(config).checked()
+    app = Quart(__name__)
+    app.config["SETTINGS"] = settings
+    app.secret_key = settings.secret_key
+    secure = settings.secure_cookies
+    app.config.update(
+        SESSION_COOKIE_NAME="__Host-sprintboard" if secure else "sprintboard_session",
+        SESSION_COOKIE_SECURE=secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(days=14),
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        TEMPLATES_AUTO_RELOAD=settings.is_development,
+    )
+
+    QuartSchema(
+        app,
+        openapi_path="/openapi.json",
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        swagger_ui_path=None,
+        info=Info(title="Sprintboard API", version="1"),
+        security_schemes={"bearer": HttpSecurityScheme(scheme="bearer", bearer_format="token")},
+        security=[{"bearer": []}],
+        openapi_provider_class=ApiOnlyOpenAPI,
+    )
+
+    from app.web import install_template_helpers
+
+    install_template_helpers(app)
+    _register_blueprints(app)
+    _register_request_hooks(app)
+    _register_error_handlers(app)
+    _register_lifecycle(app, settings)
+    return app
+
+
+def _register_blueprints(app: Quart) -> None:
+    from app.api import bp as api_bp
+    from app.auth import bp as auth_bp
+    from app.board import bp as board_bp
+    from app.planning import bp as planning_bp
+
+    for bp in (auth_bp, board_bp, planning_bp, api_bp):
+        app.register_blueprint(bp)
+
+    @app.get("/healthz")
+    async def healthz() -> Any:
+        """Say whether the database and the broker answer."""
+        db: Database = app.extensions["db"]
+        database = "ok"
+        try:
+            async with db.read() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception:  # any failure means "not ok"; the reason goes to the log
+            log.exception("health check: database")
+            database = "down"
+        body = {
+            "status": "ok" if database == "ok" else "degraded",
+            "database": database,
+            "broker": "memory",
+        }
+        return jsonify(body), 200 if database == "ok" else 503
+
+
+def _register_request_hooks(app: Quart) -> None:
+    from app.auth.csrf import protect
+    from app.auth.guards import load_identity
+
+    app.before_request(load_identity)
+    app.before_request(protect)
+
+    @app.after_request
+    async def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/openapi.json"
+
+
+def _register_error_handlers(app: Quart) -> None:
+    from app.auth.guards import Unauthenticated, login_redirect
+
+    def json_error(status: int, code: str, message: str) -> Any:
+        return jsonify({"error": {"code": code, "message": message}}), status
+
+    async def html_error(status: int, message: str) -> Any:
+        return await render_template("errors/error.html", status=status, message=message), status
+
+    @app.errorhandler(Refusal)
+    async def refusal(error: Refusal) -> Any:
+        if _wants_json():
+            return json_error(error.status, error.code, error.message)
+        if isinstance(error, Unauthenticated):
+            return login_redirect()
+        return await html_error(error.status, error.message)
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def invalid_body(error: RequestSchemaValidationError) -> Any:
+        detail = error.validation_error
+        message = "The request body is not valid JSON for this route."
+        errors = getattr(detail, "errors", None)
+        if callable(errors):
+            first = errors()[0] if errors() else None
+            if first:
+                where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+                message = f"{where}: {first.get('msg', 'invalid')}"
+        return json_error(422, "invalid", message)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Any:
+        status = error.code or 500
+        message = {
+            404: "There is nothing here.",
+            405: "That method is not allowed here.",
+            400: "The request could not be understood.",
+            413: "The request is too large.",
+        }.get(status, error.description or "Something went wrong.")
+        if _wants_json():
+            return json_error(status, (error.name or "error").lower().replace(" ", "_"), message)
+        return await html_error(status, message)
+
+    @app.errorhandler(Exception)
+    async def unexpected(error: Exception) -> Any:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if _wants_json():
+            return json_error(500, "internal", "Something went wrong on our side.")
+        return await html_error(500, "Something went wrong on our side. Please try again.")
+
+
+def _register_lifecycle(app: Quart, settings: Settings) -> None:
+    @app.before_serving
+    async def open_database() -> None:
+        app.extensions["db"] = Database(settings.database_url)
+
+    @app.after_serving
+    async def close_database() -> None:
+        await app.extensions["db"].close()

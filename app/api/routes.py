@@ -1,0 +1,313 @@
+"""JSON routes. Each resolves the organization, calls the same domain code as the pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import g, request
+from quart_schema import (
+    document_querystring,
+    document_request,
+    document_response,
+    validate_request,
+    validate_response,
+)
+from sqlalchemy import select
+
+from app.api import bp
+from app.api.schemas import (
+    ActionResult,
+    BoardArgs,
+    BoardOut,
+    Created,
+    ErrorBody,
+    History,
+    MeOut,
+    NewTask,
+    StatusChange,
+    TaskOut,
+    UserOut,
+)
+from app.auth.accounts import memberships_of
+from app.auth.guards import (
+    Unauthenticated,
+    current_user,
+    get_db,
+    resolve_membership,
+    use_membership,
+)
+from app.board.view import BoardQuery, build_view, load_sprint, load_sprint_rows
+from app.errors import Conflict, NotFound
+from app.events.log import task_history
+from app.events.serialize import event_json
+from app.models import Membership, Task, TaskStatus, User
+from app.tasks.editing import TaskFields, create_task, load_story
+from app.tasks.lifecycle import RULES, Action, action_for_target, load_task, perform
+from app.timefmt import iso
+from app.web import today
+
+REFUSALS = {401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody}
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    """A task as the replaced API wrote it (snake_case, string ids)."""
+    return {
+        "id": str(task.id),
+        "story_id": str(task.story_id),
+        "title": task.title,
+        "description": task.description,
+        "acceptance_criteria_refs": list(task.ac_refs or []),
+        "status": task.status,
+        "owner_user_id": None if task.owner_id is None else str(task.owner_id),
+        "estimated_hours": task.estimate_hours,
+        "created_at": iso(task.created_at),
+        "updated_at": iso(task.updated_at),
+        "owned_at": iso(task.owned_at),
+        "completed_at": iso(task.completed_at),
+    }
+
+
+def require_user() -> User:
+    user = current_user()
+    if user is None:
+        raise Unauthenticated("Send `Authorization: Bearer <token>` or sign in.")
+    return user
+
+
+async def use_api_org() -> None:
+    """Pick the organization: X-Organization-Id, ?org=, or the user's first."""
+    user = require_user()
+    ref = request.headers.get("X-Organization-Id") or request.args.get("org")
+    if ref:
+        use_membership(await resolve_membership(ref))
+        return
+    async with get_db().read() as db:
+        rows = await memberships_of(db, user.id)
+    if not rows:
+        raise NotFound("You are not a member of any organization.")
+    use_membership(rows[0])
+
+
+@bp.get("/users/me")
+@validate_response(MeOut)
+@document_response(ErrorBody, 401)
+async def me() -> Any:
+    """Who I am and the organizations I belong to."""
+    user = require_user()
+    async with get_db().read() as db:
+        rows = await memberships_of(db, user.id)
+    return {
+        "id": str(user.id),
+        "email": user.email,
+        "name": user.name,
+        "organizations": [
+            {
+                "id": str(m.org_id),
+                "slug": m.organization.slug,
+                "name": m.organization.name,
+                "role": m.role,
+            }
+            for m in rows
+        ],
+    }
+
+
+@bp.get("/users/<int:user_id>")
+@validate_response(UserOut)
+@document_response(ErrorBody, 404)
+async def user(user_id: int) -> Any:
+    """A person who shares an organization with me."""
+    me_ = require_user()
+    async with get_db().read() as db:
+        mine = select(Membership.org_id).where(Membership.user_id == me_.id)
+        other = await db.scalar(
+            select(User)
+            .join(Membership, Membership.user_id == User.id)
+            .where(User.id == user_id, Membership.org_id.in_(mine))
+            .limit(1)
+        )
+    if other is None:
+        raise NotFound(f"There is no user #{user_id} you share an organization with.")
+    return {"id": str(other.id), "email": other.email, "name": other.name}
+
+
+@bp.get("/sprints/<int:sprint_id>/tasks")
+@document_querystring(BoardArgs)
+@validate_response(BoardOut)
+@document_response(ErrorBody, 404)
+async def sprint_board(sprint_id: int) -> Any:
+    """The board of a sprint: header, tasks, and groups (`groupBy=story|status`)."""
+    await use_api_org()
+    query = BoardQuery.parse(
+        request.args.get("groupBy"), request.args.getlist("status"), None, None, strict=True
+    )
+    async with get_db().read() as db:
+        sprint = await load_sprint(db, g.org.id, sprint_id)
+        stories, tasks = await load_sprint_rows(db, g.org.id, sprint_id)
+    view = build_view(sprint, stories, tasks, query, g.user.id, today())
+    summary = view.summary
+    shown = [t for group in view.groups for t in group.tasks]
+    return {
+        "sprint": {
+            "id": str(sprint.id),
+            "name": sprint.name,
+            "goal": sprint.goal,
+            "startDate": sprint.start_date.isoformat(),
+            "endDate": sprint.end_date.isoformat(),
+            "daysRemaining": summary.days_remaining,
+            "status": sprint.status,
+            "totalStories": summary.stories,
+            "totalTasks": summary.total,
+            "completedTasks": summary.done,
+            "progressPercentage": summary.progress,
+        },
+        "tasks": [
+            {
+                "id": str(t.id),
+                "storyId": str(t.story_id),
+                "storyTitle": t.story.title,
+                "title": t.title,
+                "description": t.description,
+                "status": t.status,
+                "ownerUserId": None if t.owner_id is None else str(t.owner_id),
+                "ownerName": t.owner.name if t.owner else None,
+                "acceptanceCriteriaRefs": list(t.ac_refs or []),
+                "estimatedHours": t.estimate_hours,
+                "createdAt": iso(t.created_at),
+                "updatedAt": iso(t.updated_at),
+            }
+            for t in shown
+        ],
+        "groups": {
+            group.key.split("-", 1)[1]: {
+                "count": len(group.tasks),
+                "tasks": [str(t.id) for t in group.tasks],
+            }
+            for group in view.groups
+        },
+    }
+
+
+@bp.get("/stories/<int:story_id>/tasks")
+@validate_response(list[TaskOut])  # type: ignore[arg-type]
+@document_response(ErrorBody, 404)
+async def story_tasks(story_id: int) -> Any:
+    """The tasks of a story, oldest first."""
+    await use_api_org()
+    async with get_db().read() as db:
+        story = await load_story(db, g.org.id, story_id)
+        rows = await db.scalars(
+            select(Task).where(Task.story_id == story.id, Task.org_id == g.org.id).order_by(Task.id)
+        )
+        return [task_json(t) for t in rows]
+
+
+@bp.post("/stories/<int:story_id>/tasks")
+@validate_request(NewTask)
+@validate_response(Created, 201)
+@document_response(ErrorBody, 422)
+async def add_task(story_id: int, data: NewTask) -> Any:
+    """Add a task to a story."""
+    await use_api_org()
+    user, role, org_id = g.user, g.role, g.org.id
+    fields = TaskFields(
+        title=data.title,
+        description=data.description or "",
+        ac_refs=data.acceptance_criteria_refs,
+        estimate_hours=data.estimated_hours,
+    )
+
+    async def create(db: Any) -> Task:
+        story = await load_story(db, org_id, story_id)
+        task, _event = await create_task(db, story=story, fields=fields, actor=user, role=role)
+        return task
+
+    task = await get_db().write(create)
+    return {"task_id": str(task.id)}, 201
+
+
+@bp.get("/tasks/<int:task_id>")
+@validate_response(TaskOut)
+@document_response(ErrorBody, 404)
+async def get_task(task_id: int) -> Any:
+    """One task."""
+    await use_api_org()
+    async with get_db().read() as db:
+        return task_json(await load_task(db, g.org.id, task_id))
+
+
+async def act(task_id: int, action: Action) -> dict[str, Any]:
+    await use_api_org()
+    user, role, org_id = g.user, g.role, g.org.id
+    change = await get_db().write(
+        lambda db: perform(db, org_id=org_id, task_id=task_id, action=action, actor=user, role=role)
+    )
+    return {"success": True, "message": change.message, "task": task_json(change.task)}
+
+
+@bp.put("/tasks/<int:task_id>/ownership")
+@validate_response(ActionResult)
+@document_response(ErrorBody, 409)
+async def take(task_id: int) -> Any:
+    """Take the task ("I'm on it"); 409 when someone (or you) already holds it."""
+    return await act(task_id, Action.TAKE)
+
+
+@bp.delete("/tasks/<int:task_id>/ownership")
+@validate_response(ActionResult)
+@document_response(ErrorBody, 409)
+async def release(task_id: int) -> Any:
+    """Give the task up: it becomes available, without owner or estimate."""
+    return await act(task_id, Action.RELEASE)
+
+
+@bp.post("/tasks/<int:task_id>/work/start")
+@validate_response(ActionResult)
+@document_response(ErrorBody, 409)
+async def start(task_id: int) -> Any:
+    """Start work on a task you hold."""
+    return await act(task_id, Action.START)
+
+
+@bp.post("/tasks/<int:task_id>/work/complete")
+@validate_response(ActionResult)
+@document_response(ErrorBody, 409)
+async def complete(task_id: int) -> Any:
+    """Mark a task you hold as done."""
+    return await act(task_id, Action.COMPLETE)
+
+
+@bp.patch("/tasks/<int:task_id>/status")
+@validate_request(StatusChange)
+@validate_response(TaskOut)
+@document_response(ErrorBody, 409)
+async def set_status(task_id: int, data: StatusChange) -> Any:
+    """Move a task to a status; the life cycle decides whether that is allowed."""
+    await use_api_org()
+    target = TaskStatus(data.status)
+    async with get_db().read() as db:
+        current = (await load_task(db, g.org.id, task_id)).status_enum
+    if current is target:
+        raise Conflict(f"The task is already {target.label.lower()}.")
+    action = action_for_target(current, target)
+    if action is None:
+        raise Conflict(
+            f"A task cannot go from {current.label.lower()} to {target.label.lower()} directly."
+        )
+    result = await act(task_id, action)
+    return result["task"]
+
+
+@bp.get("/tasks/<int:task_id>/history")
+@validate_response(History)
+@document_response(ErrorBody, 404)
+async def history(task_id: int) -> Any:
+    """Every event of a task, newest first."""
+    await use_api_org()
+    async with get_db().read() as db:
+        task = await load_task(db, g.org.id, task_id)
+        events = await task_history(db, g.org.id, task.id)
+    return {"events": [event_json(e) for e in events]}
+
+
+__all__ = ["REFUSALS", "RULES", "document_request"]

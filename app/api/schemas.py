@@ -1,0 +1,144 @@
+"""Request and response bodies of the JSON API, for validation and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+StatusValue = Literal["available", "owned", "inprogress", "completed"]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class OrganizationOut(BaseModel):
+    id: str
+    slug: str
+    name: str
+    role: Literal["owner", "member", "viewer"]
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    name: str
+
+
+class MeOut(UserOut):
+    organizations: list[OrganizationOut]
+
+
+class TaskOut(BaseModel):
+    """A task, snake_case as the replaced API."""
+
+    id: str
+    story_id: str
+    title: str
+    description: str
+    acceptance_criteria_refs: list[str]
+    status: StatusValue
+    owner_user_id: str | None
+    estimated_hours: int | None
+    created_at: str
+    updated_at: str
+    owned_at: str | None
+    completed_at: str | None
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskOut]
+
+
+class NewTask(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default="", max_length=10_000)
+    acceptance_criteria_refs: list[str] = Field(default_factory=list, max_length=50)
+    estimated_hours: int | None = Field(default=None, ge=1, le=40)
+
+
+class Created(BaseModel):
+    task_id: str
+
+
+class StatusChange(BaseModel):
+    status: StatusValue
+
+
+class ActionResult(BaseModel):
+    success: bool
+    message: str
+    task: TaskOut
+
+
+class EventOut(BaseModel):
+    id: int
+    organization_id: str
+    type: str
+    task_id: str | None
+    story_id: str | None
+    sprint_id: str | None
+    owner_user_id: str | None
+    previous_owner_user_id: str | None
+    old_status: str | None
+    new_status: str | None
+    changed_by_user_id: str | None
+    title: str
+    timestamp: str
+
+
+class History(BaseModel):
+    events: list[EventOut]
+
+
+class SprintOut(BaseModel):
+    """The board's header, camelCase as the replaced board API."""
+
+    id: str
+    name: str
+    goal: str
+    startDate: str
+    endDate: str
+    daysRemaining: int
+    status: str
+    totalStories: int
+    totalTasks: int
+    completedTasks: int
+    progressPercentage: int
+
+
+class BoardTaskOut(BaseModel):
+    id: str
+    storyId: str
+    storyTitle: str
+    title: str
+    description: str
+    status: StatusValue
+    ownerUserId: str | None
+    ownerName: str | None
+    acceptanceCriteriaRefs: list[str]
+    estimatedHours: int | None
+    createdAt: str
+    updatedAt: str
+
+
+class GroupOut(BaseModel):
+    count: int
+    tasks: list[str]
+
+
+class BoardOut(BaseModel):
+    sprint: SprintOut
+    tasks: list[BoardTaskOut]
+    groups: dict[str, GroupOut]
+
+
+class BoardArgs(BaseModel):
+    status: str | None = None
+    groupBy: Literal["story", "status"] = "story"

@@ -1,0 +1,189 @@
+"""Organizations, members, invitations and API tokens: the rules, once.
+
+Used by sign-in, the members pages, the CLI and the demo data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import utcnow
+from app.errors import Conflict, Invalid, NotFound
+from app.models import ApiToken, Invitation, Membership, Organization, Role, User
+
+DEV_ISSUER = "urn:sprintboard:dev"
+TOKEN_PREFIX = "sbt_"
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def clean_email(value: str) -> str:
+    email = value.strip().lower()
+    if not EMAIL_RE.match(email):
+        raise Invalid(f"“{value}” is not an email address.", field="email")
+    return email
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value.strip().lower())
+    except ValueError:
+        raise Invalid(
+            f"“{value}” is not a role; use owner, member or viewer.", field="role"
+        ) from None
+
+
+async def find_org(session: AsyncSession, slug: str) -> Organization:
+    org = await session.scalar(select(Organization).where(Organization.slug == slug))
+    if org is None:
+        raise NotFound(f"There is no organization “{slug}”.")
+    return org
+
+
+async def find_user_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(
+        select(User).where(func.lower(User.email) == email.lower()).order_by(User.id).limit(1)
+    )
+
+
+async def create_org(
+    session: AsyncSession, *, slug: str, name: str, owner_email: str
+) -> Organization:
+    """A new organization whose first owner is invited (or added, if already a user)."""
+    slug = slug.strip().lower()
+    if not SLUG_RE.match(slug):
+        raise Invalid(
+            f"“{slug}” is not a valid slug: use lowercase letters, digits and dashes.",
+            field="slug",
+        )
+    if not name.strip():
+        raise Invalid("An organization needs a name.", field="name")
+    if await session.scalar(select(Organization.id).where(Organization.slug == slug)):
+        raise Conflict(f"An organization “{slug}” already exists.")
+    org = Organization(slug=slug, name=name.strip())
+    session.add(org)
+    await session.flush()
+    await add_member(session, org=org, email=owner_email, role=Role.OWNER)
+    return org
+
+
+async def add_member(
+    session: AsyncSession,
+    *,
+    org: Organization,
+    email: str,
+    role: Role,
+    invited_by: User | None = None,
+) -> Membership | Invitation:
+    """Set an existing user's role, or invite the email to join with that role."""
+    email = clean_email(email)
+    user = await find_user_by_email(session, email)
+    if user is not None:
+        membership = await session.scalar(
+            select(Membership).where(Membership.org_id == org.id, Membership.user_id == user.id)
+        )
+        if membership is None:
+            membership = Membership(org_id=org.id, user_id=user.id, role=role.value)
+            session.add(membership)
+        else:
+            membership.role = role.value
+        await session.flush()
+        return membership
+    invitation = await session.scalar(
+        select(Invitation).where(Invitation.org_id == org.id, Invitation.email == email)
+    )
+    if invitation is None:
+        invitation = Invitation(
+            org_id=org.id,
+            email=email,
+            role=role.value,
+            invited_by_id=invited_by.id if invited_by else None,
+        )
+        session.add(invitation)
+    else:
+        invitation.role = role.value
+    await session.flush()
+    return invitation
+
+
+async def sign_in_user(
+    session: AsyncSession, *, issuer: str, subject: str, email: str, name: str
+) -> User:
+    """Find or create the user of a verified identity, and accept their invitations."""
+    user = await session.scalar(
+        select(User).where(User.oidc_issuer == issuer, User.oidc_subject == subject)
+    )
+    email = clean_email(email)
+    if user is None:
+        user = User(
+            oidc_issuer=issuer,
+            oidc_subject=subject,
+            email=email,
+            name=name.strip() or email.split("@")[0],
+        )
+        session.add(user)
+        await session.flush()
+    else:
+        user.email = email
+        if name.strip():
+            user.name = name.strip()
+    await accept_invitations(session, user)
+    return user
+
+
+async def accept_invitations(session: AsyncSession, user: User) -> None:
+    """Turn every open invitation to the user's email into a membership."""
+    invitations = await session.scalars(
+        select(Invitation).where(
+            func.lower(Invitation.email) == user.email.lower(),
+            Invitation.accepted_at.is_(None),
+        )
+    )
+    for invitation in invitations:
+        exists = await session.scalar(
+            select(Membership.id).where(
+                Membership.org_id == invitation.org_id, Membership.user_id == user.id
+            )
+        )
+        if not exists:
+            session.add(Membership(org_id=invitation.org_id, user_id=user.id, role=invitation.role))
+        invitation.accepted_at = utcnow()
+    await session.flush()
+
+
+async def memberships_of(session: AsyncSession, user_id: int) -> Sequence[Membership]:
+    """The user's memberships, oldest first (the first is their default organization)."""
+    rows = await session.scalars(
+        select(Membership).where(Membership.user_id == user_id).order_by(Membership.id)
+    )
+    return rows.all()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_token(session: AsyncSession, *, user: User, name: str = "") -> str:
+    """Make a personal API token; the plain text is returned once and never stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), prefix=token[:10])
+    )
+    await session.flush()
+    return token
+
+
+async def user_for_token(session: AsyncSession, token: str) -> User | None:
+    """The user a live (unrevoked) token belongs to."""
+    row = await session.scalar(
+        select(ApiToken).where(
+            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
+        )
+    )
+    return row.user if row else None

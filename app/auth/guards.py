@@ -1,0 +1,133 @@
+"""Who is asking, and may they? Identity per request, organization guards, roles.
+
+The organization always comes from the signed-in person's membership: a slug in the
+URL that they are not a member of answers 404, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import quote
+
+from quart import current_app, g, redirect, request, session
+from sqlalchemy import select
+
+from app.auth.accounts import memberships_of, user_for_token
+from app.db import Database
+from app.errors import Forbidden, NotFound, Refusal
+from app.models import Membership, Organization, Role, User
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Unauthenticated(Refusal):
+    status = 401
+    code = "unauthenticated"
+
+
+def get_db() -> Database:
+    return current_app.extensions["db"]  # type: ignore[no-any-return]
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+async def load_identity() -> None:
+    """Set `g.user` from a bearer token or the session cookie (before every request)."""
+    g.user = None
+    g.via_token = False
+    token = bearer_token()
+    if token is None and request.path.startswith("/api/v1/ws"):
+        token = request.args.get("token") or None
+    async with get_db().read() as db:
+        if token is not None:
+            g.user = await user_for_token(db, token)
+            g.via_token = g.user is not None
+            return
+        uid = session.get("uid")
+        if uid is None:
+            return
+        user = await db.get(User, uid)
+        if user is None or session.get("sv") != user.session_version:
+            session.clear()
+            return
+        g.user = user
+
+
+def current_user() -> User | None:
+    return g.get("user")
+
+
+def wants_html() -> bool:
+    return not (request.path.startswith("/api/") or request.path.endswith("/events"))
+
+
+def login_redirect() -> Any:
+    nxt = request.full_path if request.method == "GET" else "/"
+    return redirect(f"/login?next={quote(nxt.rstrip('?'))}")
+
+
+async def resolve_membership(org_ref: str) -> Membership:
+    """The signed-in user's membership in `org_ref` (slug or id), or NotFound."""
+    user = current_user()
+    if user is None:
+        raise Unauthenticated("Sign in first.")
+    condition = Organization.slug == org_ref
+    if org_ref.isdigit():
+        condition = condition | (Organization.id == int(org_ref))
+    async with get_db().read() as db:
+        membership = await db.scalar(
+            select(Membership)
+            .join(Organization, Organization.id == Membership.org_id)
+            .where(Membership.user_id == user.id, condition)
+        )
+    if membership is None:
+        raise NotFound("There is no such organization, or you are not a member of it.")
+    return membership
+
+
+async def default_membership() -> Membership | None:
+    user = current_user()
+    if user is None:
+        return None
+    async with get_db().read() as db:
+        rows = await memberships_of(db, user.id)
+    return rows[0] if rows else None
+
+
+def use_membership(membership: Membership) -> None:
+    g.membership = membership
+    g.org = membership.organization
+    g.role = membership.role_enum
+
+
+def org_member_required(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[Any]]:
+    """Resolve `<org>` from the URL against the user's memberships; sets g.org and g.role."""
+
+    @functools.wraps(view)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+        if current_user() is None:
+            if wants_html():
+                return login_redirect()
+            raise Unauthenticated("Sign in first.")
+        use_membership(await resolve_membership(str(kwargs["org"])))
+        return await view(*args, **kwargs)
+
+    return wrapper
+
+
+def require_role(role: Role) -> None:
+    """Refuse with 403 unless the current membership has at least `role`."""
+    current: Role = g.role
+    if role is Role.OWNER and not current.can_manage:
+        raise Forbidden("Only owners of this organization can do that.")
+    if role is Role.MEMBER and not current.can_contribute:
+        raise Forbidden("Viewers can follow the board but not change it.")

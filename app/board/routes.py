@@ -1,0 +1,262 @@
+"""Board routes: thin; the rules are in app.tasks and the shaping in app.board.view."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from quart import flash, g, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from app.auth.guards import get_db, org_member_required, require_role
+from app.board import bp
+from app.board.view import BoardQuery, BoardView, load_view
+from app.errors import Conflict, Invalid, NotFound, Refusal
+from app.events.log import last_event_id, task_history
+from app.models import Role, Sprint, SprintStatus, Story, Task
+from app.tasks.editing import clean_title
+from app.tasks.lifecycle import Action, Change, load_task, perform
+from app.web import is_htmx, local_referrer, today
+
+
+def query_from_args(args: Any) -> BoardQuery:
+    return BoardQuery.parse(
+        args.get("group"), args.getlist("status"), args.get("mine"), args.get("available")
+    )
+
+
+@bp.get("/o/<org>/sprints/<int:sprint_id>")
+@org_member_required
+async def board(org: str, sprint_id: int) -> Any:
+    """Show one sprint's board, grouped and filtered as the query string says."""
+    return await render_board(sprint_id, query_from_args(request.args))
+
+
+async def render_board(sprint_id: int, query: BoardQuery, *, error: Refusal | None = None) -> Any:
+    async with get_db().read() as db:
+        view = await load_view(db, g.org.id, sprint_id, query, g.user.id, today())
+        cursor = await last_event_id(db, g.org.id)
+    html = await render_template("board/page.html", view=view, event_id=cursor, error=error)
+    return html, (error.status if error else 200)
+
+
+@bp.post("/o/<org>/tasks/<int:task_id>/<action>")
+@org_member_required
+async def act(org: str, task_id: int, action: str) -> Any:
+    """Take, start, pause, complete or release a task."""
+    try:
+        verb = Action(action)
+    except ValueError:
+        raise NotFound(f"“{action}” is not something a task can do.") from None
+    user, role, org_id = g.user, g.role, g.org.id
+    try:
+        change = await get_db().write(
+            lambda db: perform(
+                db, org_id=org_id, task_id=task_id, action=verb, actor=user, role=role
+            )
+        )
+    except Refusal as refusal:
+        return await answer_refusal(refusal, task_id)
+    if is_htmx():
+        return await render_after_change(change.task.id, message=change.message)
+    await flash(change.message, "success")
+    return redirect(await back_to(change)), 303
+
+
+@bp.get("/o/<org>/tasks/<int:task_id>/release")
+@org_member_required
+async def confirm_release(org: str, task_id: int) -> Any:
+    """Ask before giving up a task (the path taken without JavaScript)."""
+    async with get_db().read() as db:
+        task = await load_task(db, g.org.id, task_id)
+    if task.story.sprint_id:
+        fallback = url_for("board.board", org=org, sprint_id=task.story.sprint_id)
+    else:
+        fallback = url_for("planning.task_page", org=org, task_id=task.id)
+    back = local_referrer(f"/o/{org}/") or fallback
+    return await render_template("tasks/confirm_release.html", task=task, back=back)
+
+
+async def back_to(change: Change) -> str:
+    """Where a plain form post returns: the page it came from, or the task's board."""
+    task = change.task
+    org = g.org.slug
+    back = local_referrer(f"/o/{org}/")
+    if back and not back.endswith("/release"):
+        return back
+    if task.story.sprint_id:
+        return url_for("board.board", org=org, sprint_id=task.story.sprint_id)
+    return url_for("planning.task_page", org=org, task_id=task.id)
+
+
+def board_context() -> tuple[int, BoardQuery] | None:
+    """The board (sprint id and view) the request came from, if it came from one."""
+    ref = local_referrer(f"/o/{g.org.slug}/sprints/")
+    if not ref:
+        return None
+    parts = urlsplit(ref)
+    tail = parts.path.rsplit("/", 1)[-1]
+    if not tail.isdigit():
+        return None
+    args = parse_qs(parts.query)
+    query = BoardQuery.parse(
+        (args.get("group") or [None])[0],
+        args.get("status", []),
+        (args.get("mine") or [None])[0],
+        (args.get("available") or [None])[0],
+    )
+    return int(tail), query
+
+
+async def render_after_change(
+    task_id: int, *, message: str = "", error: Refusal | None = None, status: int = 200
+) -> Any:
+    """The htmx answer: fresh copies of everything the change touched, swapped out of band.
+
+    On a board that is the header, the filter counts and the groups the task left and
+    joined; elsewhere (the task page) the task's card and history.
+    """
+    context = board_context()
+    async with get_db().read() as db:
+        task = await db.scalar(select(Task).where(Task.id == task_id, Task.org_id == g.org.id))
+        view: BoardView | None = None
+        if context is not None:
+            sprint_id, query = context
+            try:
+                view = await load_view(db, g.org.id, sprint_id, query, g.user.id, today())
+            except NotFound:
+                view = None
+        history = None
+        if view is None and task is not None:
+            history = await task_history(db, g.org.id, task.id)
+    touched: list[str] = []
+    if view is not None and task is not None:
+        touched = [view.group_for(task)]
+        if view.query.group == "status":
+            touched = [g_.key for g_ in view.groups]  # the card may have left any of them
+    html = await render_template(
+        "board/_after_change.html",
+        view=view,
+        task=task,
+        touched=touched,
+        history=history,
+        message=message,
+        error=error,
+    )
+    return html, status
+
+
+async def answer_refusal(refusal: Refusal, task_id: int) -> Any:
+    """Say why nothing changed, on the page the person is looking at."""
+    if is_htmx():
+        return await render_after_change(task_id, error=refusal, status=refusal.status)
+    context = board_context()
+    if context is not None and not isinstance(refusal, NotFound):
+        return await render_board(context[0], context[1], error=refusal)
+    return (
+        await render_template("errors/error.html", status=refusal.status, message=refusal.message),
+        refusal.status,
+    )
+
+
+@bp.get("/o/<org>/sprints")
+@org_member_required
+async def sprints(org: str) -> Any:
+    """List the organization's sprints; owners create and advance them here."""
+    async with get_db().read() as db:
+        rows = list(
+            await db.scalars(
+                select(Sprint).where(Sprint.org_id == g.org.id).order_by(Sprint.start_date.desc())
+            )
+        )
+        story_counts = dict(
+            (
+                await db.execute(
+                    select(Story.sprint_id, func.count(Story.id))
+                    .where(Story.org_id == g.org.id)
+                    .group_by(Story.sprint_id)
+                )
+            ).tuples()
+        )
+    return await render_template(
+        "board/sprints.html", sprints=rows, story_counts=story_counts, SprintStatus=SprintStatus
+    )
+
+
+@bp.post("/o/<org>/sprints")
+@org_member_required
+async def create_sprint(org: str) -> Any:
+    """Plan a new sprint (owners)."""
+    require_role(Role.OWNER)
+    form = await request.form
+    try:
+        name = clean_title(form.get("name"), "sprint")
+        start = _parse_date(form.get("start_date"), "start_date", "start date")
+        end = _parse_date(form.get("end_date"), "end_date", "end date")
+        if end < start:
+            raise Invalid("The sprint must end on or after its start date.", field="end_date")
+    except Invalid as refusal:
+        await flash(refusal.message, "error")
+        return redirect(url_for("board.sprints", org=org)), 303
+    org_id = g.org.id
+
+    async def create(db: Any) -> Sprint:
+        sprint = Sprint(
+            org_id=org_id,
+            name=name,
+            goal=(form.get("goal") or "").strip(),
+            start_date=start,
+            end_date=end,
+        )
+        db.add(sprint)
+        await db.flush()
+        return sprint
+
+    await get_db().write(create)
+    await flash(f"Sprint “{name}” is planned.", "success")
+    return redirect(url_for("board.sprints", org=org)), 303
+
+
+@bp.post("/o/<org>/sprints/<int:sprint_id>/advance")
+@org_member_required
+async def advance_sprint(org: str, sprint_id: int) -> Any:
+    """Move a sprint one step on: planning → active → review → completed (owners)."""
+    require_role(Role.OWNER)
+    org_id = g.org.id
+
+    async def advance(db: Any) -> str:
+        sprint = await db.scalar(
+            select(Sprint).where(Sprint.id == sprint_id, Sprint.org_id == org_id)
+        )
+        if sprint is None:
+            raise NotFound(f"There is no sprint #{sprint_id} here.")
+        nxt = SprintStatus(sprint.status).next
+        if nxt is None:
+            raise Conflict(f"“{sprint.name}” is already completed.")
+        if nxt is SprintStatus.ACTIVE:
+            active = await db.scalar(
+                select(Sprint.name).where(
+                    Sprint.org_id == org_id, Sprint.status == SprintStatus.ACTIVE.value
+                )
+            )
+            if active:
+                raise Conflict(f"“{active}” is still active; move it to review first.")
+        sprint.status = nxt.value
+        return f"“{sprint.name}” is now {nxt.value}."
+
+    try:
+        message = await get_db().write(advance)
+        await flash(message, "success")
+    except Refusal as refusal:
+        if isinstance(refusal, NotFound):
+            raise
+        await flash(refusal.message, "error")
+    return redirect(url_for("board.sprints", org=org)), 303
+
+
+def _parse_date(value: str | None, field: str, what: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat((value or "").strip())
+    except ValueError:
+        raise Invalid(f"Give the {what} as a date (YYYY-MM-DD).", field=field) from None

@@ -1,0 +1,162 @@
+"""The database: declarative base, engines, and the one way to run a write.
+
+Reads use `Database.read()`. Writes go through `Database.write(fn)`, which runs `fn`
+inside one transaction that is shielded from request cancellation: Quart cancels a
+handler when its client disconnects, and a cancellation landing between BEGIN and
+COMMIT would otherwise leave a pooled connection inside a transaction (every later
+write then fails). The shielded task always finishes with COMMIT or ROLLBACK.
+
+On SQLite, writes also go through one connection behind an asyncio lock (a single
+writer per process) and begin with BEGIN IMMEDIATE, so a transaction never has to
+upgrade a read lock to a write lock, which is where "database is locked" comes from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+T = TypeVar("T")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Base of every model; constraint names follow one convention on every database."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware.
+
+    SQLite has no time zones and hands back naive values; PostgreSQL keeps them.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """Now, in UTC, to the microsecond."""
+    return dt.datetime.now(dt.UTC)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def ensure_sqlite_directory(url: str) -> None:
+    """Create the folder of a SQLite file (`instance/` by default) if it is missing."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
+    """WAL, a busy timeout, foreign keys, and our own BEGIN statement."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below emit BEGIN instead of the driver.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+
+class Database:
+    """Engines and sessions of one app; created in `before_serving`, closed after."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sqlite = is_sqlite(url)
+        if self.sqlite:
+            ensure_sqlite_directory(url)
+            self.read_engine = create_async_engine(url, pool_size=8, max_overflow=8)
+            _configure_sqlite(self.read_engine, begin="BEGIN")
+            self.write_engine = create_async_engine(url, pool_size=1, max_overflow=0)
+            _configure_sqlite(self.write_engine, begin="BEGIN IMMEDIATE")
+            self._write_lock: asyncio.Lock | None = asyncio.Lock()
+        else:
+            self.read_engine = create_async_engine(
+                url, pool_size=10, max_overflow=20, pool_pre_ping=True
+            )
+            self.write_engine = self.read_engine
+            self._write_lock = None
+        self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reading; whatever it began is rolled back at the end."""
+        async with self._reader() as session:
+            yield session
+
+    async def write(self, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run `fn(session)` in one write transaction that cancellation cannot split.
+
+        If the caller is cancelled (its client went away), the transaction still runs
+        to COMMIT or ROLLBACK in its own task; only the caller stops waiting.
+        """
+        task = asyncio.ensure_future(self._run_write(fn))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return await asyncio.shield(task)
+
+    async def _run_write(self, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        lock = self._write_lock or contextlib.nullcontext()
+        async with lock, self._writer() as session, session.begin():
+            return await fn(session)
+
+    async def close(self) -> None:
+        """Let shielded writes finish, then close every connection."""
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        await self.read_engine.dispose()
+        if self.write_engine is not self.read_engine:
+            await self.write_engine.dispose()

@@ -1,0 +1,79 @@
+"""Append to and read the per-organization event log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import utcnow
+from app.models import Organization, Task, TaskEvent
+
+
+async def next_event_id(session: AsyncSession, org_id: int) -> int:
+    """Allocate the organization's next event id inside the current transaction.
+
+    Incrementing a counter on the organization row locks that row until COMMIT, so
+    two changes in one organization take their ids in the order they commit. A
+    database sequence would not give that on PostgreSQL (a transaction holding a
+    lower id can commit later), and a stream that trusts ids would skip the event.
+    """
+    result = await session.execute(
+        update(Organization)
+        .where(Organization.id == org_id)
+        .values(last_event_id=Organization.last_event_id + 1)
+        .returning(Organization.last_event_id)
+    )
+    return int(result.scalar_one())
+
+
+async def append_event(
+    session: AsyncSession,
+    *,
+    type: str,
+    task: Task,
+    actor_id: int | None,
+    old_status: str | None = None,
+    new_status: str | None = None,
+    owner_id: int | None = None,
+    previous_owner_id: int | None = None,
+    sprint_id: int | None = None,
+) -> TaskEvent:
+    """Write one event row for a change to `task`, in the caller's transaction."""
+    event = TaskEvent(
+        org_id=task.org_id,
+        id=await next_event_id(session, task.org_id),
+        type=type,
+        task_id=task.id,
+        story_id=task.story_id,
+        sprint_id=sprint_id,
+        actor_id=actor_id,
+        owner_id=owner_id,
+        previous_owner_id=previous_owner_id,
+        old_status=old_status,
+        new_status=new_status,
+        title=task.title,
+        created_at=utcnow(),
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def last_event_id(session: AsyncSession, org_id: int) -> int:
+    """The id of the newest event of an organization (0 when it has none)."""
+    value = await session.scalar(
+        select(Organization.last_event_id).where(Organization.id == org_id)
+    )
+    return int(value or 0)
+
+
+async def task_history(session: AsyncSession, org_id: int, task_id: int) -> Sequence[TaskEvent]:
+    """Every event of one task, newest first."""
+    rows = await session.scalars(
+        select(TaskEvent)
+        .where(TaskEvent.org_id == org_id, TaskEvent.task_id == task_id)
+        .order_by(TaskEvent.id.desc())
+    )
+    return rows.all()

@@ -1,0 +1,31 @@
+"""The JSON shape of an event (the replaced system's fields, plus id and organization)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.models import TaskEvent
+from app.timefmt import iso
+
+
+def _sid(value: int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def event_json(event: TaskEvent) -> dict[str, Any]:
+    """`{"id", "organization_id", "type", "task_id", …, "timestamp"}` for one event."""
+    return {
+        "id": event.id,
+        "organization_id": str(event.org_id),
+        "type": event.type,
+        "task_id": _sid(event.task_id),
+        "story_id": _sid(event.story_id),
+        "sprint_id": _sid(event.sprint_id),
+        "owner_user_id": _sid(event.owner_id),
+        "previous_owner_user_id": _sid(event.previous_owner_id),
+        "old_status": event.old_status,
+        "new_status": event.new_status,
+        "changed_by_user_id": _sid(event.actor_id),
+        "title": event.title,
+        "timestamp": iso(event.created_at),
+    }

@@ -1,0 +1,204 @@
+"""Take, start, pause, complete, release: who may do what, from which status.
+
+Each action is one compare-and-set UPDATE (`WHERE status = <seen> AND version =
+<seen>`), so when two people act on one task at the same moment exactly one UPDATE
+matches; the other is told who won. The change and its event row share the caller's
+transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from app.db import utcnow
+from app.errors import Conflict, Forbidden, NotFound
+from app.events.log import append_event
+from app.models import Role, Task, TaskEvent, TaskStatus, User
+from app.timefmt import ago
+
+AVAILABLE, OWNED, INPROGRESS, COMPLETED = (
+    TaskStatus.AVAILABLE,
+    TaskStatus.OWNED,
+    TaskStatus.INPROGRESS,
+    TaskStatus.COMPLETED,
+)
+
+
+class Action(enum.StrEnum):
+    TAKE = "take"
+    START = "start"
+    PAUSE = "pause"
+    COMPLETE = "complete"
+    RELEASE = "release"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the life-cycle table in PRODUCT.md."""
+
+    sources: frozenset[TaskStatus]
+    target: TaskStatus
+    owner_only: bool
+    event_type: str
+    button: str  # what the button says
+    past: str  # "took", for messages and toasts
+
+
+RULES: dict[Action, Rule] = {
+    Action.TAKE: Rule(frozenset({AVAILABLE}), OWNED, False, "ownership_taken", "I'm on it", "took"),
+    Action.START: Rule(frozenset({OWNED}), INPROGRESS, True, "status_changed", "Start", "started"),
+    Action.PAUSE: Rule(frozenset({INPROGRESS}), OWNED, True, "status_changed", "Pause", "paused"),
+    Action.COMPLETE: Rule(
+        frozenset({OWNED, INPROGRESS}), COMPLETED, True, "status_changed", "Done", "completed"
+    ),
+    Action.RELEASE: Rule(
+        frozenset({OWNED, INPROGRESS}), AVAILABLE, True, "ownership_released", "Give up", "released"
+    ),
+}
+
+
+def actions_from(status: TaskStatus) -> list[Action]:
+    """The actions a task in `status` offers, in button order."""
+    return [action for action, rule in RULES.items() if status in rule.sources]
+
+
+def action_for_target(current: TaskStatus, target: TaskStatus) -> Action | None:
+    """The action that moves a task from `current` to `target`, if there is one."""
+    for action, rule in RULES.items():
+        if rule.target is target and current in rule.sources:
+            return action
+    return None
+
+
+@dataclass(frozen=True)
+class Change:
+    """A committed-to-be change: the task as it now is, and its event."""
+
+    task: Task
+    event: TaskEvent
+    action: Action
+
+    @property
+    def message(self) -> str:
+        return f"You {RULES[self.action].past} “{self.task.title}”."
+
+
+async def load_task(session: AsyncSession, org_id: int, task_id: int) -> Task:
+    """The task with this id in this organization, or NotFound."""
+    task = await session.scalar(
+        select(Task)
+        .where(Task.id == task_id, Task.org_id == org_id)
+        .execution_options(populate_existing=True)
+    )
+    if task is None:
+        raise NotFound(f"There is no task #{task_id} here.")
+    return task
+
+
+def check(task: Task, action: Action, actor: User, role: Role, now: dt.datetime) -> Rule:
+    """Raise the refusal a person should read if `actor` may not `action` the task now."""
+    rule = RULES[action]
+    if not role.can_contribute:
+        raise Forbidden("Viewers can follow the board but not change tasks.")
+    status = task.status_enum
+    holder = task.owner
+    mine = task.owner_id == actor.id
+    if action is Action.TAKE and status is not AVAILABLE:
+        if mine:
+            raise Conflict(f"You already hold “{task.title}”.")
+        if holder is not None:
+            raise Conflict(
+                f"{holder.name} took “{task.title}” {ago(task.owned_at, now)}; "
+                "it is no longer available."
+            )
+    if rule.owner_only and status is AVAILABLE:
+        raise Conflict(f"“{task.title}” is available: take it first.")
+    if rule.owner_only and not mine and holder is not None:
+        raise Conflict(
+            f"Only {holder.name}, who took “{task.title}” {ago(task.owned_at, now)}, "
+            f"can {action.value} it."
+        )
+    if status not in rule.sources:
+        raise Conflict(_wrong_status_message(task, action))
+    return rule
+
+
+def _wrong_status_message(task: Task, action: Action) -> str:
+    status = task.status_enum
+    if status is COMPLETED:
+        return f"“{task.title}” is already done."
+    if action is Action.START and status is INPROGRESS:
+        return f"“{task.title}” is already in progress."
+    if action is Action.PAUSE and status is OWNED:
+        return f"“{task.title}” is not in progress, so it cannot be paused."
+    return f"“{task.title}” is {status.label.lower()}; it cannot be {RULES[action].past} now."
+
+
+async def perform(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    task_id: int,
+    action: Action,
+    actor: User,
+    role: Role,
+) -> Change:
+    """Apply one life-cycle action and write its event, in the caller's transaction."""
+    for _attempt in range(3):
+        now = utcnow()
+        task = await load_task(session, org_id, task_id)
+        rule = check(task, action, actor, role, now)
+        old_status, old_owner_id = task.status, task.owner_id
+        values: dict[str, object] = {
+            "status": rule.target.value,
+            "version": task.version + 1,
+            "updated_at": now,
+        }
+        if action is Action.TAKE:
+            values |= {"owner_id": actor.id, "owned_at": now}
+        elif action is Action.RELEASE:
+            values |= {"owner_id": None, "owned_at": None, "estimate_hours": None}
+        elif action is Action.COMPLETE:
+            values["completed_at"] = now
+        result = await session.execute(
+            update(Task)
+            .where(
+                Task.id == task.id,
+                Task.status == old_status,
+                Task.version == task.version,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            break
+        # Someone changed the task between our read and our update: read it again,
+        # so the refusal (or the retry) is based on what they did.
+    else:
+        raise Conflict("This task is changing very fast; try again in a moment.")
+
+    for key, value in values.items():
+        set_committed_value(task, key, value)
+    set_committed_value(
+        task,
+        "owner",
+        None if task.owner_id is None else (actor if task.owner_id == actor.id else task.owner),
+    )
+    event = await append_event(
+        session,
+        type=rule.event_type,
+        task=task,
+        actor_id=actor.id,
+        old_status=old_status,
+        new_status=rule.target.value,
+        owner_id=task.owner_id,
+        previous_owner_id=old_owner_id,
+        sprint_id=task.story.sprint_id,
+    )
+    return Change(task=task, event=event, action=action)

@@ -1,0 +1,72 @@
+"""Helpers shared by the HTML blueprints and templates."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import urlsplit
+
+from quart import Quart, g, request
+
+from app.auth.csrf import csrf_token
+from app.models import Role, Story, Task, TaskStatus
+from app.tasks.lifecycle import RULES, Action, actions_from
+from app.timefmt import ago, iso
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def dom_id(obj: object) -> str:
+    """The one id an object's element carries in every page, answer and broadcast."""
+    if isinstance(obj, Task):
+        return f"task-{obj.id}"
+    if isinstance(obj, Story):
+        return f"story-{obj.id}"
+    raise TypeError(f"no dom id for {type(obj).__name__}")
+
+
+def local_referrer(prefix: str) -> str | None:
+    """The page the request came from, if it is one of ours under `prefix`."""
+    ref = request.headers.get("HX-Current-URL") or request.headers.get("Referer")
+    if not ref:
+        return None
+    parts = urlsplit(ref)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    if not parts.path.startswith(prefix):
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def install_template_helpers(app: Quart) -> None:
+    app.jinja_env.globals.update(
+        csrf_token=csrf_token,
+        dom_id=dom_id,
+        actions_from=actions_from,
+        RULES=RULES,
+        Action=Action,
+        TaskStatus=TaskStatus,
+        Role=Role,
+    )
+    app.jinja_env.filters.update(ago=ago, iso=iso)
+
+    @app.context_processor
+    async def memberships_context() -> dict[str, Any]:
+        """The organizations the signed-in person can switch between (full pages only)."""
+        from app.auth.accounts import memberships_of
+        from app.auth.guards import get_db
+
+        user = g.get("user")
+        if user is None or is_htmx():
+            return {"memberships": []}
+        async with get_db().read() as db:
+            return {"memberships": list(await memberships_of(db, user.id))}
+
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
