@@ -170,15 +170,12 @@ async def sprints(org: str) -> Any:
                 select(Sprint).where(Sprint.org_id == g.org.id).order_by(Sprint.start_date.desc())
             )
         )
-        story_counts = dict(
-            (
-                await db.execute(
-                    select(Story.sprint_id, func.count(Story.id))
-                    .where(Story.org_id == g.org.id)
-                    .group_by(Story.sprint_id)
-                )
-            ).tuples()
+        counted = await db.execute(
+            select(Story.sprint_id, func.count(Story.id))
+            .where(Story.org_id == g.org.id)
+            .group_by(Story.sprint_id)
         )
+        story_counts = {sprint_id: n for sprint_id, n in counted}
     return await render_template(
         "board/sprints.html", sprints=rows, story_counts=story_counts, SprintStatus=SprintStatus
     )

@@ -1,0 +1,103 @@
+"""Fixtures: the real app on a real database whose schema the migrations built."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from quart import Quart
+from quart.typing import TestClientProtocol
+
+from app import create_app
+from app.db import Database
+from app.migrate import upgrade
+from app.models import User
+from app.demo import load_demo
+from tests.factories import Scene, build_scene
+from tests.server import Server, running_server
+
+CSRF = "test-csrf-token"
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per run; each test gets a copy."""
+    path = tmp_path_factory.mktemp("schema") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def database_url(migrated_sqlite: Path, tmp_path: Path) -> str:
+    target = tmp_path / "sprintboard.db"
+    shutil.copy(migrated_sqlite, target)
+    return f"sqlite+aiosqlite:///{target}"
+
+
+def app_config(database_url: str, **extra: object) -> dict[str, object]:
+    return {
+        "DATABASE_URL": database_url,
+        "ENV": "development",
+        "SECRET_KEY": "test-secret-key",
+        "OIDC_ISSUER": None,
+        "OIDC_CLIENT_ID": None,
+        "REDIS_URL": None,
+        **extra,
+    }
+
+
+@pytest.fixture
+async def app(database_url: str) -> AsyncIterator[Quart]:
+    """The real app, started (before_serving ran) on this test's database."""
+    application = create_app(app_config(database_url))
+    async with application.test_app():
+        yield application
+
+
+@pytest.fixture
+def db(app: Quart) -> Database:
+    return app.extensions["db"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def scene(db: Database) -> Scene:
+    """Two organizations, four people in acme, a sprint with stories and tasks."""
+    return await build_scene(db)
+
+
+@pytest.fixture
+def client(app: Quart) -> TestClientProtocol:
+    return app.test_client()
+
+
+async def sign_in(client: TestClientProtocol, user: User) -> TestClientProtocol:
+    """Give the test client a signed-in session (the form itself is tested separately)."""
+    async with client.session_transaction() as session:
+        session["uid"] = user.id
+        session["sv"] = user.session_version
+        session["csrf"] = CSRF
+    return client
+
+
+@pytest.fixture
+def sign_in_as(app: Quart):  # type: ignore[no-untyped-def]
+    """`await sign_in_as(user)` → a fresh client signed in as that user."""
+
+    async def make(user: User) -> TestClientProtocol:
+        return await sign_in(app.test_client(), user)
+
+    return make
+
+
+@pytest.fixture
+async def demo_server(database_url: str) -> AsyncIterator[Server]:
+    """A real Hypercorn process on a database holding the demo data."""
+    db = Database(database_url)
+    try:
+        await load_demo(db, progress=lambda _m: None)
+    finally:
+        await db.close()
+    with running_server(database_url) as server:
+        yield server

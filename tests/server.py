@@ -1,0 +1,86 @@
+"""A real Hypercorn process serving the app, for tests where the server's behaviour matters."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+READY_LINE = "Running on"
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    process: subprocess.Popen[str]
+    log: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(database_url: str, **env: str) -> Server:
+    """Start `python -m app serve` and return once it says it is listening."""
+    port = free_port()
+    environ = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SPRINTBOARD_ENV": "development",
+        "SECRET_KEY": "server-test-secret",
+        **env,
+    }
+    for name in ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "REDIS_URL"):
+        if name not in env:
+            environ.pop(name, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server = Server(f"http://127.0.0.1:{port}", port, process)
+    ready = threading.Event()
+
+    def drain() -> None:
+        # Keep reading so the pipe never fills; note when the server is listening.
+        assert process.stderr is not None
+        for line in process.stderr:
+            server.log.append(line)
+            if READY_LINE in line:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    if not ready.wait(START_TIMEOUT) or process.poll() is not None:
+        server.stop()
+        raise RuntimeError("server did not start:\n" + "".join(server.log))
+    return server
+
+
+@contextlib.contextmanager
+def running_server(database_url: str, **env: str) -> Iterator[Server]:
+    server = start_server(database_url, **env)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,464 @@
+"""The board in a real browser: headless Chromium (Playwright) against a real Hypercorn.
+
+Each test gets its own server on a fresh copy of the demo data (`demo_server`) and its
+own Chromium. JavaScript on means htmx answers swapped in place; JavaScript off means
+plain form posts and 303 redirects. Only Playwright's auto-waiting expectations wait.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright, expect
+
+from tests.server import Server
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+BOARD_URL = re.compile(r"/o/acme/sprints/\d+(\?.*)?$")
+# Any of a task's actions, by what its button says.
+TAKE, START, COMPLETE, RELEASE = (
+    "form[data-action=take] button",
+    "form[data-action=start] button",
+    "form[data-action=complete] button",
+    "form[data-action=release] button",
+)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def new_context(browser: Browser, *, js: bool = True) -> BrowserContext:
+    context = await browser.new_context(java_script_enabled=js)
+    context.set_default_timeout(10_000)
+    return context
+
+
+async def sign_in(context: BrowserContext, server: Server, email: str) -> Page:
+    """Sign in through the development form and land on the board."""
+    page = await context.new_page()
+    await page.goto(f"{server.url}/login")
+    form = page.locator("form[action$='/login/dev']")
+    await form.locator("[name=email]").fill(email)
+    await form.locator("button[type=submit]").click()
+    await expect(page).to_have_url(BOARD_URL)
+    await expect(page.locator("#sprint-header")).to_be_visible()
+    return page
+
+
+async def board_as(browser: Browser, server: Server, email: str, *, js: bool = True) -> Page:
+    return await sign_in(await new_context(browser, js=js), server, email)
+
+
+async def user_id(page: Page) -> str:
+    uid = await page.locator("body").get_attribute("data-user-id")
+    assert uid
+    return uid
+
+
+async def int_attr(locator: Locator, name: str) -> int:
+    value = await locator.get_attribute(name)
+    assert value is not None and value.isdigit(), f"{name}={value!r}"
+    return int(value)
+
+
+async def available_card(page: Page) -> Locator:
+    """An available card whose "I'm on it" button is visible, by its stable id."""
+    cards = page.locator("[data-task-id][data-status=available]").filter(
+        has=page.locator(f"{TAKE}:visible")
+    )
+    await expect(cards.first).to_be_visible()
+    task_id = await cards.first.get_attribute("data-task-id")
+    return page.locator(f"#task-{task_id}")
+
+
+async def my_held_card(page: Page) -> Locator:
+    """A card the signed-in person owns (owned or in progress)."""
+    uid = await user_id(page)
+    cards = page.locator(
+        f"[data-task-id][data-owner-id='{uid}']:is([data-status=owned],[data-status=inprogress])"
+    )
+    await expect(cards.first).to_be_visible()
+    task_id = await cards.first.get_attribute("data-task-id")
+    return page.locator(f"#task-{task_id}")
+
+
+async def chip_count(page: Page, status: str) -> int:
+    return await int_attr(page.locator(f"a.chip[data-value={status}] .chip-count"), "data-count")
+
+
+async def group_count(page: Page, key: str) -> int:
+    return await int_attr(page.locator(f"[data-group='{key}']"), "data-count")
+
+
+async def mark_page(page: Page) -> list[str]:
+    """Set a marker a page load would wipe, and record main-frame navigations."""
+    await page.evaluate("window.__marker = 1")
+    navigations: list[str] = []
+    page.on("framenavigated", lambda f: navigations.append(f.url) if f == page.main_frame else None)
+    return navigations
+
+
+async def assert_no_page_load(page: Page, navigations: list[str]) -> None:
+    assert await page.evaluate("window.__marker") == 1
+    assert navigations == []
+
+
+async def assert_group_counts_match_cards(page: Page) -> None:
+    groups = page.locator("[data-group]")
+    assert await groups.count() > 0
+    for i in range(await groups.count()):
+        group = groups.nth(i)
+        cards = await group.locator("[data-task-id]").count()
+        assert await int_attr(group, "data-count") == cards, await group.get_attribute("data-group")
+
+
+# --- sign-in ---------------------------------------------------------------------------
+
+
+async def test_dev_sign_in_form_lands_on_the_active_sprint_board(
+    demo_server: Server, browser: Browser
+):
+    context = await new_context(browser)
+    page = await context.new_page()
+    await page.goto(f"{demo_server.url}/login")
+    form = page.locator("form[action$='/login/dev']")
+    await form.locator("[name=email]").fill("bob@example.com")
+    await form.locator("button[type=submit]").click()
+
+    await expect(page).to_have_url(BOARD_URL)
+    await expect(page.locator("#sprint-header")).to_be_visible()
+    await expect(page.locator("[data-task-id]").first).to_be_visible()
+    assert await page.locator("[data-task-id]").count() >= 12
+    await expect(page.locator("body")).to_have_attribute("data-user-id", re.compile(r"\S+"))
+
+    # `/` sends a signed-in person straight to the same board.
+    board = page.url
+    await page.goto(f"{demo_server.url}/")
+    await expect(page).to_have_url(board)
+
+
+# --- with JavaScript: htmx answers, no page load --------------------------------------
+
+
+@pytest.mark.parametrize("group", ["story", "status"])
+async def test_take_start_complete_with_js_update_card_header_and_counts_without_page_load(
+    demo_server: Server, browser: Browser, group: str
+):
+    page = await board_as(browser, demo_server, "bob@example.com")
+    if group == "status":
+        await page.goto(page.url.split("?")[0] + "?group=status")
+        await expect(page.locator("[data-group=available]")).to_be_visible()
+    header = page.locator("#sprint-header")
+    done = await int_attr(header, "data-done")
+    available, owned = await chip_count(page, "available"), await chip_count(page, "owned")
+    if group == "status":
+        available_group = await group_count(page, "available")
+        owned_group = await group_count(page, "owned")
+        completed_group = await group_count(page, "completed")
+    card = await available_card(page)
+    task_id = await card.get_attribute("data-task-id")
+    uid = await user_id(page)
+    navigations = await mark_page(page)
+
+    await card.locator(TAKE).click()
+
+    await expect(card).to_have_attribute("data-status", "owned")
+    await expect(card).to_have_attribute("data-owner-id", uid)
+    await expect(card).to_have_attribute("data-owner", "Bob Baker")
+    await expect(card.locator(".owner-you")).to_be_visible()
+    await expect(card.locator(".owner-you")).to_have_text(re.compile(r"\bYou\b"))
+    await expect(card.locator(".owner-name")).to_be_hidden()
+    await expect(page.locator("#flash")).to_contain_text("You took")
+    await expect(page.locator("a.chip[data-value=available] .chip-count")).to_have_attribute(
+        "data-count", str(available - 1)
+    )
+    await expect(page.locator("a.chip[data-value=owned] .chip-count")).to_have_attribute(
+        "data-count", str(owned + 1)
+    )
+    await expect(header).to_have_attribute("data-done", str(done))
+    if group == "status":
+        await expect(page.locator("[data-group=available]")).to_have_attribute(
+            "data-count", str(available_group - 1)
+        )
+        await expect(page.locator("[data-group=owned]")).to_have_attribute(
+            "data-count", str(owned_group + 1)
+        )
+        await expect(page.locator(f"[data-group=owned] #task-{task_id}")).to_be_visible()
+    await assert_group_counts_match_cards(page)
+    await assert_no_page_load(page, navigations)
+
+    await card.locator(START).click()
+    await expect(card).to_have_attribute("data-status", "inprogress")
+    await expect(card.locator(COMPLETE)).to_be_visible()
+
+    await card.locator(COMPLETE).click()
+    await expect(card).to_have_attribute("data-status", "completed")
+    await expect(header).to_have_attribute("data-done", str(done + 1))
+    await expect(page.locator("#flash")).to_contain_text("You completed")
+    if group == "status":
+        await expect(page.locator("[data-group=completed]")).to_have_attribute(
+            "data-count", str(completed_group + 1)
+        )
+        await expect(page.locator(f"[data-group=completed] #task-{task_id}")).to_be_visible()
+    await assert_group_counts_match_cards(page)
+    await assert_no_page_load(page, navigations)
+
+    # The server kept it: a fresh load shows the same.
+    await page.reload()
+    await expect(page.locator(f"#task-{task_id}")).to_have_attribute("data-status", "completed")
+    await expect(page.locator("#sprint-header")).to_have_attribute("data-done", str(done + 1))
+
+
+# --- without JavaScript: plain form posts --------------------------------------------
+
+
+async def test_take_and_complete_without_js_post_forms_and_redirect_to_the_board(
+    demo_server: Server, browser: Browser
+):
+    page = await board_as(browser, demo_server, "bob@example.com", js=False)
+    board = page.url
+    header = page.locator("#sprint-header")
+    done = await int_attr(header, "data-done")
+    card = await available_card(page)
+    title = (await card.locator(".card-title").inner_text()).strip()
+
+    async with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        await card.locator(TAKE).click()
+    assert (await posted.value).status == 303
+    await expect(page).to_have_url(board)
+    await expect(page.locator("#flash")).to_contain_text(f"You took “{title}”")
+    await expect(card).to_have_attribute("data-status", "owned")
+    await expect(card).to_have_attribute("data-owner", "Bob Baker")
+    await expect(card.locator(".owner-you")).to_be_visible()
+
+    async with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        await card.locator(COMPLETE).click()
+    assert (await posted.value).status == 303
+    await expect(page).to_have_url(board)
+    await expect(page.locator("#flash")).to_contain_text(f"You completed “{title}”")
+    await expect(card).to_have_attribute("data-status", "completed")
+    await expect(header).to_have_attribute("data-done", str(done + 1))
+
+
+# --- releasing asks first ---------------------------------------------------------------
+
+
+async def test_release_with_js_asks_a_native_confirm_and_only_accepting_releases(
+    demo_server: Server, browser: Browser
+):
+    page = await board_as(browser, demo_server, "bob@example.com")
+    card = await my_held_card(page)
+    task_id = await card.get_attribute("data-task-id")
+    status = await card.get_attribute("data-status")
+    title = (await card.locator(".card-title").inner_text()).strip()
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    dialogs: list[str] = []
+
+    async def dismiss(dialog):  # type: ignore[no-untyped-def]
+        dialogs.append(f"{dialog.type}: {dialog.message}")
+        await dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    await card.locator(RELEASE).click()
+    await page.evaluate("1")  # the page has run past confirm()
+    assert len(dialogs) == 1 and dialogs[0].startswith("confirm:") and title in dialogs[0]
+    assert posts == []
+    await expect(card).to_have_attribute("data-status", status or "")
+    await page.reload()
+    card = page.locator(f"#task-{task_id}")
+    await expect(card).to_have_attribute("data-status", status or "")
+    await expect(card).to_have_attribute("data-owner-id", await user_id(page))
+
+    async def accept(dialog):  # type: ignore[no-untyped-def]
+        dialogs.append(f"{dialog.type}: {dialog.message}")
+        await dialog.accept()
+
+    page.once("dialog", accept)
+    navigations = await mark_page(page)
+    await card.locator(RELEASE).click()
+    await expect(card).to_have_attribute("data-status", "available")
+    await expect(card).to_have_attribute("data-owner-id", "")
+    await expect(card).to_have_attribute("data-owner", "")
+    await expect(page.locator("#flash")).to_contain_text("You released")
+    assert len(dialogs) == 2
+    await assert_no_page_load(page, navigations)
+
+
+async def test_release_without_js_goes_through_a_confirmation_page(
+    demo_server: Server, browser: Browser
+):
+    page = await board_as(browser, demo_server, "bob@example.com", js=False)
+    board = page.url
+    card = await my_held_card(page)
+    task_id = await card.get_attribute("data-task-id")
+    status = await card.get_attribute("data-status")
+    title = (await card.locator(".card-title").inner_text()).strip()
+
+    # "Keep it" goes back with nothing changed.
+    await card.locator(RELEASE).click()
+    await expect(page).to_have_url(re.compile(rf"/o/acme/tasks/{task_id}/release\??$"))
+    await expect(page.locator("h1")).to_contain_text(title)
+    await page.get_by_role("link", name="Keep it").click()
+    await expect(page).to_have_url(board)
+    await expect(page.locator(f"#task-{task_id}")).to_have_attribute("data-status", status or "")
+
+    await page.locator(f"#task-{task_id}").locator(RELEASE).click()
+    await expect(page).to_have_url(re.compile(rf"/o/acme/tasks/{task_id}/release\??$"))
+    async with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        await page.get_by_role("button", name="Yes, give it up").click()
+    assert (await posted.value).status == 303
+    await expect(page).to_have_url(board)
+    card = page.locator(f"#task-{task_id}")
+    await expect(card).to_have_attribute("data-status", "available")
+    await expect(card).to_have_attribute("data-owner-id", "")
+    await expect(page.locator("#flash")).to_contain_text(f"You released “{title}”")
+
+
+# --- refusals carry a sentence and fresh copies ---------------------------------------
+
+
+async def carol_takes(browser: Browser, server: Server, task_id: str) -> None:
+    carol = await board_as(browser, server, "carol@example.com")
+    card = carol.locator(f"#task-{task_id}")
+    await card.locator(TAKE).click()
+    await expect(card).to_have_attribute("data-status", "owned")
+    await expect(card).to_have_attribute("data-owner", "Carol Chen")
+
+
+async def test_stale_take_with_js_is_refused_with_a_sentence_and_a_fresh_card(
+    demo_server: Server, browser: Browser
+):
+    bob = await board_as(browser, demo_server, "bob@example.com")
+    card = await available_card(bob)
+    task_id = await card.get_attribute("data-task-id")
+    assert task_id
+
+    await carol_takes(browser, demo_server, task_id)
+    await expect(card).to_have_attribute("data-status", "available")  # bob's copy is stale
+
+    navigations = await mark_page(bob)
+    async with bob.expect_response(lambda r: r.request.method == "POST") as posted:
+        await card.locator(TAKE).click()
+    assert (await posted.value).status == 409
+    await expect(bob.locator("#flash")).to_contain_text("Carol")
+    await expect(bob.locator("#flash")).to_contain_text("no longer available")
+    await expect(card).to_have_attribute("data-status", "owned")
+    await expect(card).to_have_attribute("data-owner", "Carol Chen")
+    await expect(card.locator(".owner-name")).to_be_visible()
+    await expect(card.locator(".owner-you")).to_be_hidden()
+    await expect(card.locator(f"{TAKE}:visible")).to_have_count(0)
+    await assert_no_page_load(bob, navigations)
+
+
+async def test_stale_take_without_js_answers_409_page_with_the_sentence(
+    demo_server: Server, browser: Browser
+):
+    bob = await board_as(browser, demo_server, "bob@example.com", js=False)
+    card = await available_card(bob)
+    task_id = await card.get_attribute("data-task-id")
+    assert task_id
+
+    await carol_takes(browser, demo_server, task_id)
+
+    async with bob.expect_response(lambda r: r.request.method == "POST") as posted:
+        await card.locator(TAKE).click()
+    assert (await posted.value).status == 409
+    await expect(bob.locator("#flash")).to_contain_text("Carol")
+    await expect(bob.locator("#flash")).to_contain_text("no longer available")
+    await expect(card).to_have_attribute("data-status", "owned")
+    await expect(card).to_have_attribute("data-owner", "Carol Chen")
+
+
+# --- roles ----------------------------------------------------------------------------
+
+
+async def test_viewer_sees_no_action_buttons_on_any_card(demo_server: Server, browser: Browser):
+    page = await board_as(browser, demo_server, "victor@example.com")
+    await expect(page.locator("[data-task-id]").first).to_be_visible()
+    assert await page.locator("form[data-action]").count() > 0  # in the markup, hidden by CSS
+    await expect(page.locator("form[data-action]:visible")).to_have_count(0)
+    await expect(page.locator("[data-task-id] button:visible")).to_have_count(0)
+
+
+# --- grouping and filters live in the URL ---------------------------------------------
+
+
+async def assert_showing_matches(page: Page) -> None:
+    cards = await page.locator("[data-task-id]").count()
+    total = await int_attr(page.locator("#sprint-header"), "data-total")
+    showing = page.locator("#showing")
+    await expect(showing).to_contain_text(f"Showing {cards} of {total}")
+    await expect(showing).to_have_attribute("data-shown", str(cards))
+
+
+async def test_grouping_and_status_filter_live_in_the_url(demo_server: Server, browser: Browser):
+    page = await board_as(browser, demo_server, "bob@example.com")
+    await assert_group_counts_match_cards(page)
+    await assert_showing_matches(page)
+
+    await (
+        page.locator("#board-filters .segmented")
+        .get_by_role("link", name="Status", exact=True)
+        .click()
+    )
+    await expect(page).to_have_url(re.compile(r"[?&]group=status(&|$)"))
+    await expect(page.locator("[data-group=available]")).to_be_visible()
+    await expect(page.locator("#board")).to_have_attribute("data-group-by", "status")
+    await assert_group_counts_match_cards(page)
+    await assert_showing_matches(page)
+
+    await page.locator("a.chip[data-value=owned]").click()
+    await expect(page).to_have_url(re.compile(r"[?&]status=owned(&|$)"))
+    await expect(page).to_have_url(re.compile(r"[?&]group=status(&|$)"))
+    await expect(page.locator("a.chip[data-value=owned]")).to_have_attribute("aria-pressed", "true")
+    cards = page.locator("[data-task-id]")
+    await expect(cards.first).to_be_visible()
+    await expect(page.locator("[data-task-id]:not([data-status=owned])")).to_have_count(0)
+    assert await cards.count() == await chip_count(page, "owned")
+    await assert_group_counts_match_cards(page)
+    await assert_showing_matches(page)
+
+    # A second chip adds to the filter; both stay in the URL.
+    await page.locator("a.chip[data-value=inprogress]").click()
+    await expect(page).to_have_url(re.compile(r"[?&]status=inprogress(&|$)"))
+    await expect(page).to_have_url(re.compile(r"[?&]status=owned(&|$)"))
+    await expect(page).to_have_url(re.compile(r"[?&]group=status(&|$)"))
+    await expect(
+        page.locator("[data-task-id]:not([data-status=owned]):not([data-status=inprogress])")
+    ).to_have_count(0)
+    await assert_group_counts_match_cards(page)
+    await assert_showing_matches(page)
+
+    # The URL alone carries the view: a fresh load shows the same.
+    url = page.url
+    await page.reload()
+    await expect(page).to_have_url(url)
+    await expect(page.locator("a.chip[data-value=owned]")).to_have_attribute("aria-pressed", "true")
+    await expect(page.locator("a.chip[data-value=inprogress]")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    await expect(
+        page.locator("#board-filters .segmented").get_by_role("link", name="Status", exact=True)
+    ).to_have_attribute("aria-current", "true")
+    await assert_showing_matches(page)
