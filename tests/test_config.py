@@ -1,0 +1,66 @@
+"""Settings from the environment, and the safety rules around them."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import create_app
+from app.config import ConfigError, Settings
+from tests.conftest import app_config
+
+
+def test_defaults_match_the_contract():
+    settings = Settings.from_env({})
+    assert settings.database_url == "sqlite+aiosqlite:///instance/sprintboard.db"
+    assert settings.base_url == "http://127.0.0.1:8000"
+    assert settings.port == 8000 and settings.max_streams_per_user == 16
+    assert settings.env == "production" and settings.redis_url is None
+
+
+def test_production_names_what_is_missing():
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"SECRET_KEY": "x"}).checked()
+    assert "OIDC_ISSUER" in str(refused.value) and "SECRET_KEY" not in str(refused.value)
+
+
+def test_development_gets_a_fresh_secret_per_start():
+    one = Settings.from_env({"SPRINTBOARD_ENV": "development"}).checked()
+    two = Settings.from_env({"SPRINTBOARD_ENV": "development"}).checked()
+    assert one.secret_key and two.secret_key and one.secret_key != two.secret_key
+
+
+@pytest.mark.parametrize(
+    ("env", "enabled"),
+    [
+        ({"SPRINTBOARD_ENV": "development"}, True),
+        ({"SPRINTBOARD_ENV": "development", "OIDC_ISSUER": "https://id.example",
+          "OIDC_CLIENT_ID": "sb"}, False),
+        ({"SPRINTBOARD_ENV": "production", "SECRET_KEY": "s", "OIDC_ISSUER": "https://id.example",
+          "OIDC_CLIENT_ID": "sb"}, False),
+    ],
+)
+def test_dev_sign_in_only_in_development_without_oidc(env: dict[str, str], enabled: bool):
+    assert Settings.from_env(env).checked().dev_login_enabled is enabled
+
+
+async def test_dev_sign_in_route_is_gone_outside_development(database_url: str):
+    app = create_app(app_config(database_url, ENV="production", OIDC_ISSUER="https://id.example",
+                                OIDC_CLIENT_ID="sb"))
+    async with app.test_app():
+        client = app.test_client()
+        response = await client.post("/login/dev", form={"email": "alice@example.com"})
+        assert response.status_code in (403, 404)
+
+
+def test_https_base_url_makes_cookies_secure_and_host_prefixed(database_url: str):
+    app = create_app(app_config(database_url, BASE_URL="https://board.example"))
+    assert app.config["SESSION_COOKIE_NAME"].startswith("__Host-")
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SESSION_COOKIE_HTTPONLY"] is True
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+
+
+async def test_health_reports_database_and_broker(app, client):
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert await response.get_json() == {"status": "ok", "database": "ok", "broker": "memory"}
