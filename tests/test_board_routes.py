@@ -34,8 +34,16 @@ def groups(html: str) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r'data-group="([^"]+)" data-count="(\d+)"', html)}
 
 
-async def post_action(client, scene: Scene, task_id: int, action: str, *, htmx: bool = False,
-                      referer: str | None = None, csrf: str | None = CSRF):
+async def post_action(
+    client,
+    scene: Scene,
+    task_id: int,
+    action: str,
+    *,
+    htmx: bool = False,
+    referer: str | None = None,
+    csrf: str | None = CSRF,
+):
     headers = {**(HX if htmx else {})}
     if referer:
         headers["HX-Current-URL" if htmx else "Referer"] = "http://localhost" + referer
@@ -65,12 +73,21 @@ async def test_board_carries_every_dom_hook(sign_in_as, scene: Scene):
     header = re.search(r'<header id="sprint-header"([^>]*)>', html)
     assert header
     facts = dict(re.findall(r'data-([\w-]+)="([^"]*)"', header.group(1)))
-    assert facts == {"progress": "0", "done": "0", "total": "6", "days-remaining": "5",
-                     "stories": "2"}
+    assert facts == {
+        "progress": "0",
+        "done": "0",
+        "total": "6",
+        "days-remaining": "5",
+        "stories": "2",
+    }
     task = scene.acme.tasks[0]
     assert attrs(html, task.id) == {
-        "task-id": str(task.id), "status": "available", "owner-id": "", "owner": "",
-        "story-id": str(task.story_id), "version": "1",
+        "task-id": str(task.id),
+        "status": "available",
+        "owner-id": "",
+        "owner": "",
+        "story-id": str(task.story_id),
+        "version": "1",
     }
     assert 'data-action="take"' in html
     assert re.search(r'id="toasts"[^>]*role="status"[^>]*aria-live="polite"', html)
@@ -150,8 +167,9 @@ async def test_each_action_with_htmx_answers_fresh_fragments(
     task = scene.acme.tasks[0]
     for step in setup:
         await act(db, scene.acme, task, Action(step), scene.bob)
-    response = await post_action(client, scene, task.id, action, htmx=True,
-                                 referer=board_url(scene))
+    response = await post_action(
+        client, scene, task.id, action, htmx=True, referer=board_url(scene)
+    )
     html = await response.get_data(as_text=True)
     assert response.status_code == 200
     assert attrs(html, task.id)["status"] == status
@@ -161,8 +179,9 @@ async def test_each_action_with_htmx_answers_fresh_fragments(
 
 
 @pytest.mark.parametrize("action", ["take", "start", "pause", "complete"])
-async def test_each_action_without_htmx_redirects(db: Database, sign_in_as, scene: Scene,
-                                                   action: str):
+async def test_each_action_without_htmx_redirects(
+    db: Database, sign_in_as, scene: Scene, action: str
+):
     client = await sign_in_as(scene.bob)
     task = scene.acme.tasks[0]
     setup = {"take": (), "start": ("take",), "pause": ("take", "start"), "complete": ("take",)}
@@ -173,12 +192,14 @@ async def test_each_action_without_htmx_redirects(db: Database, sign_in_as, scen
     assert response.headers["Location"] == board_url(scene)
 
 
-async def test_status_grouping_moves_the_card_between_columns(db: Database, sign_in_as,
-                                                              scene: Scene):
+async def test_status_grouping_moves_the_card_between_columns(
+    db: Database, sign_in_as, scene: Scene
+):
     client = await sign_in_as(scene.bob)
     task = scene.acme.tasks[0]
-    response = await post_action(client, scene, task.id, "take", htmx=True,
-                                 referer=board_url(scene, "?group=status"))
+    response = await post_action(
+        client, scene, task.id, "take", htmx=True, referer=board_url(scene, "?group=status")
+    )
     html = await response.get_data(as_text=True)
     assert groups(html) == {"available": 5, "owned": 1, "inprogress": 0, "completed": 0}
 
@@ -216,8 +237,13 @@ async def test_taking_a_held_task_says_who_holds_it_and_changes_nothing(
     ],
 )
 async def test_refused_actions_change_nothing(
-    db: Database, sign_in_as, scene: Scene, who: str, task_index: int | None, action: str,
-    status: int
+    db: Database,
+    sign_in_as,
+    scene: Scene,
+    who: str,
+    task_index: int | None,
+    action: str,
+    status: int,
 ):
     client = await sign_in_as(scene.people[who])
     if task_index is None:
@@ -228,8 +254,9 @@ async def test_refused_actions_change_nothing(
         task_id = scene.acme.tasks[task_index].id
     before = await snapshot(db)
     for htmx in (False, True):
-        response = await post_action(client, scene, task_id, action, htmx=htmx,
-                                     referer=board_url(scene))
+        response = await post_action(
+            client, scene, task_id, action, htmx=htmx, referer=board_url(scene)
+        )
         assert response.status_code == status
         body = await response.get_data(as_text=True)
         assert re.search(r">[^<>]{10,}\.</(p|h1)>", body)  # a sentence, not a bare code
@@ -248,8 +275,9 @@ async def test_a_missing_or_wrong_csrf_token_is_refused(db: Database, sign_in_as
 async def test_htmx_sends_the_csrf_token_as_a_header(db: Database, sign_in_as, scene: Scene):
     client = await sign_in_as(scene.bob)
     task = scene.acme.tasks[0]
-    response = await client.post(f"/o/acme/tasks/{task.id}/take",
-                                 headers={**HX, "X-CSRF-Token": CSRF})
+    response = await client.post(
+        f"/o/acme/tasks/{task.id}/take", headers={**HX, "X-CSRF-Token": CSRF}
+    )
     assert response.status_code == 200
     assert (await fetch_task(db, task.id)).status == "owned"
 
@@ -258,8 +286,11 @@ async def test_cross_site_posts_are_refused(db: Database, sign_in_as, scene: Sce
     client = await sign_in_as(scene.bob)
     before = await snapshot(db)
     for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
-        response = await client.post(f"/o/acme/tasks/{scene.acme.tasks[0].id}/take",
-                                     form={"csrf_token": CSRF}, headers=headers)
+        response = await client.post(
+            f"/o/acme/tasks/{scene.acme.tasks[0].id}/take",
+            form={"csrf_token": CSRF},
+            headers=headers,
+        )
         assert response.status_code == 403
     assert await snapshot(db) == before
 
@@ -278,8 +309,11 @@ async def test_cross_site_posts_are_refused(db: Database, sign_in_as, scene: Sce
 )
 async def test_another_organizations_pages_are_not_found(sign_in_as, scene: Scene, path: str):
     client = await sign_in_as(scene.bob)
-    url = path.format(globex_sprint=scene.globex.sprint.id, globex_task=scene.globex.tasks[0].id,
-                      globex_story=scene.globex.stories[0].id)
+    url = path.format(
+        globex_sprint=scene.globex.sprint.id,
+        globex_task=scene.globex.tasks[0].id,
+        globex_story=scene.globex.stories[0].id,
+    )
     assert (await client.get(url)).status_code == 404
 
 
@@ -292,7 +326,7 @@ async def test_task_page_shows_history_newest_first(db: Database, sign_in_as, sc
     shown = [int(i) for i in re.findall(r'<li data-event-id="(\d+)"', html)]
     logged = [e.id for e in await events_of(db, task.id)]
     assert shown == sorted(logged, reverse=True)
-    assert "Bob</strong>" in html and "from <span class=\"status-word\">In progress" in html
+    assert "Bob</strong>" in html and 'from <span class="status-word">In progress' in html
 
 
 async def test_release_without_javascript_asks_first(sign_in_as, db: Database, scene: Scene):
@@ -315,8 +349,12 @@ async def test_members_add_and_edit_tasks_from_the_board(db: Database, sign_in_a
     assert form_page.status_code == 200
     created = await client.post(
         f"/o/acme/stories/{story.id}/tasks/new",
-        form={"csrf_token": CSRF, "title": "  Write the docs  ", "ac_refs": "AC2",
-              "estimate_hours": "3"},
+        form={
+            "csrf_token": CSRF,
+            "title": "  Write the docs  ",
+            "ac_refs": "AC2",
+            "estimate_hours": "3",
+        },
     )
     assert created.status_code == 303
     board = await (await client.get(board_url(scene))).get_data(as_text=True)
@@ -346,8 +384,9 @@ async def test_bad_task_fields_are_explained_and_change_nothing(
 ):
     client = await sign_in_as(scene.bob)
     before = await snapshot(db)
-    response = await client.post(f"/o/acme/stories/{scene.acme.stories[0].id}/tasks/new",
-                                 form={"csrf_token": CSRF, **fields})
+    response = await client.post(
+        f"/o/acme/stories/{scene.acme.stories[0].id}/tasks/new", form={"csrf_token": CSRF, **fields}
+    )
     assert response.status_code == 422
     assert words in await response.get_data(as_text=True)
     assert await snapshot(db) == before
@@ -356,8 +395,10 @@ async def test_bad_task_fields_are_explained_and_change_nothing(
 async def test_viewers_cannot_add_tasks(db: Database, sign_in_as, scene: Scene):
     client = await sign_in_as(scene.victor)
     before = await snapshot(db)
-    response = await client.post(f"/o/acme/stories/{scene.acme.stories[0].id}/tasks/new",
-                                 form={"csrf_token": CSRF, "title": "sneaky"})
+    response = await client.post(
+        f"/o/acme/stories/{scene.acme.stories[0].id}/tasks/new",
+        form={"csrf_token": CSRF, "title": "sneaky"},
+    )
     assert response.status_code == 403
     assert await snapshot(db) == before
 
@@ -365,31 +406,48 @@ async def test_viewers_cannot_add_tasks(db: Database, sign_in_as, scene: Scene):
 async def test_owners_add_and_edit_stories_members_cannot(sign_in_as, scene: Scene):
     sprint = scene.acme.sprint
     member = await sign_in_as(scene.bob)
-    refused = await member.post(f"/o/acme/sprints/{sprint.id}/stories/new",
-                                form={"csrf_token": CSRF, "title": "Nope", "points": "2"})
+    refused = await member.post(
+        f"/o/acme/sprints/{sprint.id}/stories/new",
+        form={"csrf_token": CSRF, "title": "Nope", "points": "2"},
+    )
     assert refused.status_code == 403
 
     owner = await sign_in_as(scene.alice)
     created = await owner.post(
         f"/o/acme/sprints/{sprint.id}/stories/new",
-        form={"csrf_token": CSRF, "title": "Export the board", "points": "5",
-              "ac-1-given": "a board", "ac-1-when": "I export it", "ac-1-then": "I get a CSV"},
+        form={
+            "csrf_token": CSRF,
+            "title": "Export the board",
+            "points": "5",
+            "ac-1-given": "a board",
+            "ac-1-when": "I export it",
+            "ac-1-then": "I get a CSV",
+        },
     )
     assert created.status_code == 303
     board = await (await owner.get(board_url(scene))).get_data(as_text=True)
     assert "Export the board" in board and 'data-stories="3"' in board
-    story_id = int(re.search(r'group-story-(\d+)', created.headers["Location"]).group(1))
+    story_id = int(re.search(r"group-story-(\d+)", created.headers["Location"]).group(1))
     edited = await owner.post(
         f"/o/acme/stories/{story_id}/edit",
-        form={"csrf_token": CSRF, "title": "Export the board as CSV", "points": "3",
-              "ac-1-given": "a board", "ac-1-when": "I export it", "ac-1-then": "I get a CSV",
-              "ac-2-given": "an empty sprint", "ac-2-when": "I export", "ac-2-then": "I get headers"},
+        form={
+            "csrf_token": CSRF,
+            "title": "Export the board as CSV",
+            "points": "3",
+            "ac-1-given": "a board",
+            "ac-1-when": "I export it",
+            "ac-1-then": "I get a CSV",
+            "ac-2-given": "an empty sprint",
+            "ac-2-when": "I export",
+            "ac-2-then": "I get headers",
+        },
     )
     assert edited.status_code == 303
     board = await (await owner.get(board_url(scene))).get_data(as_text=True)
     assert "Export the board as CSV" in board and "AC2" in board
-    bad = await owner.post(f"/o/acme/stories/{story_id}/edit",
-                           form={"csrf_token": CSRF, "title": "x", "points": "9"})
+    bad = await owner.post(
+        f"/o/acme/stories/{story_id}/edit", form={"csrf_token": CSRF, "title": "x", "points": "9"}
+    )
     assert bad.status_code == 422
 
 
@@ -397,8 +455,9 @@ async def test_dev_sign_in_form_signs_in_and_out(app: Quart, scene: Scene):
     client = app.test_client()
     page = await (await client.get("/login")).get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    signed_in = await client.post("/login/dev", form={"csrf_token": token,
-                                                      "email": "bob@example.com"})
+    signed_in = await client.post(
+        "/login/dev", form={"csrf_token": token, "email": "bob@example.com"}
+    )
     assert signed_in.status_code == 303
     assert (await client.get(board_url(scene))).status_code == 200
     board = await (await client.get(board_url(scene))).get_data(as_text=True)
@@ -411,8 +470,9 @@ async def test_dev_sign_in_refuses_strangers(app: Quart, scene: Scene):
     client = app.test_client()
     page = await (await client.get("/login")).get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    response = await client.post("/login/dev", form={"csrf_token": token,
-                                                     "email": "mallory@example.com"})
+    response = await client.post(
+        "/login/dev", form={"csrf_token": token, "email": "mallory@example.com"}
+    )
     assert response.status_code == 303
     assert "/login" in response.headers["Location"]
     assert (await client.get(board_url(scene))).status_code == 302
@@ -420,16 +480,23 @@ async def test_dev_sign_in_refuses_strangers(app: Quart, scene: Scene):
 
 async def test_owners_plan_and_advance_sprints_one_step_at_a_time(sign_in_as, scene: Scene):
     owner = await sign_in_as(scene.alice)
-    created = await owner.post("/o/acme/sprints", form={
-        "csrf_token": CSRF, "name": "Next sprint", "start_date": "2026-12-01",
-        "end_date": "2026-12-14"})
+    created = await owner.post(
+        "/o/acme/sprints",
+        form={
+            "csrf_token": CSRF,
+            "name": "Next sprint",
+            "start_date": "2026-12-01",
+            "end_date": "2026-12-14",
+        },
+    )
     assert created.status_code == 303
     page = await (await owner.get("/o/acme/sprints")).get_data(as_text=True)
-    new_id = int(re.findall(r'/o/acme/sprints/(\d+)/advance', page)[0])
+    new_id = int(re.findall(r"/o/acme/sprints/(\d+)/advance", page)[0])
     # Another sprint is active, so this one cannot become active yet.
     await owner.post(f"/o/acme/sprints/{new_id}/advance", form={"csrf_token": CSRF})
     page = await (await owner.get("/o/acme/sprints")).get_data(as_text=True)
     assert "still active" in page
     member = await sign_in_as(scene.bob)
-    assert (await member.post(f"/o/acme/sprints/{new_id}/advance",
-                              form={"csrf_token": CSRF})).status_code == 403
+    assert (
+        await member.post(f"/o/acme/sprints/{new_id}/advance", form={"csrf_token": CSRF})
+    ).status_code == 403

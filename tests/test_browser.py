@@ -404,6 +404,10 @@ async def test_viewer_sees_no_action_buttons_on_any_card(demo_server: Server, br
 # --- grouping and filters live in the URL ---------------------------------------------
 
 
+def group_by_link(page: Page, name: str) -> Locator:
+    return page.locator("#board-filters .segmented").get_by_role("link", name=name, exact=True)
+
+
 async def assert_showing_matches(page: Page) -> None:
     cards = await page.locator("[data-task-id]").count()
     total = await int_attr(page.locator("#sprint-header"), "data-total")
@@ -458,7 +462,5 @@ async def test_grouping_and_status_filter_live_in_the_url(demo_server: Server, b
     await expect(page.locator("a.chip[data-value=inprogress]")).to_have_attribute(
         "aria-pressed", "true"
     )
-    await expect(
-        page.locator("#board-filters .segmented").get_by_role("link", name="Status", exact=True)
-    ).to_have_attribute("aria-current", "true")
+    await expect(group_by_link(page, "Status")).to_have_attribute("aria-current", "true")
     await assert_showing_matches(page)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
 import struct
@@ -40,13 +41,19 @@ async def check_consistency(db: Database) -> None:
     """The event log and the tasks tell the same story, with no gap in event ids."""
     async with db.read() as s:
         for org in await s.scalars(select(Organization)):
-            ids = list(await s.scalars(
-                select(TaskEvent.id).where(TaskEvent.org_id == org.id).order_by(TaskEvent.id)))
+            ids = list(
+                await s.scalars(
+                    select(TaskEvent.id).where(TaskEvent.org_id == org.id).order_by(TaskEvent.id)
+                )
+            )
             assert ids == list(range(1, org.last_event_id + 1)), "event ids have a gap"
         for task in await s.scalars(select(Task)):
             last = await s.scalar(
-                select(TaskEvent).where(TaskEvent.task_id == task.id)
-                .order_by(TaskEvent.id.desc()).limit(1))
+                select(TaskEvent)
+                .where(TaskEvent.task_id == task.id)
+                .order_by(TaskEvent.id.desc())
+                .limit(1)
+            )
             assert last is not None
             assert last.new_status == task.status, f"task {task.id} disagrees with its log"
             expected_owner = None if task.status == "available" else last.owner_id
@@ -61,8 +68,9 @@ async def test_twenty_simultaneous_takes_have_one_winner(
     async def add_people(session) -> list:
         people = [await make_user(session, f"racer{i}") for i in range(20)]
         for person in people:
-            session.add(Membership(org_id=scene.acme.org.id, user_id=person.id,
-                                   role=Role.MEMBER.value))
+            session.add(
+                Membership(org_id=scene.acme.org.id, user_id=person.id, role=Role.MEMBER.value)
+            )
         return people
 
     racers = await db.write(add_people)
@@ -77,8 +85,9 @@ async def test_twenty_simultaneous_takes_have_one_winner(
 
         async def take(token: str) -> httpx.Response:
             await start.wait()
-            return await http.put(f"/api/v1/tasks/{task.id}/ownership",
-                                  headers={"Authorization": f"Bearer {token}"})
+            return await http.put(
+                f"/api/v1/tasks/{task.id}/ownership", headers={"Authorization": f"Bearer {token}"}
+            )
 
         racing = [asyncio.create_task(take(t)) for t in tokens]
         start.set()
@@ -109,10 +118,8 @@ async def send_and_abort(server: Server, request: bytes, delay: float, reset: bo
         # SO_LINGER 0: close with a TCP reset, as a load generator that drops requests does.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.close()
-    try:
+    with contextlib.suppress(ConnectionError, OSError):
         await writer.wait_closed()
-    except (ConnectionError, OSError):
-        pass
     del reader
 
 
@@ -138,8 +145,12 @@ async def test_requests_dropped_mid_change_leave_every_write_working(
     tokens = {who: await token_for(db, scene.people[who]) for who in ("bob", "carol")}
     tasks = scene.acme.tasks[:4]
     rng = random.Random(20261125)
-    actions = [("PUT", "ownership"), ("DELETE", "ownership"), ("POST", "work/start"),
-               ("POST", "work/complete")]
+    actions = [
+        ("PUT", "ownership"),
+        ("DELETE", "ownership"),
+        ("POST", "work/start"),
+        ("POST", "work/complete"),
+    ]
 
     for round_ in range(40):
         batch = []
@@ -147,8 +158,12 @@ async def test_requests_dropped_mid_change_leave_every_write_working(
             task = rng.choice(tasks)
             method, suffix = rng.choice(actions[:2] if round_ % 3 else actions)
             who = rng.choice(["bob", "carol"])
-            request = raw_request(method, f"/api/v1/tasks/{task.id}/{suffix}", tokens[who],
-                                  unfinished_body=rng.random() < 0.75)
+            request = raw_request(
+                method,
+                f"/api/v1/tasks/{task.id}/{suffix}",
+                tokens[who],
+                unfinished_body=rng.random() < 0.75,
+            )
             delay = rng.choice([0, 0.0005, 0.001, 0.002, 0.003, 0.005])
             batch.append(send_and_abort(server, request, delay, reset=rng.random() < 0.5))
         await asyncio.gather(*batch)
@@ -159,18 +174,22 @@ async def test_requests_dropped_mid_change_leave_every_write_working(
         for task in scene.acme.tasks:
             current = (await http.get(f"/api/v1/tasks/{task.id}", headers=headers)).json()
             if current["status"] != "available" and current["owner_user_id"] == str(scene.bob.id):
-                assert (await http.delete(f"/api/v1/tasks/{task.id}/ownership",
-                                          headers=headers)).status_code == 200
+                assert (
+                    await http.delete(f"/api/v1/tasks/{task.id}/ownership", headers=headers)
+                ).status_code == 200
             elif current["status"] != "available":
                 carol = {"Authorization": f"Bearer {tokens['carol']}"}
                 if current["status"] != "completed":
-                    assert (await http.delete(f"/api/v1/tasks/{task.id}/ownership",
-                                              headers=carol)).status_code == 200
+                    assert (
+                        await http.delete(f"/api/v1/tasks/{task.id}/ownership", headers=carol)
+                    ).status_code == 200
                 continue
-            assert (await http.put(f"/api/v1/tasks/{task.id}/ownership",
-                                   headers=headers)).status_code == 200
-            assert (await http.post(f"/api/v1/tasks/{task.id}/work/start",
-                                    headers=headers)).status_code == 200
+            assert (
+                await http.put(f"/api/v1/tasks/{task.id}/ownership", headers=headers)
+            ).status_code == 200
+            assert (
+                await http.post(f"/api/v1/tasks/{task.id}/work/start", headers=headers)
+            ).status_code == 200
         assert (await http.get("/healthz")).json()["database"] == "ok"
     assert "cannot start a transaction" not in "".join(server.log)
     assert "database is locked" not in "".join(server.log)

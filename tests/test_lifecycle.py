@@ -12,7 +12,12 @@ from app.models import Role, TaskStatus
 from app.tasks.lifecycle import Action, action_for_target, actions_from, perform
 from tests.factories import Scene, act, events_of, fetch_task, snapshot
 
-A, O, I, C = (TaskStatus.AVAILABLE, TaskStatus.OWNED, TaskStatus.INPROGRESS, TaskStatus.COMPLETED)
+AVAILABLE, OWNED, WORKING, DONE = (
+    TaskStatus.AVAILABLE,
+    TaskStatus.OWNED,
+    TaskStatus.INPROGRESS,
+    TaskStatus.COMPLETED,
+)
 
 
 async def test_take_makes_the_taker_owner_and_logs_ownership_taken(db: Database, scene: Scene):
@@ -22,7 +27,11 @@ async def test_take_makes_the_taker_owner_and_logs_ownership_taken(db: Database,
     assert (after.status, after.owner_id) == ("owned", scene.bob.id)
     assert after.owned_at is not None and after.version == task.version + 1
     event = (await events_of(db, task.id))[-1]
-    assert (event.type, event.old_status, event.new_status) == ("ownership_taken", "available", "owned")
+    assert (event.type, event.old_status, event.new_status) == (
+        "ownership_taken",
+        "available",
+        "owned",
+    )
     assert (event.actor_id, event.owner_id) == (scene.bob.id, scene.bob.id)
 
 
@@ -68,7 +77,11 @@ async def test_release_clears_owner_and_estimate(db: Database, scene: Scene):
     await act(db, scene.acme, task, Action.RELEASE, scene.bob)
     after = await fetch_task(db, task.id)
     assert (after.status, after.owner_id, after.owned_at, after.estimate_hours) == (
-        "available", None, None, None)
+        "available",
+        None,
+        None,
+        None,
+    )
     event = (await events_of(db, task.id))[-1]
     assert event.previous_owner_id == scene.bob.id and event.owner_id is None
 
@@ -160,8 +173,16 @@ async def test_another_organizations_task_is_not_found(db: Database, scene: Scen
     foreign = scene.globex.tasks[0]
     before = await snapshot(db)
     with pytest.raises(NotFound):
-        await db.write(lambda s: perform(s, org_id=scene.acme.org.id, task_id=foreign.id,
-                                         action=Action.TAKE, actor=scene.bob, role=Role.MEMBER))
+        await db.write(
+            lambda s: perform(
+                s,
+                org_id=scene.acme.org.id,
+                task_id=foreign.id,
+                action=Action.TAKE,
+                actor=scene.bob,
+                role=Role.MEMBER,
+            )
+        )
     assert await snapshot(db) == before
 
 
@@ -178,15 +199,15 @@ async def test_event_ids_count_up_per_organization(db: Database, scene: Scene):
 
 
 def test_the_rules_table_matches_the_product():
-    assert actions_from(A) == [Action.TAKE]
-    assert actions_from(O) == [Action.START, Action.COMPLETE, Action.RELEASE]
-    assert actions_from(I) == [Action.PAUSE, Action.COMPLETE, Action.RELEASE]
-    assert actions_from(C) == []
-    assert action_for_target(O, I) is Action.START
-    assert action_for_target(I, O) is Action.PAUSE
-    assert action_for_target(A, O) is Action.TAKE
-    assert action_for_target(I, A) is Action.RELEASE
-    assert action_for_target(C, A) is None
+    assert actions_from(AVAILABLE) == [Action.TAKE]
+    assert actions_from(OWNED) == [Action.START, Action.COMPLETE, Action.RELEASE]
+    assert actions_from(WORKING) == [Action.PAUSE, Action.COMPLETE, Action.RELEASE]
+    assert actions_from(DONE) == []
+    assert action_for_target(OWNED, WORKING) is Action.START
+    assert action_for_target(WORKING, OWNED) is Action.PAUSE
+    assert action_for_target(AVAILABLE, OWNED) is Action.TAKE
+    assert action_for_target(WORKING, AVAILABLE) is Action.RELEASE
+    assert action_for_target(DONE, AVAILABLE) is None
 
 
 @pytest.mark.parametrize(

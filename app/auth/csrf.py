@@ -60,11 +60,14 @@ async def protect() -> None:
     if g.get("via_token"):
         return
     sent = request.headers.get("X-CSRF-Token")
-    if sent is None and request.path.startswith("/api/"):
-        # JSON bodies and PUT/PATCH/DELETE cannot be sent cross-site without a CORS
-        # preflight, which we never grant; a plain-form POST could be, so not those.
-        if request.method != "POST" or request.mimetype == "application/json":
-            return
+    # JSON bodies and PUT/PATCH/DELETE cannot be sent cross-site without a CORS
+    # preflight, which we never grant; a plain-form POST could be, so not those.
+    if (
+        sent is None
+        and request.path.startswith("/api/")
+        and (request.method != "POST" or request.mimetype == "application/json")
+    ):
+        return
     if sent is None and request.mimetype in (
         "application/x-www-form-urlencoded",
         "multipart/form-data",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from quart import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
 
 from app.auth.guards import get_db, org_member_required, require_role
 from app.board import bp
@@ -99,14 +100,7 @@ def board_context() -> tuple[int, BoardQuery] | None:
     tail = parts.path.rsplit("/", 1)[-1]
     if not tail.isdigit():
         return None
-    args = parse_qs(parts.query)
-    query = BoardQuery.parse(
-        (args.get("group") or [None])[0],
-        args.get("status", []),
-        (args.get("mine") or [None])[0],
-        (args.get("available") or [None])[0],
-    )
-    return int(tail), query
+    return int(tail), query_from_args(MultiDict(parse_qsl(parts.query)))
 
 
 async def render_after_change(

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -237,11 +236,13 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
-            "(status = 'available' AND owner_id IS NULL) OR (status <> 'available' AND owner_id IS NOT NULL)",
+            "(status = 'available' AND owner_id IS NULL)"
+            " OR (status <> 'available' AND owner_id IS NOT NULL)",
             name=op.f("ck_task_owner_matches_status"),
         ),
         sa.CheckConstraint(
-            "(status = 'completed' AND completed_at IS NOT NULL) OR (status <> 'completed' AND completed_at IS NULL)",
+            "(status = 'completed' AND completed_at IS NOT NULL)"
+            " OR (status <> 'completed' AND completed_at IS NULL)",
             name=op.f("ck_task_completed_at_matches_status"),
         ),
         sa.CheckConstraint(
