@@ -12,9 +12,9 @@ from quart.typing import TestClientProtocol
 
 from app import create_app
 from app.db import Database
+from app.demo import load_demo
 from app.migrate import upgrade
 from app.models import User
-from app.demo import load_demo
 from tests.factories import Scene, build_scene
 from tests.server import Server, running_server
 

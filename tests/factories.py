@@ -86,8 +86,10 @@ async def make_org(
             fields=StoryFields(
                 title=f"{slug} story {s + 1}",
                 points=3,
-                criteria=[CriterionFields("a user", "they act", "it works"),
-                          CriterionFields("a second case", "it happens", "it holds")],
+                criteria=[
+                    CriterionFields("a user", "they act", "it works"),
+                    CriterionFields("a second case", "it happens", "it holds"),
+                ],
             ),
             role=Role.OWNER,
         )
@@ -96,8 +98,9 @@ async def make_org(
             task, _ = await create_task(
                 session,
                 story=story,
-                fields=TaskFields(title=f"{slug} task {s + 1}.{t + 1}", ac_refs=["AC1"],
-                                  estimate_hours=2),
+                fields=TaskFields(
+                    title=f"{slug} task {s + 1}.{t + 1}", ac_refs=["AC1"], estimate_hours=2
+                ),
                 actor=owner,
                 role=Role.OWNER,
             )
@@ -107,12 +110,18 @@ async def make_org(
 
 async def build_scene(db: Database) -> Scene:
     async def build(session: AsyncSession) -> Scene:
-        people = {n: await make_user(session, n) for n in ("alice", "bob", "carol", "victor", "dave")}
+        people = {
+            n: await make_user(session, n) for n in ("alice", "bob", "carol", "victor", "dave")
+        }
         acme = await make_org(
             session,
             "acme",
-            [(people["alice"], Role.OWNER), (people["bob"], Role.MEMBER),
-             (people["carol"], Role.MEMBER), (people["victor"], Role.VIEWER)],
+            [
+                (people["alice"], Role.OWNER),
+                (people["bob"], Role.MEMBER),
+                (people["carol"], Role.MEMBER),
+                (people["victor"], Role.VIEWER),
+            ],
         )
         globex = await make_org(session, "globex", [(people["dave"], Role.OWNER)])
         return Scene(acme=acme, globex=globex, people=people)
@@ -120,10 +129,19 @@ async def build_scene(db: Database) -> Scene:
     return await db.write(build)
 
 
-async def act(db: Database, scene_org: OrgScene, task: Task, action: Action, user: User,
-              role: Role = Role.MEMBER) -> None:
-    await db.write(lambda s: perform(s, org_id=scene_org.org.id, task_id=task.id, action=action,
-                                     actor=user, role=role))
+async def act(
+    db: Database,
+    scene_org: OrgScene,
+    task: Task,
+    action: Action,
+    user: User,
+    role: Role = Role.MEMBER,
+) -> None:
+    await db.write(
+        lambda s: perform(
+            s, org_id=scene_org.org.id, task_id=task.id, action=action, actor=user, role=role
+        )
+    )
 
 
 async def fetch_task(db: Database, task_id: int) -> Task:
@@ -135,18 +153,28 @@ async def fetch_task(db: Database, task_id: int) -> Task:
 
 async def events_of(db: Database, task_id: int) -> list[TaskEvent]:
     async with db.read() as s:
-        return list(await s.scalars(
-            select(TaskEvent).where(TaskEvent.task_id == task_id).order_by(TaskEvent.id)
-        ))
+        return list(
+            await s.scalars(
+                select(TaskEvent).where(TaskEvent.task_id == task_id).order_by(TaskEvent.id)
+            )
+        )
 
 
 async def snapshot(db: Database) -> list[tuple[object, ...]]:
     """Every task's state and the event count: compare before and after a refusal."""
     async with db.read() as s:
-        rows = (await s.execute(
-            select(Task.id, Task.status, Task.owner_id, Task.version, Task.estimate_hours,
-                   Task.title).order_by(Task.id)
-        )).all()
+        rows = (
+            await s.execute(
+                select(
+                    Task.id,
+                    Task.status,
+                    Task.owner_id,
+                    Task.version,
+                    Task.estimate_hours,
+                    Task.title,
+                ).order_by(Task.id)
+            )
+        ).all()
         events = len(list(await s.scalars(select(TaskEvent.id))))
     return [tuple(r) for r in rows] + [("events", events)]
 

@@ -17,8 +17,13 @@ from app.models import Invitation, Membership, Organization, Sprint, Task, User
 
 def sprintboard(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {**os.environ, "DATABASE_URL": database_url, **env}
-    return subprocess.run([sys.executable, "-m", "app", *args], env=environ, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -67,8 +72,11 @@ async def test_demo_data_is_what_the_contract_promises(tmp_path: Path):
                 assert len(stories) >= 3 and len(tasks) >= 12
                 assert set(statuses) == {"available", "owned", "inprogress", "completed"}
                 assert statuses.count("available") >= 2
-                contributors = {email for (slug, email), role in roles.items()
-                                if slug == org.slug and role != "viewer"}
+                contributors = {
+                    email
+                    for (slug, email), role in roles.items()
+                    if slug == org.slug and role != "viewer"
+                }
                 owners = {t.owner.email for t in tasks if t.owner}
                 assert contributors <= owners
     finally:
@@ -76,11 +84,13 @@ async def test_demo_data_is_what_the_contract_promises(tmp_path: Path):
 
 
 async def test_org_member_and_token_commands(database_url: str):
-    created = sprintboard(database_url, "org", "create", "initech", "Initech",
-                          "--owner", "peter@example.com")
+    created = sprintboard(
+        database_url, "org", "create", "initech", "Initech", "--owner", "peter@example.com"
+    )
     assert created.returncode == 0, created.stderr
-    invited = sprintboard(database_url, "member", "add", "initech", "milton@example.com",
-                          "--role", "viewer")
+    invited = sprintboard(
+        database_url, "member", "add", "initech", "milton@example.com", "--role", "viewer"
+    )
     assert invited.returncode == 0 and "invited as viewer" in invited.stderr
     db = Database(database_url)
     try:
@@ -90,8 +100,11 @@ async def test_org_member_and_token_commands(database_url: str):
         # A token needs a person who has signed in; make one as sign-in would.
         from app.auth.accounts import sign_in_user
 
-        await db.write(lambda s: sign_in_user(s, issuer="urn:test", subject="p",
-                                              email="peter@example.com", name="Peter"))
+        await db.write(
+            lambda s: sign_in_user(
+                s, issuer="urn:test", subject="p", email="peter@example.com", name="Peter"
+            )
+        )
         token = sprintboard(database_url, "token", "create", "peter@example.com")
         assert token.returncode == 0, token.stderr
         printed = token.stdout.strip()
@@ -103,8 +116,9 @@ async def test_org_member_and_token_commands(database_url: str):
             assert member is not None and member.role == "owner"
             stored = [u.email for u in await s.scalars(select(User))]
         assert printed not in str(stored)
-        promoted = sprintboard(database_url, "member", "add", "initech", "peter@example.com",
-                               "--role", "member")
+        promoted = sprintboard(
+            database_url, "member", "add", "initech", "peter@example.com", "--role", "member"
+        )
         assert promoted.returncode == 0 and "is now member" in promoted.stderr
     finally:
         await db.close()
@@ -135,21 +149,29 @@ def test_an_unmigrated_database_says_what_to_do(tmp_path: Path):
 
 
 def test_production_refuses_to_serve_without_secrets(database_url: str):
-    result = sprintboard(database_url, "serve", SPRINTBOARD_ENV="production", SECRET_KEY="",
-                         OIDC_ISSUER="", OIDC_CLIENT_ID="")
+    result = sprintboard(
+        database_url,
+        "serve",
+        SPRINTBOARD_ENV="production",
+        SECRET_KEY="",
+        OIDC_ISSUER="",
+        OIDC_CLIENT_ID="",
+    )
     line = one_line_error(result)
     assert "SECRET_KEY" in line and "OIDC_ISSUER" in line
 
 
 def test_several_workers_need_redis(database_url: str):
-    result = sprintboard(database_url, "serve", "--workers", "2", SPRINTBOARD_ENV="development",
-                         REDIS_URL="")
+    result = sprintboard(
+        database_url, "serve", "--workers", "2", SPRINTBOARD_ENV="development", REDIS_URL=""
+    )
     assert "REDIS_URL" in one_line_error(result)
 
 
 def test_python_dash_m_app_is_the_same_command():
-    result = subprocess.run([sys.executable, "-m", "app", "--help"], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0
     for command in ("serve", "db", "demo", "org", "member", "token"):
         assert command in result.stdout

@@ -33,10 +33,23 @@ def test_development_gets_a_fresh_secret_per_start():
     ("env", "enabled"),
     [
         ({"SPRINTBOARD_ENV": "development"}, True),
-        ({"SPRINTBOARD_ENV": "development", "OIDC_ISSUER": "https://id.example",
-          "OIDC_CLIENT_ID": "sb"}, False),
-        ({"SPRINTBOARD_ENV": "production", "SECRET_KEY": "s", "OIDC_ISSUER": "https://id.example",
-          "OIDC_CLIENT_ID": "sb"}, False),
+        (
+            {
+                "SPRINTBOARD_ENV": "development",
+                "OIDC_ISSUER": "https://id.example",
+                "OIDC_CLIENT_ID": "sb",
+            },
+            False,
+        ),
+        (
+            {
+                "SPRINTBOARD_ENV": "production",
+                "SECRET_KEY": "s",
+                "OIDC_ISSUER": "https://id.example",
+                "OIDC_CLIENT_ID": "sb",
+            },
+            False,
+        ),
     ],
 )
 def test_dev_sign_in_only_in_development_without_oidc(env: dict[str, str], enabled: bool):
@@ -44,8 +57,11 @@ def test_dev_sign_in_only_in_development_without_oidc(env: dict[str, str], enabl
 
 
 async def test_dev_sign_in_route_is_gone_outside_development(database_url: str):
-    app = create_app(app_config(database_url, ENV="production", OIDC_ISSUER="https://id.example",
-                                OIDC_CLIENT_ID="sb"))
+    app = create_app(
+        app_config(
+            database_url, ENV="production", OIDC_ISSUER="https://id.example", OIDC_CLIENT_ID="sb"
+        )
+    )
     async with app.test_app():
         client = app.test_client()
         response = await client.post("/login/dev", form={"email": "alice@example.com"})

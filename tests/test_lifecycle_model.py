@@ -38,7 +38,9 @@ TABLE = {
 }
 
 
-def expected(status: str, owner: str | None, action: Action, who: str) -> tuple[str, str | None] | type:
+def expected(
+    status: str, owner: str | None, action: Action, who: str
+) -> tuple[str, str | None] | type:
     """The model: the new (status, owner), or the kind of refusal."""
     if who == "victor":
         return Forbidden
@@ -83,12 +85,22 @@ class LifeCycle(RuleBasedStateMachine):
         outcome = expected(status, owner, action, who)
         user = self.scene.people[who]
         try:
-            self.run(self.db.write(lambda s: perform(
-                s, org_id=self.org_id, task_id=task_id, action=action, actor=user,
-                role=ROLES[who])))
+            self.run(
+                self.db.write(
+                    lambda s: perform(
+                        s,
+                        org_id=self.org_id,
+                        task_id=task_id,
+                        action=action,
+                        actor=user,
+                        role=ROLES[who],
+                    )
+                )
+            )
         except (Conflict, Forbidden) as refusal:
             assert isinstance(outcome, type) and isinstance(refusal, outcome), (
-                f"{who} {action} on {status}/{owner}: refused ({refusal}) but model says {outcome}")
+                f"{who} {action} on {status}/{owner}: refused ({refusal}) but model says {outcome}"
+            )
             return
         assert not isinstance(outcome, type), f"{who} {action} on {status}/{owner} succeeded"
         self.model[task_id] = outcome
@@ -99,10 +111,16 @@ class LifeCycle(RuleBasedStateMachine):
         async def read() -> tuple[list[Task], list[int], int]:
             async with self.db.read() as s:
                 tasks = list(await s.scalars(select(Task).where(Task.id.in_(self.model))))
-                ids = list(await s.scalars(select(TaskEvent.id).where(
-                    TaskEvent.org_id == self.org_id).order_by(TaskEvent.id)))
-                last = await s.scalar(select(Organization.last_event_id).where(
-                    Organization.id == self.org_id))
+                ids = list(
+                    await s.scalars(
+                        select(TaskEvent.id)
+                        .where(TaskEvent.org_id == self.org_id)
+                        .order_by(TaskEvent.id)
+                    )
+                )
+                last = await s.scalar(
+                    select(Organization.last_event_id).where(Organization.id == self.org_id)
+                )
                 return tasks, ids, int(last or 0)
 
         tasks, ids, last = self.run(read())

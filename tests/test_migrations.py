@@ -45,8 +45,18 @@ async def _tables_and_drift(url: str) -> tuple[set[str], list[object]]:
 def test_migrations_go_up_and_down_and_match_the_models(empty_database: str):
     upgrade(empty_database)
     tables, drift = asyncio.run(_tables_and_drift(empty_database))
-    assert {"organization", "user", "membership", "invitation", "sprint", "story",
-            "acceptance_criterion", "task", "task_event", "api_token"} <= tables
+    assert {
+        "organization",
+        "user",
+        "membership",
+        "invitation",
+        "sprint",
+        "story",
+        "acceptance_criterion",
+        "task",
+        "task_event",
+        "api_token",
+    } <= tables
     assert drift == [], f"the models and the migrations disagree: {drift}"
     downgrade(empty_database, "base")
     tables, _ = asyncio.run(_tables_and_drift(empty_database))
