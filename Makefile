@@ -7,6 +7,7 @@ export SPRINTBOARD_ENV ?= development
 
 HTMX_VERSION := 2.0.11
 HTMX_SSE_VERSION := 2.2.4
+HTMX_WS_VERSION := 2.0.4
 VENDOR := app/static/vendor
 
 .DEFAULT_GOAL := help
@@ -58,15 +59,17 @@ fmt: $(VENV)/.installed-dev ## format and fix what ruff can
 	$(BIN)/ruff format app tests migrations bench
 	$(BIN)/ruff check --fix app tests migrations bench
 
-vendor: ## fetch pinned htmx and htmx-ext-sse from the npm registry into app/static/vendor
+vendor: ## fetch pinned htmx and its SSE and WebSocket extensions from the npm registry
 	rm -rf build/vendor && mkdir -p build/vendor $(VENDOR)
-	cd build/vendor && npm pack --silent htmx.org@$(HTMX_VERSION) htmx-ext-sse@$(HTMX_SSE_VERSION) >/dev/null
-	cd build/vendor && mkdir htmx sse && tar -xzf htmx.org-$(HTMX_VERSION).tgz -C htmx && tar -xzf htmx-ext-sse-$(HTMX_SSE_VERSION).tgz -C sse
+	cd build/vendor && npm pack --silent htmx.org@$(HTMX_VERSION) htmx-ext-sse@$(HTMX_SSE_VERSION) htmx-ext-ws@$(HTMX_WS_VERSION) >/dev/null
+	cd build/vendor && mkdir htmx sse ws && tar -xzf htmx.org-$(HTMX_VERSION).tgz -C htmx && tar -xzf htmx-ext-sse-$(HTMX_SSE_VERSION).tgz -C sse && tar -xzf htmx-ext-ws-$(HTMX_WS_VERSION).tgz -C ws
 	cp build/vendor/htmx/package/dist/htmx.min.js $(VENDOR)/htmx.min.js
 	cp build/vendor/htmx/package/LICENSE $(VENDOR)/htmx.LICENSE
 	cp build/vendor/sse/package/sse.js $(VENDOR)/sse.js
-	cp build/vendor/sse/package/LICENSE $(VENDOR)/sse.LICENSE 2>/dev/null || cp build/vendor/htmx/package/LICENSE $(VENDOR)/sse.LICENSE
-	printf 'htmx.org %s (npm) -> htmx.min.js, license htmx.LICENSE (0BSD)\nhtmx-ext-sse %s (npm) -> sse.js, license sse.LICENSE\nRegenerate with: make vendor\n' $(HTMX_VERSION) $(HTMX_SSE_VERSION) > $(VENDOR)/VERSIONS
+	cp build/vendor/sse/package/LICENSE $(VENDOR)/sse.LICENSE
+	cp build/vendor/ws/package/ws.js $(VENDOR)/ws.js
+	cp build/vendor/ws/package/LICENSE $(VENDOR)/ws.LICENSE
+	printf 'htmx.org %s (npm) -> htmx.min.js, license htmx.LICENSE (0BSD)\nhtmx-ext-sse %s (npm) -> sse.js, license sse.LICENSE\nhtmx-ext-ws %s (npm) -> ws.js, license ws.LICENSE\nRegenerate with: make vendor\n' $(HTMX_VERSION) $(HTMX_SSE_VERSION) $(HTMX_WS_VERSION) > $(VENDOR)/VERSIONS
 	rm -rf build/vendor; rmdir build 2>/dev/null || true
 
 bench: $(VENV)/.installed-dev ## run the benchmarks (at most 10 minutes) and write docs/benchmarks.md

@@ -17,13 +17,23 @@ from quart_schema import (
 )
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import Rule
+from werkzeug.routing import IntegerConverter, Rule
 
 from app.config import Settings
 from app.db import Database
 from app.errors import Refusal
 
 log = logging.getLogger(__name__)
+
+MAX_ROW_ID = 2**63 - 1
+
+
+class RowIdConverter(IntegerConverter):
+    """`<int:…>` ids a database row can have; a larger number matches no route (404)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ROW_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 class ApiOnlyOpenAPI(OpenAPIProvider):
@@ -39,6 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     """Build the app from the environment, with `config` overriding settings (tests)."""
     settings = Settings.from_env().merged(config).checked()
     app = Quart(__name__)
+    app.url_map.converters["int"] = RowIdConverter
     app.config["SETTINGS"] = settings
     app.secret_key = settings.secret_key
     secure = settings.secure_cookies
@@ -78,9 +89,10 @@ def _register_blueprints(app: Quart) -> None:
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
     from app.board import bp as board_bp
+    from app.live import bp as live_bp
     from app.planning import bp as planning_bp
 
-    for bp in (auth_bp, board_bp, planning_bp, api_bp):
+    for bp in (auth_bp, board_bp, planning_bp, live_bp, api_bp):
         app.register_blueprint(bp)
 
     @app.get("/healthz")
@@ -94,12 +106,15 @@ def _register_blueprints(app: Quart) -> None:
         except Exception:  # any failure means "not ok"; the reason goes to the log
             log.exception("health check: database")
             database = "down"
+        broker = app.extensions["live"].broker
+        broker_state = broker.kind if broker.healthy else "down"
+        healthy = database == "ok" and broker_state != "down"
         body = {
-            "status": "ok" if database == "ok" else "degraded",
+            "status": "ok" if healthy else "degraded",
             "database": database,
-            "broker": "memory",
+            "broker": broker_state,
         }
-        return jsonify(body), 200 if database == "ok" else 503
+        return jsonify(body), 200 if healthy else 503
 
 
 def _register_request_hooks(app: Quart) -> None:
@@ -108,6 +123,7 @@ def _register_request_hooks(app: Quart) -> None:
 
     app.before_request(load_identity)
     app.before_request(protect)
+    app.before_websocket(load_identity)
 
     @app.after_request
     async def security_headers(response: Response) -> Response:
@@ -120,7 +136,10 @@ def _register_request_hooks(app: Quart) -> None:
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path == "/openapi.json"
+    from app.auth.guards import is_stream_path
+
+    path = request.path
+    return path.startswith("/api/") or path == "/openapi.json" or is_stream_path(path)
 
 
 def _register_error_handlers(app: Quart) -> None:
@@ -152,6 +171,14 @@ def _register_error_handlers(app: Quart) -> None:
                 message = f"{where}: {first.get('msg', 'invalid')}"
         return json_error(422, "invalid", message)
 
+    @app.errorhandler(UnicodeDecodeError)
+    async def undecodable(error: UnicodeDecodeError) -> Any:
+        # Quart decodes a JSON body before parsing it; bytes that are not UTF-8 are the
+        # client's mistake (400), not ours.
+        if _wants_json():
+            return json_error(400, "bad_request", "The request body is not UTF-8 text.")
+        return await html_error(400, "The request could not be understood.")
+
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Any:
         status = error.code or 500
@@ -174,10 +201,20 @@ def _register_error_handlers(app: Quart) -> None:
 
 
 def _register_lifecycle(app: Quart, settings: Settings) -> None:
+    from app.events.broker import MemoryBroker
+    from app.events.fanout import LiveUpdates
+    from app.events.render import Renderer
+
     @app.before_serving
-    async def open_database() -> None:
-        app.extensions["db"] = Database(settings.database_url)
+    async def start() -> None:
+        db = Database(settings.database_url)
+        app.extensions["db"] = db
+        live = LiveUpdates(db, Renderer(app, db), MemoryBroker(), window=settings.replay_window)
+        app.extensions["live"] = live
+        db.on_commit.append(live.on_commit)
+        await live.start()
 
     @app.after_serving
-    async def close_database() -> None:
+    async def stop() -> None:
+        await app.extensions["live"].stop()
         await app.extensions["db"].close()

@@ -60,9 +60,6 @@ def cli() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 def serve(host: str, port: int | None, workers: int) -> None:
     """Run Hypercorn (uvloop worker) on app:create_app()."""
-    from hypercorn.config import Config
-    from hypercorn.run import run
-
     try:
         current = settings().checked()
     except ConfigError as error:
@@ -71,16 +68,19 @@ def serve(host: str, port: int | None, workers: int) -> None:
         raise click.ClickException(
             "more than one worker needs REDIS_URL: in-process fan-out cannot cross processes"
         )
-    config = Config()
-    config.bind = [f"{host}:{port or current.port}"]
-    config.application_path = "app:create_app()"
-    config.worker_class = "uvloop"
-    config.workers = 0 if workers == 1 else workers  # 0: serve in this process
-    config.backlog = 4096
-    config.graceful_timeout = 5
-    config.errorlog = "-"
-    click.echo(f"Sprintboard on http://{host}:{port or current.port} ({current.env})", err=True)
-    sys.exit(run(config))
+    bind_port = port or current.port
+    click.echo(f"Sprintboard on http://{host}:{bind_port} ({current.env})", err=True)
+    if workers == 1:
+        from app import create_app
+        from app.server import hypercorn_config, serve_in_process
+
+        serve_in_process(create_app(), hypercorn_config(host, bind_port, 1))
+        return
+    from hypercorn.run import run
+
+    from app.server import hypercorn_config
+
+    sys.exit(run(hypercorn_config(host, bind_port, workers)))
 
 
 @cli.group()

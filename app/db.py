@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -130,6 +132,8 @@ class Database:
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._inflight: set[asyncio.Task[Any]] = set()
+        # Called with the events a write logged, after its COMMIT (see app.events).
+        self.on_commit: list[Callable[[list[Any]], None]] = []
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -150,8 +154,17 @@ class Database:
 
     async def _run_write(self, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
         lock = self._write_lock or contextlib.nullcontext()
-        async with lock, self._writer() as session, session.begin():
-            return await fn(session)
+        async with lock, self._writer() as session:
+            async with session.begin():
+                result = await fn(session)
+            events = session.info.pop("events", [])
+        if events:
+            for hook in self.on_commit:
+                try:
+                    hook(events)
+                except Exception:  # the change is committed; a failed announcement is
+                    log.exception("after-commit hook failed")  # caught up from the log
+        return result
 
     async def close(self) -> None:
         """Let shielded writes finish, then close every connection."""

@@ -57,6 +57,11 @@ def install_template_helpers(app: Quart) -> None:
     app.jinja_env.filters.update(ago=ago, iso=iso)
 
     @app.context_processor
+    def organization_context() -> dict[str, Any]:
+        """`org` for templates; a broadcast passes its own (explicit values win)."""
+        return {"org": g.get("org")}
+
+    @app.context_processor
     async def memberships_context() -> dict[str, Any]:
         """The organizations the signed-in person can switch between (full pages only)."""
         from app.auth.accounts import memberships_of

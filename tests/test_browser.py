@@ -350,6 +350,9 @@ async def test_stale_take_with_js_is_refused_with_a_sentence_and_a_fresh_card(
     demo_server: Server, browser: Browser
 ):
     bob = await board_as(browser, demo_server, "bob@example.com")
+    # A tab whose live stream is down (a suspended laptop, a broken proxy) goes stale.
+    await bob.route("**/events?*", lambda route: route.abort())
+    await bob.reload()
     card = await available_card(bob)
     task_id = await card.get_attribute("data-task-id")
     assert task_id

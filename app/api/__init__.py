@@ -6,4 +6,4 @@ from quart import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from app.api import routes  # noqa: E402,F401
+from app.api import routes, stream  # noqa: E402,F401  (register the routes on bp)

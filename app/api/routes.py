@@ -74,6 +74,12 @@ def require_user() -> User:
     return user
 
 
+@bp.before_request
+async def authenticated() -> None:
+    """Every API route needs a user: say so (401) before a body or an id is judged."""
+    require_user()
+
+
 async def use_api_org() -> None:
     """Pick the organization: X-Organization-Id, ?org=, or the user's first."""
     user = require_user()

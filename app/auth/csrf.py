@@ -12,7 +12,7 @@ import hmac
 import secrets
 from urllib.parse import urlsplit
 
-from quart import current_app, g, request, session
+from quart import current_app, g, request, session, websocket
 
 from app.errors import Forbidden
 
@@ -32,13 +32,25 @@ def _origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def same_origin(origin: str) -> bool:
+def same_origin(origin: str, *, scheme: str | None = None, host: str | None = None) -> bool:
     """Is `origin` this site (as configured, or as the request reached us)?"""
+    scheme = scheme or request.scheme
+    host = host or request.host
     allowed = {
         _origin_of(current_app.config["SETTINGS"].base_url),
-        f"{request.scheme}://{request.host}".lower(),
+        f"{scheme}://{host}".lower(),
     }
     return origin.lower() in allowed
+
+
+def same_origin_websocket() -> bool:
+    """A browser always sends Origin on a WebSocket; a foreign one is refused before
+    the handshake completes. Clients that are not browsers send none."""
+    origin = websocket.headers.get("Origin")
+    if origin is None:
+        return True
+    scheme = "https" if websocket.scheme in ("wss", "https") else "http"
+    return origin != "null" and same_origin(origin, scheme=scheme, host=websocket.host)
 
 
 def check_cross_site() -> None:
@@ -59,6 +71,8 @@ async def protect() -> None:
     check_cross_site()
     if g.get("via_token"):
         return
+    if g.get("user") is None and request.path.startswith("/api/"):
+        return  # no credentials, nothing to forge: the route answers 401
     sent = request.headers.get("X-CSRF-Token")
     # JSON bodies and PUT/PATCH/DELETE cannot be sent cross-site without a CORS
     # preflight, which we never grant; a plain-form POST could be, so not those.

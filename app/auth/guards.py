@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
-from quart import current_app, g, redirect, request, session
+from quart import current_app, g, has_websocket_context, redirect, request, session, websocket
 from sqlalchemy import select
 
 from app.auth.accounts import memberships_of, user_for_token
@@ -32,8 +32,13 @@ def get_db() -> Database:
     return current_app.extensions["db"]  # type: ignore[no-any-return]
 
 
+def connection() -> Any:
+    """The request or the WebSocket being handled."""
+    return websocket if has_websocket_context() else request
+
+
 def bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
+    header = connection().headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
@@ -45,8 +50,9 @@ async def load_identity() -> None:
     g.user = None
     g.via_token = False
     token = bearer_token()
-    if token is None and request.path.startswith("/api/v1/ws"):
-        token = request.args.get("token") or None
+    if token is None and connection().path.startswith("/api/v1/ws"):
+        # Browsers cannot set headers on a WebSocket; this route accepts ?token= (never logged).
+        token = connection().args.get("token") or None
     async with get_db().read() as db:
         if token is not None:
             g.user = await user_for_token(db, token)
@@ -66,8 +72,12 @@ def current_user() -> User | None:
     return g.get("user")
 
 
+def is_stream_path(path: str) -> bool:
+    return path.endswith("/events") or path.endswith("/ws") or path.startswith("/api/v1/ws")
+
+
 def wants_html() -> bool:
-    return not (request.path.startswith("/api/") or request.path.endswith("/events"))
+    return not (request.path.startswith("/api/") or is_stream_path(request.path))
 
 
 def login_redirect() -> Any:
@@ -81,7 +91,7 @@ async def resolve_membership(org_ref: str) -> Membership:
     if user is None:
         raise Unauthenticated("Sign in first.")
     condition = Organization.slug == org_ref
-    if org_ref.isdigit():
+    if org_ref.isascii() and org_ref.isdigit() and int(org_ref) < 2**63:
         condition = condition | (Organization.id == int(org_ref))
     async with get_db().read() as db:
         membership = await db.scalar(

@@ -36,9 +36,14 @@ async def board(org: str, sprint_id: int) -> Any:
 
 async def render_board(sprint_id: int, query: BoardQuery, *, error: Refusal | None = None) -> Any:
     async with get_db().read() as db:
-        view = await load_view(db, g.org.id, sprint_id, query, g.user.id, today())
+        # The cursor first: an event committed between the two reads is then replayed to
+        # this page (harmlessly, if the view already shows it) instead of skipped.
         cursor = await last_event_id(db, g.org.id)
-    html = await render_template("board/page.html", view=view, event_id=cursor, error=error)
+        view = await load_view(db, g.org.id, sprint_id, query, g.user.id, today())
+    transport = "ws" if request.args.get("transport") == "ws" else "sse"
+    html = await render_template(
+        "board/page.html", view=view, event_id=cursor, error=error, transport=transport
+    )
     return html, (error.status if error else 200)
 
 

@@ -64,6 +64,11 @@ class BoardQuery:
         return cls(grouping, frozenset(chosen), _flag(mine), _flag(available))
 
     @property
+    def status_list(self) -> str:
+        """The chosen statuses as "owned,inprogress", in board order (for the page script)."""
+        return ",".join(s.value for s in TaskStatus if s in self.statuses)
+
+    @property
     def filtered(self) -> bool:
         return bool(self.statuses or self.mine or self.available)
 
@@ -126,6 +131,7 @@ class SprintSummary:
     stories: int
     days_remaining: int
     status_counts: Mapping[TaskStatus, int]
+    owner_counts: Mapping[int, int] = field(default_factory=dict)
 
     @property
     def progress(self) -> int:
@@ -189,8 +195,11 @@ def summarize(
     sprint: Sprint, stories: Sequence[Story], tasks: Sequence[Task], today: dt.date
 ) -> SprintSummary:
     counts = {s: 0 for s in TaskStatus}
+    owners: dict[int, int] = {}
     for task in tasks:
         counts[task.status_enum] += 1
+        if task.owner_id is not None:
+            owners[task.owner_id] = owners.get(task.owner_id, 0) + 1
     return SprintSummary(
         sprint=sprint,
         total=len(tasks),
@@ -198,6 +207,7 @@ def summarize(
         stories=len(stories),
         days_remaining=sprint.days_remaining(today),
         status_counts=counts,
+        owner_counts=owners,
     )
 
 

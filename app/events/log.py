@@ -58,6 +58,8 @@ async def append_event(
     )
     session.add(event)
     await session.flush()
+    # Database.write announces these once the transaction has committed.
+    session.info.setdefault("events", []).append(event)
     return event
 
 

@@ -48,6 +48,8 @@ class StoryFields:
 def clean_title(value: object, what: str = "task") -> str:
     """A trimmed, non-empty title of at most 200 characters, or Invalid."""
     title = " ".join(str(value or "").split())
+    if any(ord(c) < 32 or ord(c) == 127 for c in title):
+        raise Invalid("A title cannot contain control characters.", field="title")
     if not title:
         raise Invalid(f"A {what} needs a title.", field="title")
     if len(title) > TITLE_MAX:
@@ -57,6 +59,8 @@ def clean_title(value: object, what: str = "task") -> str:
 
 def clean_description(value: object) -> str:
     text = str(value or "").strip()
+    if "\x00" in text:
+        raise Invalid("A description cannot contain NUL characters.", field="description")
     if len(text) > DESCRIPTION_MAX:
         raise Invalid(
             f"Keep the description under {DESCRIPTION_MAX:,} characters.", field="description"

@@ -1,0 +1,40 @@
+"""Brokers say "organization X has events up to id N"; the event log has the events.
+
+The in-process broker hands announcements from the code that committed them to this
+instance's fan-out loop, folding a burst into one wake-up. (The Redis broker does the
+same across instances.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+
+class MemoryBroker:
+    kind = "memory"
+
+    def __init__(self) -> None:
+        self._pending: dict[int, int] = {}
+        self._wake = asyncio.Event()
+        self.healthy = True
+
+    def announce(self, org_id: int, event_id: int) -> None:
+        """Note that `org_id` has events up to `event_id` (never blocks)."""
+        self._pending[org_id] = max(self._pending.get(org_id, 0), event_id)
+        self._wake.set()
+
+    async def batches(self) -> AsyncIterator[dict[int, int]]:
+        """Every wake-up: the newest announced id of each organization since the last."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, {}
+            if batch:
+                yield batch
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

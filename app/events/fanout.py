@@ -1,0 +1,192 @@
+"""The fan-out loop: announced ids in, rendered frames out to this instance's streams.
+
+It reads new events from the log (the source of truth) after the last id it handled for
+each organization, so an announcement that arrives late, twice, or folded with others
+loses nothing. It renders each event once and hands the same frame to every stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from sqlalchemy import select
+
+from app.db import Database
+from app.events import sse
+from app.events.hub import Closed, Frame, Hub, Subscriber
+from app.events.render import Renderer
+from app.models import Organization, TaskEvent
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 15.0
+BATCH = 500
+
+
+class Broker(Protocol):
+    kind: str
+    healthy: bool
+
+    def announce(self, org_id: int, event_id: int) -> None: ...
+    def batches(self) -> AsyncIterator[dict[int, int]]: ...
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+class Reset(Exception):
+    """The cursor is outside the replay window: the client must reload."""
+
+
+class LiveUpdates:
+    """Owns the hub, the broker and the fan-out task of one app instance."""
+
+    def __init__(self, db: Database, renderer: Renderer, broker: Broker, *, window: int) -> None:
+        self.db = db
+        self.renderer = renderer
+        self.broker = broker
+        self.hub = Hub()
+        self.window = window
+        self._last_seen: dict[int, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        async with self.db.read() as session:
+            rows = await session.execute(select(Organization.id, Organization.last_event_id))
+            self._last_seen = {org_id: last for org_id, last in rows}
+        await self.broker.start()
+        self._task = asyncio.create_task(self._run(), name="sprintboard-fanout")
+
+    async def stop(self) -> None:
+        self.hub.close_all("shutdown")
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.broker.close()
+
+    def on_commit(self, events: Sequence[TaskEvent]) -> None:
+        """Called after a write commits: announce its events (never blocks)."""
+        newest: dict[int, int] = {}
+        for event in events:
+            newest[event.org_id] = max(newest.get(event.org_id, 0), event.id)
+        for org_id, event_id in newest.items():
+            self.broker.announce(org_id, event_id)
+
+    async def _run(self) -> None:
+        async for batch in self.broker.batches():
+            for org_id, upto in batch.items():
+                await self._catch_up_safely(org_id, upto)
+
+    async def _catch_up_safely(self, org_id: int, upto: int) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self.catch_up(org_id, upto)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be briefly unreachable: retry, never die
+                log.exception("fan-out for organization %s failed; retrying", org_id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def catch_up(self, org_id: int, upto: int) -> None:
+        """Publish every event of `org_id` after the last one handled, up to `upto` at least."""
+        start = self._last_seen.get(org_id, 0)
+        if upto <= start:
+            return
+        if not self.hub.has_subscribers(org_id):
+            # Nobody is listening here; a stream that opens later replays from the log.
+            self._last_seen[org_id] = upto
+            return
+        if upto - start > self.window:
+            # Too far behind to send every frame: close the streams; their clients come
+            # back with their cursors and get a replay or a reset from the log.
+            for subscriber in self.hub.subscribers(org_id):
+                subscriber.close("behind")
+            self._last_seen[org_id] = upto
+            return
+        while True:
+            events = await self.read_events(org_id, after=start, limit=BATCH)
+            if not events:
+                break
+            for frame in await self.renderer.frames(org_id, events):
+                self.hub.publish(frame)
+            start = events[-1].id
+            self._last_seen[org_id] = start
+            if len(events) < BATCH:
+                break
+
+    async def read_events(
+        self,
+        org_id: int,
+        *,
+        after: int,
+        limit: int,
+        sprint_id: int | None = None,
+        upto: int | None = None,
+    ) -> list[TaskEvent]:
+        async with self.db.read() as session:
+            query = select(TaskEvent).where(TaskEvent.org_id == org_id, TaskEvent.id > after)
+            if upto is not None:
+                query = query.where(TaskEvent.id <= upto)
+            if sprint_id is not None:
+                query = query.where(TaskEvent.sprint_id == sprint_id)
+            return list(await session.scalars(query.order_by(TaskEvent.id).limit(limit)))
+
+    async def newest_id(self, org_id: int) -> int:
+        async with self.db.read() as session:
+            value = await session.scalar(
+                select(Organization.last_event_id).where(Organization.id == org_id)
+            )
+        return int(value or 0)
+
+    async def replay(self, subscriber: Subscriber, cursor: int | None) -> tuple[list[Frame], int]:
+        """What a stream opening at `cursor` must send first, and the id it is then at.
+
+        Call after subscribing: anything committed from here on reaches the subscriber's
+        queue too, and ids at or below the returned one are dropped there as duplicates.
+        """
+        newest = await self.newest_id(subscriber.org_id)
+        if cursor is None:
+            return [], newest
+        if cursor > newest or cursor < newest - self.window:
+            raise Reset
+        frames: list[Frame] = []
+        after = cursor
+        while after < newest:
+            events = await self.read_events(
+                subscriber.org_id,
+                after=after,
+                limit=BATCH,
+                sprint_id=subscriber.sprint_id,
+                upto=newest,
+            )
+            if not events:
+                break
+            frames.extend(await self.renderer.frames(subscriber.org_id, events))
+            after = events[-1].id
+        return frames, newest
+
+    async def follow(self, subscriber: Subscriber, sent: int) -> AsyncIterator[Frame | None]:
+        """Live frames after `sent`, in order; None every 15 s of quiet (a heartbeat)."""
+        while True:
+            try:
+                item = await asyncio.wait_for(subscriber.queue.get(), HEARTBEAT_SECONDS)
+            except TimeoutError:
+                yield None
+                continue
+            if isinstance(item, Closed):
+                return
+            if item.id <= sent:
+                continue
+            sent = item.id
+            yield item
+
+
+def reset_message(newest: int) -> bytes:
+    return sse.encode(data="reset", event="reset", id=newest)

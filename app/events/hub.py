@@ -1,0 +1,129 @@
+"""In-process fan-out: one bounded queue per open stream, frames shared by all of them.
+
+A boring broker on purpose: no Quart imports, no awaits while publishing, cleanup in
+`finally`. A subscriber that falls behind is dropped (its queue is full); its client
+reconnects with its cursor and the event log replays what it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+QUEUE_SIZE = 512
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One event, rendered and encoded once; the same bytes go to every subscriber."""
+
+    id: int
+    org_id: int
+    sprint_id: int | None
+    type: str
+    html: str
+    sse: bytes
+    json: dict[str, Any]
+
+
+class Closed:
+    """Put on a subscriber's queue to end its stream; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+@dataclass(eq=False)
+class Subscriber:
+    org_id: int
+    user_id: int | None
+    sprint_id: int | None = None
+    queue: asyncio.Queue[Frame | Closed] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE)
+    )
+    dropped: bool = False
+
+    def wants(self, frame: Frame) -> bool:
+        return self.sprint_id is None or frame.sprint_id == self.sprint_id
+
+    def close(self, reason: str) -> None:
+        """End the stream: the reader sees `Closed` next, even if the queue is full."""
+        while True:
+            try:
+                self.queue.put_nowait(Closed(reason))
+                return
+            except asyncio.QueueFull:
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    self.queue.get_nowait()
+
+
+class Hub:
+    """Who is listening to which organization, and handing them frames."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[int, set[Subscriber]] = defaultdict(set)
+
+    @contextlib.contextmanager
+    def subscribe(
+        self, org_id: int, *, user_id: int | None, sprint_id: int | None = None
+    ) -> Iterator[Subscriber]:
+        subscriber = Subscriber(org_id=org_id, user_id=user_id, sprint_id=sprint_id)
+        self._subscribers[org_id].add(subscriber)
+        try:
+            yield subscriber
+        finally:
+            group = self._subscribers.get(org_id)
+            if group is not None:
+                group.discard(subscriber)
+                if not group:
+                    del self._subscribers[org_id]
+
+    def subscribers(self, org_id: int) -> list[Subscriber]:
+        return list(self._subscribers.get(org_id, ()))
+
+    def has_subscribers(self, org_id: int) -> bool:
+        return bool(self._subscribers.get(org_id))
+
+    def count(self, *, user_id: int | None = None) -> int:
+        return sum(
+            1
+            for group in self._subscribers.values()
+            for s in group
+            if user_id is None or s.user_id == user_id
+        )
+
+    def publish(self, frame: Frame) -> int:
+        """Hand a frame to every subscriber of its organization; returns how many took it."""
+        delivered = 0
+        for subscriber in list(self._subscribers.get(frame.org_id, ())):
+            if subscriber.dropped or not subscriber.wants(frame):
+                continue
+            try:
+                subscriber.queue.put_nowait(frame)
+                delivered += 1
+            except asyncio.QueueFull:
+                # Too slow: stop feeding it. Its client resumes from the log.
+                subscriber.dropped = True
+                subscriber.close("behind")
+        return delivered
+
+    def close_user(self, user_id: int, reason: str, org_id: int | None = None) -> int:
+        """End every stream of one user (signed out, removed from the organization)."""
+        closed = 0
+        for org, group in list(self._subscribers.items()):
+            if org_id is not None and org != org_id:
+                continue
+            for subscriber in list(group):
+                if subscriber.user_id == user_id:
+                    subscriber.close(reason)
+                    closed += 1
+        return closed
+
+    def close_all(self, reason: str) -> None:
+        for group in list(self._subscribers.values()):
+            for subscriber in list(group):
+                subscriber.close(reason)

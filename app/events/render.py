@@ -1,0 +1,111 @@
+"""Render an event once into the message every viewer receives.
+
+The message is a bundle: the task's card (placed by the page's script, since where it
+belongs depends on the viewer's grouping and filters), the sprint header as an
+out-of-band swap, and a toast. Nothing in it depends on who receives it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from quart import Quart, render_template
+from sqlalchemy import select
+
+from app.board.view import SprintSummary, load_sprint_rows, summarize
+from app.db import Database
+from app.events import sse
+from app.events.hub import Frame
+from app.events.serialize import event_json
+from app.models import Organization, Sprint, Task, TaskEvent, TaskStatus
+
+CACHE_SIZE = 4096
+
+
+def toast_text(event: TaskEvent) -> str:
+    """ "Bob took “Write API tests”", in the words a teammate would use."""
+    who = event.actor.first_name if event.actor else "Someone"
+    title = f"“{event.title}”"
+    if event.type == "ownership_taken":
+        return f"{who} took {title}"
+    if event.type == "ownership_released":
+        return f"{who} released {title}"
+    if event.type == "task_created":
+        return f"{who} added {title}"
+    if event.type == "task_updated":
+        return f"{who} edited {title}"
+    if event.new_status == TaskStatus.COMPLETED.value:
+        return f"{who} completed {title}"
+    if event.new_status == TaskStatus.OWNED.value and event.old_status == "inprogress":
+        return f"{who} paused {title}"
+    label = TaskStatus(event.new_status).label if event.new_status else "a new status"
+    return f"{who} moved {title} to {label}"
+
+
+class Renderer:
+    """Turns events into frames, caching them so replays and fan-out share the work."""
+
+    def __init__(self, app: Quart, db: Database) -> None:
+        self.app = app
+        self.db = db
+        self._cache: OrderedDict[tuple[int, int], Frame] = OrderedDict()
+
+    async def frames(self, org_id: int, events: Sequence[TaskEvent]) -> list[Frame]:
+        """The frames of these events (all of one organization), in the same order."""
+        missing = [e for e in events if (org_id, e.id) not in self._cache]
+        if missing:
+            for frame in await self._render(org_id, missing):
+                self._remember(frame)
+        return [self._cache[(org_id, e.id)] for e in events]
+
+    def _remember(self, frame: Frame) -> None:
+        self._cache[(frame.org_id, frame.id)] = frame
+        self._cache.move_to_end((frame.org_id, frame.id))
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    async def _render(self, org_id: int, events: Sequence[TaskEvent]) -> list[Frame]:
+        task_ids = {e.task_id for e in events if e.task_id is not None}
+        sprint_ids = {e.sprint_id for e in events if e.sprint_id is not None}
+        today = dt.datetime.now(dt.UTC).date()
+        async with self.db.read() as session:
+            org = await session.get(Organization, org_id)
+            tasks = {
+                t.id: t
+                for t in await session.scalars(
+                    select(Task).where(Task.org_id == org_id, Task.id.in_(task_ids))
+                )
+            }
+            summaries: dict[int, SprintSummary] = {}
+            for sprint in await session.scalars(
+                select(Sprint).where(Sprint.org_id == org_id, Sprint.id.in_(sprint_ids))
+            ):
+                stories, sprint_tasks = await load_sprint_rows(session, org_id, sprint.id)
+                summaries[sprint.id] = summarize(sprint, stories, sprint_tasks, today)
+        frames = []
+        # A request context of its own: url_for works, and nothing of the request that
+        # happens to be running (its user, its session) can leak into the broadcast.
+        async with self.app.test_request_context("/"):
+            for event in events:
+                html = await render_template(
+                    "live/_message.html",
+                    event=event,
+                    task=tasks.get(event.task_id) if event.task_id else None,
+                    summary=summaries.get(event.sprint_id) if event.sprint_id else None,
+                    org=org,
+                    toast=toast_text(event),
+                )
+                frames.append(
+                    Frame(
+                        id=event.id,
+                        org_id=org_id,
+                        sprint_id=event.sprint_id,
+                        type=event.type,
+                        html=html,
+                        sse=sse.encode(data=html, event=event.type, id=event.id),
+                        json=event_json(event),
+                    )
+                )
+        return frames

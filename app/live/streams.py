@@ -1,0 +1,111 @@
+"""What every live stream shares: cursor and sprint parsing, limits, replay-then-follow."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+from quart import current_app
+from sqlalchemy import select
+
+from app.auth.guards import get_db
+from app.errors import NotFound, Refusal
+from app.events import sse
+from app.events.fanout import LiveUpdates, Reset
+from app.events.hub import Frame
+from app.models import Sprint
+
+T = TypeVar("T")
+
+
+class BadCursor(Refusal):
+    status = 400
+    code = "bad_cursor"
+
+
+class TooManyStreams(Refusal):
+    status = 429
+    code = "too_many_streams"
+
+
+def live_updates() -> LiveUpdates:
+    return current_app.extensions["live"]  # type: ignore[no-any-return]
+
+
+def parse_cursor(last_event_id: str | None, after: str | None) -> int | None:
+    """The id to resume after: `Last-Event-ID` wins over `after=`; None means "from now"."""
+    for value in (last_event_id, after):
+        if value is None or value == "":
+            continue
+        if not value.strip().isdigit():
+            raise BadCursor(f"“{value[:40]}” is not an event id (a whole number ≥ 0).")
+        return int(value.strip())
+    return None
+
+
+async def parse_sprint(org_id: int, value: str | None) -> int | None:
+    """`sprint=<id>` narrows a stream to one sprint of this organization."""
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise BadCursor(f"“{value[:40]}” is not a sprint id.")
+    async with get_db().read() as db:
+        found = await db.scalar(
+            select(Sprint.id).where(Sprint.id == int(value), Sprint.org_id == org_id)
+        )
+    if found is None:
+        raise NotFound(f"There is no sprint #{value} here.")
+    return int(value)
+
+
+def check_stream_limit(user_id: int) -> None:
+    limit = current_app.config["SETTINGS"].max_streams_per_user
+    if live_updates().hub.count(user_id=user_id) >= limit:
+        raise TooManyStreams(
+            f"You already have {limit} live streams open here; close a tab and try again."
+        )
+
+
+async def messages(
+    live: LiveUpdates,
+    org_id: int,
+    user_id: int,
+    sprint_id: int | None,
+    cursor: int | None,
+    *,
+    frame: Callable[[Frame], T],
+    reset: Callable[[int], T],
+    heartbeat: Callable[[], T] | None = None,
+) -> AsyncIterator[T]:
+    """Subscribe, replay what the cursor missed, then follow live, with no gap or repeat.
+
+    The subscription comes first, so an event committed while the log is being read
+    reaches the queue as well; ids already sent are dropped there. Runs outside any
+    request context (a streamed body outlives it), so it is handed what it needs.
+    """
+    with live.hub.subscribe(org_id, user_id=user_id, sprint_id=sprint_id) as subscriber:
+        try:
+            replayed, sent = await live.replay(subscriber, cursor)
+        except Reset:
+            sent = await live.newest_id(org_id)
+            replayed = []
+            yield reset(sent)
+        for old in replayed:
+            yield frame(old)
+        async for new in live.follow(subscriber, sent):
+            if new is not None:
+                yield frame(new)
+            elif heartbeat is not None:
+                yield heartbeat()
+
+
+def sse_frame(item: Frame) -> bytes:
+    return item.sse
+
+
+def sse_reset(newest: int) -> bytes:
+    return sse.encode(data="reset", event="reset", id=newest)
+
+
+def sse_heartbeat() -> bytes:
+    return sse.comment("keep-alive")

@@ -1,0 +1,144 @@
+"""The in-process hub and the SSE encoding: fan-out, slow subscribers, cleanup, framing."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+import pytest
+
+from app.events import sse
+from app.events.hub import QUEUE_SIZE, Closed, Frame, Hub
+
+
+def frame(id: int, org: int = 1, sprint: int | None = 7) -> Frame:
+    html = f"<p>event {id}</p>"
+    return Frame(
+        id=id,
+        org_id=org,
+        sprint_id=sprint,
+        type="status_changed",
+        html=html,
+        sse=sse.encode(data=html, event="status_changed", id=id),
+        json={"id": id},
+    )
+
+
+async def test_one_frame_reaches_every_subscriber_of_its_organization_only():
+    hub = Hub()
+    with (
+        hub.subscribe(1, user_id=10) as a,
+        hub.subscribe(1, user_id=11) as b,
+        hub.subscribe(2, user_id=12) as other,
+    ):
+        shared = frame(1)
+        assert hub.publish(shared) == 2
+        assert a.queue.get_nowait() is shared and b.queue.get_nowait() is shared
+        assert other.queue.empty()
+
+
+async def test_many_subscribers_get_the_same_bytes():
+    hub = Hub()
+    with contextlib_exit_stack() as stack:
+        subs = [stack.enter_context(hub.subscribe(1, user_id=i)) for i in range(2000)]
+        shared = frame(5)
+        assert hub.publish(shared) == 2000
+        assert all(s.queue.get_nowait().sse is shared.sse for s in subs)
+
+
+def contextlib_exit_stack():
+    import contextlib
+
+    return contextlib.ExitStack()
+
+
+async def test_a_sprint_narrowed_subscriber_only_gets_that_sprint():
+    hub = Hub()
+    with hub.subscribe(1, user_id=1, sprint_id=7) as narrow, hub.subscribe(1, user_id=2) as wide:
+        hub.publish(frame(1, sprint=8))
+        hub.publish(frame(2, sprint=7))
+        assert [narrow.queue.get_nowait().id] == [2] and narrow.queue.empty()
+        assert wide.queue.qsize() == 2
+
+
+async def test_a_slow_subscriber_is_dropped_without_delaying_the_others():
+    hub = Hub()
+    with hub.subscribe(1, user_id=1) as slow, hub.subscribe(1, user_id=2) as fast:
+        received = []
+
+        async def read_fast() -> None:
+            while len(received) < QUEUE_SIZE + 10:
+                received.append((await fast.queue.get()).id)
+
+        reader = asyncio.create_task(read_fast())
+        for i in range(1, QUEUE_SIZE + 11):
+            hub.publish(frame(i))
+            await asyncio.sleep(0)  # let the fast reader run between publishes
+        await asyncio.wait_for(reader, 5)
+        assert received == list(range(1, QUEUE_SIZE + 11))
+        assert slow.dropped
+        items = []
+        while not slow.queue.empty():
+            items.append(slow.queue.get_nowait())
+        assert isinstance(items[-1], Closed) and items[-1].reason == "behind"
+
+
+async def test_subscribers_are_removed_when_their_stream_ends():
+    hub = Hub()
+    with hub.subscribe(1, user_id=1):
+        assert hub.count() == 1 and hub.has_subscribers(1)
+    assert hub.count() == 0 and not hub.has_subscribers(1)
+
+    async def stream_that_is_cancelled() -> None:
+        with hub.subscribe(1, user_id=3) as sub:
+            await sub.queue.get()
+
+    task = asyncio.create_task(stream_that_is_cancelled())
+    await asyncio.sleep(0)
+    assert hub.count(user_id=3) == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert hub.count() == 0
+    gc.collect()
+    assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+
+async def test_closing_a_users_streams_leaves_the_others():
+    hub = Hub()
+    with hub.subscribe(1, user_id=1) as mine, hub.subscribe(1, user_id=2) as theirs:
+        assert hub.close_user(1, "signed out") == 1
+        assert isinstance(mine.queue.get_nowait(), Closed)
+        assert theirs.queue.empty()
+
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "line one\nline two",
+    "carriage\rreturn\r\nand both",
+    "id: 999\nevent: reset\ndata: pwned",
+    "quotes \" and ' and `back`",
+    "\n\n",
+]
+
+
+@pytest.mark.parametrize("payload", HOSTILE)
+def test_sse_encoding_never_breaks_the_frame(payload: str):
+    encoded = sse.encode(data=payload, event="task_updated", id=42).decode()
+    assert encoded.endswith("\n\n") and "\n\n" not in encoded[:-2]
+    lines = encoded[:-2].split("\n")
+    assert lines[0] == "id: 42" and lines[1] == "event: task_updated"
+    assert all(line.startswith("data: ") for line in lines[2:])
+    # A client joining the data lines with \n gets the payload back (line breaks normalised).
+    joined = "\n".join(line[len("data: ") :] for line in lines[2:])
+    assert joined == payload.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def test_event_names_cannot_carry_line_breaks():
+    with pytest.raises(ValueError):
+        sse.encode(data="x", event="reset\ndata: y")
+
+
+def test_comments_and_retry():
+    assert sse.comment("keep\nalive") == b": keep alive\n\n"
+    assert sse.retry(1500) == b"retry: 1500\n\n"
