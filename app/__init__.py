@@ -209,7 +209,13 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
     async def start() -> None:
         db = Database(settings.database_url)
         app.extensions["db"] = db
-        live = LiveUpdates(db, Renderer(app, db), MemoryBroker(), window=settings.replay_window)
+        live = LiveUpdates(
+            db,
+            Renderer(app, db),
+            MemoryBroker(),
+            window=settings.replay_window,
+            heartbeat=settings.heartbeat_seconds,
+        )
         app.extensions["live"] = live
         db.on_commit.append(live.on_commit)
         await live.start()

@@ -30,6 +30,7 @@ class Settings:
     port: int = 8000
     max_streams_per_user: int = 16
     replay_window: int = 1000
+    heartbeat_seconds: float = 15.0
     testing: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -49,6 +50,7 @@ class Settings:
             port=int(env.get("PORT") or 8000),
             max_streams_per_user=int(env.get("MAX_STREAMS_PER_USER") or 16),
             replay_window=int(env.get("SPRINTBOARD_REPLAY_WINDOW") or 1000),
+            heartbeat_seconds=float(env.get("SPRINTBOARD_HEARTBEAT_SECONDS") or 15),
         )
 
     def merged(self, overrides: Mapping[str, Any] | None) -> Settings:

@@ -44,12 +44,21 @@ class Reset(Exception):
 class LiveUpdates:
     """Owns the hub, the broker and the fan-out task of one app instance."""
 
-    def __init__(self, db: Database, renderer: Renderer, broker: Broker, *, window: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        renderer: Renderer,
+        broker: Broker,
+        *,
+        window: int,
+        heartbeat: float = HEARTBEAT_SECONDS,
+    ) -> None:
         self.db = db
         self.renderer = renderer
         self.broker = broker
         self.hub = Hub()
         self.window = window
+        self.heartbeat = heartbeat
         self._last_seen: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -173,10 +182,10 @@ class LiveUpdates:
         return frames, newest
 
     async def follow(self, subscriber: Subscriber, sent: int) -> AsyncIterator[Frame | None]:
-        """Live frames after `sent`, in order; None every 15 s of quiet (a heartbeat)."""
+        """Live frames after `sent`, in order; None after each quiet interval (a heartbeat)."""
         while True:
             try:
-                item = await asyncio.wait_for(subscriber.queue.get(), HEARTBEAT_SECONDS)
+                item = await asyncio.wait_for(subscriber.queue.get(), self.heartbeat)
             except TimeoutError:
                 yield None
                 continue

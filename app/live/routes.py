@@ -34,7 +34,6 @@ async def events(org: str) -> Any:
     live, org_id, user_id = live_updates(), g.org.id, g.user.id
 
     async def body() -> AsyncIterator[bytes]:
-        yield sse.retry()
         async for chunk in messages(
             live,
             org_id,
@@ -44,6 +43,7 @@ async def events(org: str) -> Any:
             frame=sse_frame,
             reset=sse_reset,
             heartbeat=sse_heartbeat,
+            opening=sse.retry(),
         ):
             yield chunk
         # The server is going away (or this stream fell behind): come back soon.

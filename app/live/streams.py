@@ -76,6 +76,7 @@ async def messages(
     frame: Callable[[Frame], T],
     reset: Callable[[int], T],
     heartbeat: Callable[[], T] | None = None,
+    opening: T | None = None,
 ) -> AsyncIterator[T]:
     """Subscribe, replay what the cursor missed, then follow live, with no gap or repeat.
 
@@ -84,6 +85,8 @@ async def messages(
     request context (a streamed body outlives it), so it is handed what it needs.
     """
     with live.hub.subscribe(org_id, user_id=user_id, sprint_id=sprint_id) as subscriber:
+        if opening is not None:
+            yield opening  # only once subscribed: a client that sees it is counted
         try:
             replayed, sent = await live.replay(subscriber, cursor)
         except Reset:

@@ -1,0 +1,85 @@
+"""A small SSE reader over httpx that also reports comments and retry lines (tests only)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+
+
+@dataclass
+class Message:
+    """One SSE message; `kind` is "event", "comment" or "retry"."""
+
+    kind: str
+    id: int | None = None
+    event: str | None = None
+    data: str = ""
+    retry: int | None = None
+
+
+class Stream:
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._lines = response.aiter_lines()
+
+    async def next(self, timeout: float = 10.0) -> Message:
+        """The next message (comments and retry lines included), or TimeoutError."""
+        return await asyncio.wait_for(self._read(), timeout)
+
+    async def next_event(self, timeout: float = 10.0) -> Message:
+        """The next real event, skipping heartbeats and retry lines."""
+        while True:
+            message = await self.next(timeout)
+            if message.kind == "event":
+                return message
+
+    async def events_until_quiet(self, timeout: float = 10.0) -> list[Message]:
+        """Every event until the first heartbeat comment: "nothing more for now"."""
+        got = []
+        while True:
+            message = await self.next(timeout)
+            if message.kind == "comment":
+                return got
+            if message.kind == "event":
+                got.append(message)
+
+    async def _read(self) -> Message:
+        fields: dict[str, list[str]] = {}
+        async for line in self._lines:
+            if line == "":
+                if not fields:
+                    continue
+                return _message(fields)
+            if line.startswith(":"):
+                if not fields:
+                    # A comment on its own: report it (after its blank line).
+                    fields["_comment"] = [line[1:].strip()]
+                continue
+            name, _, value = line.partition(":")
+            fields.setdefault(name, []).append(value[1:] if value.startswith(" ") else value)
+        raise EOFError("the stream ended")
+
+
+def _message(fields: dict[str, list[str]]) -> Message:
+    if "_comment" in fields:
+        return Message("comment", data=fields["_comment"][0])
+    if "retry" in fields and "data" not in fields:
+        return Message("retry", retry=int(fields["retry"][0]))
+    return Message(
+        "event",
+        id=int(fields["id"][0]) if "id" in fields else None,
+        event=fields.get("event", ["message"])[0],
+        data="\n".join(fields.get("data", [])),
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_stream(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None
+) -> AsyncIterator[Stream]:
+    async with client.stream("GET", url, headers=headers or {}) as response:
+        yield Stream(response)
