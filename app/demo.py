@@ -219,6 +219,7 @@ async def _create(session: AsyncSession, seed: OrgSeed) -> None:
                 points=story_seed.points,
                 criteria=[CriterionFields(*c) for c in story_seed.criteria],
             ),
+            actor=owner,
             role=Role.OWNER,
         )
         for number, (title, estimate, path) in enumerate(story_seed.tasks):

@@ -91,6 +91,7 @@ async def make_org(
                     CriterionFields("a second case", "it happens", "it holds"),
                 ],
             ),
+            actor=owner,
             role=Role.OWNER,
         )
         stories.append(story)

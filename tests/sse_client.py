@@ -26,22 +26,22 @@ class Stream:
         self.response = response
         self._lines = response.aiter_lines()
 
-    async def next(self, timeout: float = 10.0) -> Message:
+    async def next(self, wait: float = 10.0) -> Message:
         """The next message (comments and retry lines included), or TimeoutError."""
-        return await asyncio.wait_for(self._read(), timeout)
+        return await asyncio.wait_for(self._read(), wait)
 
-    async def next_event(self, timeout: float = 10.0) -> Message:
+    async def next_event(self, wait: float = 10.0) -> Message:
         """The next real event, skipping heartbeats and retry lines."""
         while True:
-            message = await self.next(timeout)
+            message = await self.next(wait)
             if message.kind == "event":
                 return message
 
-    async def events_until_quiet(self, timeout: float = 10.0) -> list[Message]:
+    async def events_until_quiet(self, wait: float = 10.0) -> list[Message]:
         """Every event until the first heartbeat comment: "nothing more for now"."""
         got = []
         while True:
-            message = await self.next(timeout)
+            message = await self.next(wait)
             if message.kind == "comment":
                 return got
             if message.kind == "event":

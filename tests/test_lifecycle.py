@@ -193,9 +193,9 @@ async def test_event_ids_count_up_per_organization(db: Database, scene: Scene):
     await act(db, scene.acme, acme_task, Action.START, scene.bob)
     acme_ids = [e.id for e in await events_of(db, acme_task.id)]
     assert acme_ids == sorted(acme_ids) and len(set(acme_ids)) == len(acme_ids)
-    # Six task_created events per organization came first, then the changes.
-    assert acme_ids[-2:] == [7, 8]
-    assert (await events_of(db, globex_task.id))[-1].id == 7
+    # Two story_created and six task_created events per organization came first.
+    assert acme_ids[-2:] == [9, 10]
+    assert (await events_of(db, globex_task.id))[-1].id == 9
 
 
 def test_the_rules_table_matches_the_product():

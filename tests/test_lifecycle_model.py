@@ -132,9 +132,9 @@ class LifeCycle(RuleBasedStateMachine):
             assert (task.status == "completed") == (task.completed_at is not None)
             if task.status == "available":
                 assert task.owned_at is None and task.estimate_hours in (None, 2)
-        # Six task_created events, then exactly one per successful change, no gaps.
+        # Two story and six task creations, then exactly one per successful change, no gaps.
         assert ids == list(range(1, last + 1))
-        assert len(ids) == 6 + self.changes
+        assert len(ids) == 8 + self.changes
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

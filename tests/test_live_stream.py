@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
-import os
 import re
 import signal
 from collections.abc import AsyncIterator
@@ -16,7 +16,8 @@ import websockets
 from sqlalchemy import select
 
 from app.db import Database
-from app.models import Organization, Role
+from app.models import Organization, Role, Sprint, SprintStatus
+from app.tasks.editing import StoryFields, TaskFields, create_story, create_task
 from app.tasks.lifecycle import Action
 from tests.factories import Scene, act, build_scene, token_for
 from tests.server import Server, start_server
@@ -102,7 +103,7 @@ async def test_the_stream_is_well_formed_and_keeps_the_line_alive(live: Live):
         assert response.headers["x-accel-buffering"] == "no"
         first = await stream.next()
         assert first.kind == "retry" and first.retry and first.retry > 0
-        assert (await stream.next(timeout=5)).kind == "comment"
+        assert (await stream.next(wait=5)).kind == "comment"
 
 
 async def test_changes_arrive_live_in_order_one_message_each(live: Live):
@@ -189,7 +190,7 @@ async def test_sigterm_tells_streams_to_come_back_and_exits(live: Live):
         seen = []
         with pytest.raises(EOFError):
             while True:
-                seen.append(await stream.next(timeout=10))
+                seen.append(await stream.next(wait=10))
         assert any(m.kind == "retry" for m in seen)
     assert live.server.process.wait(timeout=10) == 0
 
@@ -224,7 +225,8 @@ async def test_streams_need_a_member_of_that_organization(live: Live):
 
 async def test_one_stream_too_many_is_429(live: Live):
     async with (
-        live.client() as http, open_stream(http, stream_url(live), live.auth()) as a,
+        live.client() as http,
+        open_stream(http, stream_url(live), live.auth()) as a,
         open_stream(http, stream_url(live), live.auth()) as b,
         open_stream(http, stream_url(live), live.auth()) as c,
     ):
@@ -313,12 +315,6 @@ async def test_the_html_websocket_carries_the_same_messages(live: Live):
 
 
 async def test_a_sprint_narrowed_stream_skips_other_sprints(live: Live):
-    import datetime as dt
-
-    from app.models import Sprint, SprintStatus
-    from app.tasks.editing import StoryFields, TaskFields, create_story, create_task
-    from tests.factories import make_org  # noqa: F401  (keeps imports honest)
-
     async def other_sprint(session):  # type: ignore[no-untyped-def]
         sprint = Sprint(
             org_id=live.scene.acme.org.id,
@@ -335,6 +331,7 @@ async def test_a_sprint_narrowed_stream_skips_other_sprints(live: Live):
             org_id=sprint.org_id,
             sprint=sprint,
             fields=StoryFields(title="Later story", points=2),
+            actor=live.scene.alice,
             role=Role.OWNER,
         )
         task, _ = await create_task(
@@ -358,4 +355,43 @@ async def test_a_sprint_narrowed_stream_skips_other_sprints(live: Live):
     assert message.id == start + 2
 
 
-assert os  # the module reads no environment of its own
+async def sign_in_with_form(http: httpx.AsyncClient, email: str) -> str:
+    """Development sign-in through the real form; returns the session's CSRF token."""
+    page = (await http.get("/login")).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    response = await http.post("/login/dev", data={"csrf_token": token.group(1), "email": email})
+    assert response.status_code == 303, response.text
+    # Signing in starts a new session, with a new token.
+    fresh = re.search(r'name="csrf_token" value="([^"]+)"', (await http.get("/o/acme/sprints")).text)
+    assert fresh
+    return fresh.group(1)
+
+
+async def test_adding_and_editing_a_story_reaches_the_stream(live: Live):
+    start = await live.newest()
+    sprint_id = live.scene.acme.sprint.id
+    async with (
+        live.client() as owner,
+        live.client() as http,
+        open_stream(http, stream_url(live), live.auth()) as stream,
+    ):
+        await stream.next()
+        csrf = await sign_in_with_form(owner, "alice@example.com")
+        created = await owner.post(
+            f"/o/acme/sprints/{sprint_id}/stories/new",
+            data={"csrf_token": csrf, "title": "Export to CSV", "points": "2"},
+        )
+        assert created.status_code == 303
+        message = await stream.next_event()
+        story_id = re.search(r"group-story-(\d+)", created.headers["location"]).group(1)
+        edited = await owner.post(
+            f"/o/acme/stories/{story_id}/edit",
+            data={"csrf_token": csrf, "title": "Export the board to CSV", "points": "3"},
+        )
+        assert edited.status_code == 303
+        second = await stream.next_event()
+    assert (message.id, message.event) == (start + 1, "story_created")
+    assert "data-live-story" in message.data and 'data-stories="3"' in message.data
+    assert "Alice added the story “Export to CSV”" in message.data
+    assert (second.id, second.event) == (start + 2, "story_updated")

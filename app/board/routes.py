@@ -14,7 +14,7 @@ from app.auth.guards import get_db, org_member_required, require_role
 from app.board import bp
 from app.board.view import BoardQuery, BoardView, load_view
 from app.errors import Conflict, Invalid, NotFound, Refusal
-from app.events.log import last_event_id, task_history
+from app.events.log import EVENT_TYPES, last_event_id, task_history
 from app.models import Role, Sprint, SprintStatus, Story, Task
 from app.tasks.editing import clean_title
 from app.tasks.lifecycle import Action, Change, load_task, perform
@@ -42,7 +42,12 @@ async def render_board(sprint_id: int, query: BoardQuery, *, error: Refusal | No
         view = await load_view(db, g.org.id, sprint_id, query, g.user.id, today())
     transport = "ws" if request.args.get("transport") == "ws" else "sse"
     html = await render_template(
-        "board/page.html", view=view, event_id=cursor, error=error, transport=transport
+        "board/page.html",
+        view=view,
+        event_id=cursor,
+        error=error,
+        transport=transport,
+        live_event_types=",".join(EVENT_TYPES),
     )
     return html, (error.status if error else 200)
 

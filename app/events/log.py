@@ -8,7 +8,19 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
-from app.models import Organization, Task, TaskEvent
+from app.models import Organization, Story, Task, TaskEvent
+
+# Every type of event the log holds (and the live stream names in its `event:` field).
+EVENT_TYPES = (
+    "ownership_taken",
+    "ownership_released",
+    "status_changed",
+    "task_created",
+    "task_updated",
+    "story_created",
+    "story_updated",
+    "reset",
+)
 
 
 async def next_event_id(session: AsyncSession, org_id: int) -> int:
@@ -59,6 +71,26 @@ async def append_event(
     session.add(event)
     await session.flush()
     # Database.write announces these once the transaction has committed.
+    session.info.setdefault("events", []).append(event)
+    return event
+
+
+async def append_story_event(
+    session: AsyncSession, *, type: str, story: Story, actor_id: int | None
+) -> TaskEvent:
+    """Write one event row for a change to a story (no task), in the caller's transaction."""
+    event = TaskEvent(
+        org_id=story.org_id,
+        id=await next_event_id(session, story.org_id),
+        type=type,
+        story_id=story.id,
+        sprint_id=story.sprint_id,
+        actor_id=actor_id,
+        title=story.title,
+        created_at=utcnow(),
+    )
+    session.add(event)
+    await session.flush()
     session.info.setdefault("events", []).append(event)
     return event
 

@@ -36,6 +36,10 @@ def toast_text(event: TaskEvent) -> str:
         return f"{who} added {title}"
     if event.type == "task_updated":
         return f"{who} edited {title}"
+    if event.type == "story_created":
+        return f"{who} added the story {title}"
+    if event.type == "story_updated":
+        return f"{who} edited the story {title}"
     if event.new_status == TaskStatus.COMPLETED.value:
         return f"{who} completed {title}"
     if event.new_status == TaskStatus.OWNED.value and event.old_status == "inprogress":

@@ -136,11 +136,16 @@ async def new_story(org: str, sprint_id: int) -> Any:
     form: MultiDict[str, str] = MultiDict()
     if request.method == "POST":
         form = await request.form
-        org_id, role = g.org.id, g.role
+        org_id, user, role = g.org.id, g.user, g.role
 
         async def create(db: Any) -> Story:
             return await create_story(
-                db, org_id=org_id, sprint=sprint, fields=story_fields(form, 1), role=role
+                db,
+                org_id=org_id,
+                sprint=sprint,
+                fields=story_fields(form, 1),
+                actor=user,
+                role=role,
             )
 
         try:
@@ -169,7 +174,7 @@ async def edit_story(org: str, story_id: int) -> Any:
     form: MultiDict[str, str] = MultiDict()
     if request.method == "POST":
         form = await request.form
-        role = g.role
+        user, role = g.user, g.role
         edits = {
             c.number: CriterionFields(
                 form.get(f"ac-{c.number}-given", c.given),
@@ -182,7 +187,12 @@ async def edit_story(org: str, story_id: int) -> Any:
         async def edit(db: Any) -> Story:
             fresh = await load_story(db, story.org_id, story.id)
             return await update_story(
-                db, story=fresh, fields=story_fields(form, first_new), edits=edits, role=role
+                db,
+                story=fresh,
+                fields=story_fields(form, first_new),
+                edits=edits,
+                actor=user,
+                role=role,
             )
 
         try:

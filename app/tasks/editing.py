@@ -11,7 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.db import utcnow
 from app.errors import Forbidden, Invalid, NotFound
-from app.events.log import append_event
+from app.events.log import append_event, append_story_event
 from app.models import AcceptanceCriterion, Role, Sprint, Story, Task, TaskEvent, User
 
 TITLE_MAX = 200
@@ -197,9 +197,10 @@ async def create_story(
     org_id: int,
     sprint: Sprint | None,
     fields: StoryFields,
+    actor: User,
     role: Role,
 ) -> Story:
-    """Add a story at the end of its sprint, with its acceptance criteria."""
+    """Add a story at the end of its sprint, with its criteria; log `story_created`."""
     require_owner(role)
     last = await session.scalar(
         select(func.max(Story.position)).where(
@@ -223,6 +224,7 @@ async def create_story(
     set_committed_value(story, "criteria", [])
     _add_criteria(story, fields.criteria)
     await session.flush()
+    await append_story_event(session, type="story_created", story=story, actor_id=actor.id)
     return story
 
 
@@ -232,9 +234,12 @@ async def update_story(
     story: Story,
     fields: StoryFields,
     edits: dict[int, CriterionFields],
+    actor: User,
     role: Role,
 ) -> Story:
-    """Edit a story; `edits` rewrites existing criteria by number, new ones are appended."""
+    """Edit a story; `edits` rewrites criteria by number, new ones are appended.
+
+    Logs `story_updated`."""
     require_owner(role)
     story.title = clean_title(fields.title, "story")
     story.description = clean_description(fields.description)
@@ -246,6 +251,7 @@ async def update_story(
             criterion.given, criterion.when, criterion.then = new.given, new.when, new.then
     _add_criteria(story, fields.criteria)
     await session.flush()
+    await append_story_event(session, type="story_updated", story=story, actor_id=actor.id)
     return story
 
 

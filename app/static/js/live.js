@@ -124,6 +124,11 @@
   function applyMessage(html) {
     var holder = document.createElement("template");
     holder.innerHTML = html;
+    if (holder.content.querySelector("template[data-live-story]")) {
+      // A story was added or renamed: its group (and every card's story name) changed.
+      needsRefresh = true;
+      return;
+    }
     var live = holder.content.querySelector("template[data-live-card]");
     if (!live) return;
     var card = live.content.querySelector(".card");
@@ -296,7 +301,8 @@
     if (needsRefresh) {
       needsRefresh = false;
       // A card belongs to a group this page has never seen (a new story): fetch the groups.
-      htmx.ajax("GET", window.location.href, { target: "#board-groups", select: "#board-groups", swap: "outerHTML" });
+      htmx.ajax("GET", window.location.href, { target: "#board-groups", select: "#board-groups", swap: "outerHTML" })
+        .then(recount);
     }
   }
 
