@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 from quart import Quart
 from quart.typing import TestClientProtocol
 
@@ -15,6 +16,7 @@ from app.db import Database
 from app.demo import load_demo
 from app.migrate import upgrade
 from app.models import User
+from tests.browser_kit import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import Scene, build_scene
 from tests.server import Server, running_server
 
@@ -101,3 +103,14 @@ async def demo_server(database_url: str) -> AsyncIterator[Server]:
         await db.close()
     with running_server(database_url) as server:
         yield server
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium (Debian's), driven by Playwright."""
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()

@@ -38,9 +38,12 @@ class Server:
                 self.process.wait()
 
 
-def start_server(database_url: str, **env: str) -> Server:
-    """Start `python -m app serve` and return once it says it is listening."""
-    port = free_port()
+def start_server(database_url: str, *, port: int | None = None, **env: str) -> Server:
+    """Start `python -m app serve` and return once it says it is listening.
+
+    `port` reuses a given port (a restart the browser should find again); else a free one.
+    """
+    port = port or free_port()
     environ = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -78,8 +81,8 @@ def start_server(database_url: str, **env: str) -> Server:
 
 
 @contextlib.contextmanager
-def running_server(database_url: str, **env: str) -> Iterator[Server]:
-    server = start_server(database_url, **env)
+def running_server(database_url: str, *, port: int | None = None, **env: str) -> Iterator[Server]:
+    server = start_server(database_url, port=port, **env)
     try:
         yield server
     finally:

@@ -8,61 +8,24 @@ plain form posts and 303 redirects. Only Playwright's auto-waiting expectations 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
+from tests.browser_kit import (
+    BOARD_URL,
+    COMPLETE,
+    RELEASE,
+    START,
+    TAKE,
+    assert_no_page_load,
+    mark_page,
+    new_context,
+    sign_in,
+)
 from tests.server import Server
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-BOARD_URL = re.compile(r"/o/acme/sprints/\d+(\?.*)?$")
-# Any of a task's actions, by what its button says.
-TAKE, START, COMPLETE, RELEASE = (
-    "form[data-action=take] button",
-    "form[data-action=start] button",
-    "form[data-action=complete] button",
-    "form[data-action=release] button",
-)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-async def new_context(browser: Browser, *, js: bool = True) -> BrowserContext:
-    context = await browser.new_context(java_script_enabled=js)
-    context.set_default_timeout(10_000)
-    return context
-
-
-async def sign_in(context: BrowserContext, server: Server, email: str) -> Page:
-    """Sign in through the development form and land on the board."""
-    page = await context.new_page()
-    await page.goto(f"{server.url}/login")
-    form = page.locator("form[action$='/login/dev']")
-    await form.locator("[name=email]").fill(email)
-    await form.locator("button[type=submit]").click()
-    await expect(page).to_have_url(BOARD_URL)
-    await expect(page.locator("#sprint-header")).to_be_visible()
-    return page
 
 
 async def board_as(browser: Browser, server: Server, email: str, *, js: bool = True) -> Page:
@@ -108,19 +71,6 @@ async def chip_count(page: Page, status: str) -> int:
 
 async def group_count(page: Page, key: str) -> int:
     return await int_attr(page.locator(f"[data-group='{key}']"), "data-count")
-
-
-async def mark_page(page: Page) -> list[str]:
-    """Set a marker a page load would wipe, and record main-frame navigations."""
-    await page.evaluate("window.__marker = 1")
-    navigations: list[str] = []
-    page.on("framenavigated", lambda f: navigations.append(f.url) if f == page.main_frame else None)
-    return navigations
-
-
-async def assert_no_page_load(page: Page, navigations: list[str]) -> None:
-    assert await page.evaluate("window.__marker") == 1
-    assert navigations == []
 
 
 async def assert_group_counts_match_cards(page: Page) -> None:

@@ -363,7 +363,9 @@ async def sign_in_with_form(http: httpx.AsyncClient, email: str) -> str:
     response = await http.post("/login/dev", data={"csrf_token": token.group(1), "email": email})
     assert response.status_code == 303, response.text
     # Signing in starts a new session, with a new token.
-    fresh = re.search(r'name="csrf_token" value="([^"]+)"', (await http.get("/o/acme/sprints")).text)
+    fresh = re.search(
+        r'name="csrf_token" value="([^"]+)"', (await http.get("/o/acme/sprints")).text
+    )
     assert fresh
     return fresh.group(1)
 
