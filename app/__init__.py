@@ -75,6 +75,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
         openapi_provider_class=ApiOnlyOpenAPI,
     )
 
+    if settings.oidc_configured:
+        from app.auth.oidc import OIDCClient
+
+        app.extensions["oidc"] = OIDCClient(settings)
+
     from app.web import install_template_helpers
 
     install_template_helpers(app)

@@ -12,6 +12,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol
 
 from app import create_app
+from app.auth import sessions
 from app.db import Database
 from app.demo import load_demo
 from app.migrate import upgrade
@@ -76,9 +77,10 @@ def client(app: Quart) -> TestClientProtocol:
 
 async def sign_in(client: TestClientProtocol, user: User) -> TestClientProtocol:
     """Give the test client a signed-in session (the form itself is tested separately)."""
+    db: Database = client.app.extensions["db"]  # type: ignore[attr-defined]
+    key = await db.write(lambda s: sessions.begin(s, user))
     async with client.session_transaction() as session:
-        session["uid"] = user.id
-        session["sv"] = user.session_version
+        session["sid"] = key
         session["csrf"] = CSRF
     return client
 

@@ -107,9 +107,26 @@ async def test_subscribers_are_removed_when_their_stream_ends():
 async def test_closing_a_users_streams_leaves_the_others():
     hub = Hub()
     with hub.subscribe(1, user_id=1) as mine, hub.subscribe(1, user_id=2) as theirs:
-        assert hub.close_user(1, "signed out") == 1
+        assert hub.close_where("signed out", user_id=1) == 1
         assert isinstance(mine.queue.get_nowait(), Closed)
         assert theirs.queue.empty()
+
+
+async def test_streams_close_by_session_token_or_organization():
+    hub = Hub()
+    with (
+        hub.subscribe(1, user_id=1, session_id=10) as laptop,
+        hub.subscribe(1, user_id=1, session_id=11) as phone,
+        hub.subscribe(1, user_id=1, token_id=5) as bot,
+        hub.subscribe(2, user_id=1, session_id=10) as other_org,
+    ):
+        assert hub.close_where("signed out", session_id=10, org_id=1) == 1
+        assert isinstance(laptop.queue.get_nowait(), Closed)
+        assert phone.queue.empty() and other_org.queue.empty()
+        assert hub.close_where("token revoked", token_id=5) == 1
+        assert isinstance(bot.queue.get_nowait(), Closed)
+        assert hub.close_where("removed", user_id=1, org_id=2) == 1
+        assert isinstance(other_org.queue.get_nowait(), Closed)
 
 
 HOSTILE = [

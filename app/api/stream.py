@@ -13,6 +13,7 @@ from app.auth.csrf import same_origin_websocket
 from app.auth.guards import get_db, resolve_membership, use_membership
 from app.errors import NotFound, Refusal
 from app.live.streams import (
+    Viewer,
     check_stream_limit,
     live_updates,
     messages,
@@ -48,7 +49,7 @@ async def task_events() -> Any:
     async for text in messages(
         live_updates(),
         org_id,
-        g.user.id,
+        Viewer.current(),
         sprint_id,
         cursor,
         frame=lambda f: json.dumps(f.json),

@@ -179,11 +179,36 @@ async def create_token(session: AsyncSession, *, user: User, name: str = "") -> 
     return token
 
 
-async def user_for_token(session: AsyncSession, token: str) -> User | None:
-    """The user a live (unrevoked) token belongs to."""
-    row = await session.scalar(
+async def token_record(session: AsyncSession, token: str) -> ApiToken | None:
+    """The live (unrevoked) token with this text, with its user."""
+    return await session.scalar(
         select(ApiToken).where(
             ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
         )
     )
+
+
+async def user_for_token(session: AsyncSession, token: str) -> User | None:
+    """The user a live (unrevoked) token belongs to."""
+    row = await token_record(session, token)
     return row.user if row else None
+
+
+async def tokens_of(session: AsyncSession, user_id: int) -> Sequence[ApiToken]:
+    rows = await session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
+    )
+    return rows.all()
+
+
+async def revoke_token(session: AsyncSession, *, user_id: int, token_id: int) -> ApiToken:
+    """Revoke one of the user's own tokens; it stops working at once."""
+    row = await session.scalar(
+        select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id)
+    )
+    if row is None:
+        raise NotFound("There is no such token of yours.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await session.flush()
+    return row

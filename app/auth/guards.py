@@ -14,7 +14,8 @@ from urllib.parse import quote
 from quart import current_app, g, has_websocket_context, redirect, request, session, websocket
 from sqlalchemy import select
 
-from app.auth.accounts import memberships_of, user_for_token
+from app.auth import sessions
+from app.auth.accounts import memberships_of, token_record
 from app.db import Database
 from app.errors import Forbidden, NotFound, Refusal
 from app.models import Membership, Organization, Role, User
@@ -49,23 +50,27 @@ async def load_identity() -> None:
     """Set `g.user` from a bearer token or the session cookie (before every request)."""
     g.user = None
     g.via_token = False
+    g.session_id = None
+    g.token_id = None
     token = bearer_token()
     if token is None and connection().path.startswith("/api/v1/ws"):
         # Browsers cannot set headers on a WebSocket; this route accepts ?token= (never logged).
         token = connection().args.get("token") or None
     async with get_db().read() as db:
         if token is not None:
-            g.user = await user_for_token(db, token)
-            g.via_token = g.user is not None
+            found = await token_record(db, token)
+            if found is not None:
+                g.user, g.token_id, g.via_token = found.user, found.id, True
             return
-        uid = session.get("uid")
-        if uid is None:
+        key = session.get("sid")
+        if key is None:
             return
-        user = await db.get(User, uid)
-        if user is None or session.get("sv") != user.session_version:
+        live = await sessions.find(db, str(key))
+        if live is None:
+            # Signed out (here or elsewhere): this cookie is worth nothing any more.
             session.clear()
             return
-        g.user = user
+        g.user, g.session_id = live.user, live.id
 
 
 def current_user() -> User | None:

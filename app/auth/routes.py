@@ -1,4 +1,4 @@
-"""Sign-in pages: development sign-in, sign-out, and the front door."""
+"""Sign-in and sign-out: OpenID Connect, or development sign-in; and the front door."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any
 from quart import current_app, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
-from app.auth import bp
+from app.auth import bp, sessions
 from app.auth.accounts import DEV_ISSUER, find_user_by_email, sign_in_user
 from app.auth.guards import current_user, default_membership, get_db, login_redirect
+from app.auth.oidc import OIDCClient, SignInRefused, remember_pending
 from app.errors import Invalid
 from app.models import Invitation, Membership, Sprint, SprintStatus, User
 
@@ -19,6 +20,10 @@ def _safe_next(value: str | None) -> str:
     if value and value.startswith("/") and not value.startswith("//"):
         return value
     return "/"
+
+
+def oidc() -> OIDCClient | None:
+    return current_app.extensions.get("oidc")
 
 
 @bp.get("/")
@@ -43,9 +48,23 @@ async def home() -> Any:
 
 @bp.get("/login")
 async def login() -> Any:
-    """Show the development sign-in form (or, later, go to the identity provider)."""
-    settings = current_app.config["SETTINGS"]
-    if settings.dev_login_enabled:
+    """Go to the identity provider, or show the development sign-in form."""
+    nxt = _safe_next(request.args.get("next"))
+    provider = oidc()
+    if provider is not None:
+        try:
+            url, pending = await provider.start()
+        except Exception:  # the provider is down or misconfigured: say so, plainly
+            current_app.logger.exception("cannot reach the identity provider")
+            return await render_template(
+                "auth/refused.html",
+                message="The identity provider cannot be reached right now. Try again soon.",
+            ), 503
+        store = dict(session.get("oidc") or {})
+        remember_pending(store, pending, nxt)
+        session["oidc"] = store
+        return redirect(url)
+    if current_app.config["SETTINGS"].dev_login_enabled:
         async with get_db().read() as db:
             people = (
                 await db.execute(
@@ -56,10 +75,48 @@ async def login() -> Any:
                     .order_by(User.email)
                 )
             ).all()
-        return await render_template(
-            "auth/login.html", people=people, next=_safe_next(request.args.get("next"))
-        )
+        return await render_template("auth/login.html", people=people, next=nxt)
     return await render_template("auth/login_unavailable.html"), 503
+
+
+@bp.get("/auth/callback")
+async def callback() -> Any:
+    """Finish an OpenID Connect sign-in; anything that does not check out is refused."""
+    provider = oidc()
+    if provider is None:
+        return await render_template(
+            "errors/error.html", status=404, message="There is nothing here."
+        ), 404
+    store = dict(session.get("oidc") or {})
+    pending = store.pop(request.args.get("state", ""), None)
+    session["oidc"] = store  # each state works once: a replayed callback finds nothing
+    try:
+        if pending is None:
+            raise SignInRefused(
+                "This sign-in link has expired or was already used. Please sign in again."
+            )
+        if request.args.get("error"):
+            raise SignInRefused("The identity provider did not sign you in.")
+        code = request.args.get("code")
+        if not code:
+            raise SignInRefused("The identity provider sent no authorization code.")
+        identity = await provider.finish(code, pending)
+    except SignInRefused as refused:
+        return await render_template("auth/refused.html", message=refused.message), 400
+
+    async def sign_in(db: Any) -> tuple[User, str]:
+        user = await sign_in_user(
+            db,
+            issuer=identity.issuer,
+            subject=identity.subject,
+            email=identity.email,
+            name=identity.name,
+        )
+        return user, await sessions.begin(db, user, id_token=identity.id_token)
+
+    _user, key = await get_db().write(sign_in)
+    sessions.remember(key)
+    return redirect(_safe_next(pending.get("next"))), 303
 
 
 @bp.post("/login/dev")
@@ -74,36 +131,55 @@ async def login_dev() -> Any:
     email = (form.get("email") or "").strip().lower()
     nxt = _safe_next(form.get("next"))
 
-    async def sign_in(db: Any) -> User | None:
+    async def sign_in(db: Any) -> str | None:
         user = await find_user_by_email(db, email) if email else None
-        if user is not None:
-            return user
-        invited = await db.scalar(select(Invitation.id).where(Invitation.email == email))
-        if not invited:
-            return None
-        # Someone invited with `org create` or `member add` signs in for the first time.
-        return await sign_in_user(
-            db, issuer=DEV_ISSUER, subject=email, email=email, name=email.split("@")[0].title()
-        )
+        if user is None:
+            invited = await db.scalar(select(Invitation.id).where(Invitation.email == email))
+            if not invited:
+                return None
+            # Someone invited with `org create` or `member add` signs in for the first time.
+            user = await sign_in_user(
+                db, issuer=DEV_ISSUER, subject=email, email=email, name=email.split("@")[0].title()
+            )
+        return await sessions.begin(db, user)
 
     try:
-        user = await get_db().write(sign_in)
+        key = await get_db().write(sign_in)
     except Invalid:
-        user = None
-    if user is None:
+        key = None
+    if key is None:
         await flash(f"No one with the email “{email}” has been invited here.", "error")
         return redirect(url_for("auth.login", next=nxt)), 303
-    session.clear()
-    session["uid"] = user.id
-    session["sv"] = user.session_version
-    session.permanent = True
+    sessions.remember(key)
     return redirect(nxt), 303
 
 
 @bp.post("/logout")
 async def logout() -> Any:
-    """Sign out of this browser."""
+    """Sign out of this browser: the session ends on the server, its streams close."""
+    key = session.get("sid")
+    ended = await get_db().write(lambda db: sessions.end(db, str(key))) if key else None
+    if ended is not None:
+        current_app.extensions["live"].end_streams("signed out", session_id=ended.id)
     session.clear()
     g.user = None
+    provider = oidc()
+    after = f"{current_app.config['SETTINGS'].base_url}/login?signed_out=1"
+    if provider is not None:
+        url = await provider.logout_url(ended.id_token if ended else None, after)
+        if url:
+            return redirect(url), 303
     await flash("You are signed out.", "info")
+    return redirect(url_for("auth.login")), 303
+
+
+@bp.post("/logout/everywhere")
+async def logout_everywhere() -> Any:
+    """Sign out of every browser and close every live stream of mine."""
+    user = current_user()
+    if user is not None:
+        await get_db().write(lambda db: sessions.end_all(db, user.id))
+        current_app.extensions["live"].end_streams("signed out", user_id=user.id)
+    session.clear()
+    await flash("You are signed out everywhere.", "info")
     return redirect(url_for("auth.login")), 303

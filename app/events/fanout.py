@@ -77,6 +77,20 @@ class LiveUpdates:
                 await self._task
         await self.broker.close()
 
+    def end_streams(
+        self,
+        reason: str,
+        *,
+        user_id: int | None = None,
+        org_id: int | None = None,
+        session_id: int | None = None,
+        token_id: int | None = None,
+    ) -> int:
+        """Close the matching live streams (signed out, removed, token revoked)."""
+        return self.hub.close_where(
+            reason, user_id=user_id, org_id=org_id, session_id=session_id, token_id=token_id
+        )
+
     def on_commit(self, events: Sequence[TaskEvent]) -> None:
         """Called after a write commits: announce its events (never blocks)."""
         newest: dict[int, int] = {}

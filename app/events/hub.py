@@ -42,6 +42,9 @@ class Subscriber:
     org_id: int
     user_id: int | None
     sprint_id: int | None = None
+    # How the stream was authenticated, so signing out or revoking a token can end it.
+    session_id: int | None = None
+    token_id: int | None = None
     queue: asyncio.Queue[Frame | Closed] = field(
         default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE)
     )
@@ -69,9 +72,21 @@ class Hub:
 
     @contextlib.contextmanager
     def subscribe(
-        self, org_id: int, *, user_id: int | None, sprint_id: int | None = None
+        self,
+        org_id: int,
+        *,
+        user_id: int | None,
+        sprint_id: int | None = None,
+        session_id: int | None = None,
+        token_id: int | None = None,
     ) -> Iterator[Subscriber]:
-        subscriber = Subscriber(org_id=org_id, user_id=user_id, sprint_id=sprint_id)
+        subscriber = Subscriber(
+            org_id=org_id,
+            user_id=user_id,
+            sprint_id=sprint_id,
+            session_id=session_id,
+            token_id=token_id,
+        )
         self._subscribers[org_id].add(subscriber)
         try:
             yield subscriber
@@ -111,14 +126,27 @@ class Hub:
                 subscriber.close("behind")
         return delivered
 
-    def close_user(self, user_id: int, reason: str, org_id: int | None = None) -> int:
-        """End every stream of one user (signed out, removed from the organization)."""
+    def close_where(
+        self,
+        reason: str,
+        *,
+        user_id: int | None = None,
+        org_id: int | None = None,
+        session_id: int | None = None,
+        token_id: int | None = None,
+    ) -> int:
+        """End the streams matching every given field (a user, in an organization, of a
+        session or a token): signed out, removed, role changed, token revoked."""
         closed = 0
         for org, group in list(self._subscribers.items()):
             if org_id is not None and org != org_id:
                 continue
             for subscriber in list(group):
-                if subscriber.user_id == user_id:
+                if (
+                    (user_id is None or subscriber.user_id == user_id)
+                    and (session_id is None or subscriber.session_id == session_id)
+                    and (token_id is None or subscriber.token_id == token_id)
+                ):
                     subscriber.close(reason)
                     closed += 1
         return closed

@@ -13,6 +13,7 @@ from app.errors import Refusal
 from app.events import sse
 from app.live import bp
 from app.live.streams import (
+    Viewer,
     check_stream_limit,
     live_updates,
     messages,
@@ -31,13 +32,13 @@ async def events(org: str) -> Any:
     cursor = parse_cursor(request.headers.get("Last-Event-ID"), request.args.get("after"))
     sprint_id = await parse_sprint(g.org.id, request.args.get("sprint"))
     check_stream_limit(g.user.id)
-    live, org_id, user_id = live_updates(), g.org.id, g.user.id
+    live, org_id, viewer = live_updates(), g.org.id, Viewer.current()
 
     async def body() -> AsyncIterator[bytes]:
         async for chunk in messages(
             live,
             org_id,
-            user_id,
+            viewer,
             sprint_id,
             cursor,
             frame=sse_frame,
@@ -80,7 +81,7 @@ async def events_ws(org: str) -> Any:
     async for text in messages(
         live_updates(),
         g.org.id,
-        g.user.id,
+        Viewer.current(),
         sprint_id,
         cursor,
         frame=lambda f: f.html,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
-from quart import current_app
+from quart import current_app, g
 from sqlalchemy import select
 
 from app.auth.guards import get_db
@@ -66,10 +67,23 @@ def check_stream_limit(user_id: int) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Viewer:
+    """Who opened a stream, and with what credential (a session or a token)."""
+
+    user_id: int
+    session_id: int | None = None
+    token_id: int | None = None
+
+    @classmethod
+    def current(cls) -> Viewer:
+        return cls(g.user.id, g.get("session_id"), g.get("token_id"))
+
+
 async def messages(
     live: LiveUpdates,
     org_id: int,
-    user_id: int,
+    viewer: Viewer,
     sprint_id: int | None,
     cursor: int | None,
     *,
@@ -84,7 +98,13 @@ async def messages(
     reaches the queue as well; ids already sent are dropped there. Runs outside any
     request context (a streamed body outlives it), so it is handed what it needs.
     """
-    with live.hub.subscribe(org_id, user_id=user_id, sprint_id=sprint_id) as subscriber:
+    with live.hub.subscribe(
+        org_id,
+        user_id=viewer.user_id,
+        sprint_id=sprint_id,
+        session_id=viewer.session_id,
+        token_id=viewer.token_id,
+    ) as subscriber:
         if opening is not None:
             yield opening  # only once subscribed: a client that sees it is counted
         try:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from app.models.account import ApiToken, Invitation, Membership, Organization, Role, User
+from app.models.account import (
+    ApiToken,
+    Invitation,
+    Membership,
+    Organization,
+    Role,
+    User,
+    UserSession,
+)
 from app.models.event import TaskEvent
 from app.models.planning import AcceptanceCriterion, Sprint, SprintStatus, Story
 from app.models.task import Task, TaskStatus
@@ -21,4 +29,5 @@ __all__ = [
     "TaskEvent",
     "TaskStatus",
     "User",
+    "UserSession",
 ]
