@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -75,7 +76,7 @@ class OIDCClient:
         """The provider's discovery document (cached for an hour)."""
         if self._metadata and time.monotonic() - self._metadata[0] < CACHE_SECONDS:
             return self._metadata[1]
-        async with self._client() as client:
+        async with httpx.AsyncClient(timeout=10) as client:
             response = await client.get(f"{self.issuer}/.well-known/openid-configuration")
         response.raise_for_status()
         document = response.json()
@@ -88,7 +89,7 @@ class OIDCClient:
         if not refresh and self._keys and time.monotonic() - self._keys[0] < CACHE_SECONDS:
             return self._keys[1]
         metadata = await self.metadata()
-        async with self._client() as client:
+        async with httpx.AsyncClient(timeout=10) as client:
             response = await client.get(metadata["jwks_uri"])
         response.raise_for_status()
         key_set = KeySet.import_key_set(response.json())
