@@ -6,12 +6,13 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.accounts import DEV_ISSUER, create_token
 from app.db import Database
 from app.models import (
+    Invitation,
     Membership,
     Organization,
     Role,
@@ -162,7 +163,7 @@ async def events_of(db: Database, task_id: int) -> list[TaskEvent]:
 
 
 async def snapshot(db: Database) -> list[tuple[object, ...]]:
-    """Every task's state and the event count: compare before and after a refusal."""
+    """Every task's state and how many of everything else: compare around a refusal."""
     async with db.read() as s:
         rows = (
             await s.execute(
@@ -176,8 +177,13 @@ async def snapshot(db: Database) -> list[tuple[object, ...]]:
                 ).order_by(Task.id)
             )
         ).all()
-        events = len(list(await s.scalars(select(TaskEvent.id))))
-    return [tuple(r) for r in rows] + [("events", events)]
+        counts = [
+            (model.__tablename__, await s.scalar(select(func.count()).select_from(model)))
+            for model in (TaskEvent, Sprint, Story, Membership, Invitation)
+        ]
+        sprints = (await s.execute(select(Sprint.id, Sprint.status).order_by(Sprint.id))).all()
+        stories = (await s.execute(select(Story.id, Story.title, Story.points))).all()
+    return [tuple(r) for r in rows] + counts + [tuple(r) for r in sprints + stories]
 
 
 async def token_for(db: Database, user: User) -> str:

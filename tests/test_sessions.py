@@ -87,7 +87,7 @@ async def test_a_cookie_copied_before_sign_out_opens_nothing_after(
 
 
 async def test_signing_out_one_browser_leaves_the_others_signed_in(server: tuple[Server, Scene]):
-    app, scene = server
+    app, _scene = server
     async with (
         httpx.AsyncClient(base_url=app.url) as laptop,
         httpx.AsyncClient(base_url=app.url) as phone,

@@ -17,6 +17,7 @@ from quart import current_app, g, request, session, websocket
 from app.errors import Forbidden
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+SIGN_IN_FORMS = {"/login/dev"}
 
 
 def csrf_token() -> str:
@@ -71,8 +72,10 @@ async def protect() -> None:
     check_cross_site()
     if g.get("via_token"):
         return
-    if g.get("user") is None and request.path.startswith("/api/"):
-        return  # no credentials, nothing to forge: the route answers 401
+    if g.get("user") is None and request.path not in SIGN_IN_FORMS:
+        # No credentials, nothing to forge: the route answers 401 or sends to sign-in.
+        # (Sign-in forms keep their check: a forged sign-in is an attack of its own.)
+        return
     sent = request.headers.get("X-CSRF-Token")
     # JSON bodies and PUT/PATCH/DELETE cannot be sent cross-site without a CORS
     # preflight, which we never grant; a plain-form POST could be, so not those.
