@@ -91,13 +91,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
 
 
 def _register_blueprints(app: Quart) -> None:
+    from app.account import bp as account_bp
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
     from app.board import bp as board_bp
     from app.live import bp as live_bp
+    from app.members import bp as members_bp
     from app.planning import bp as planning_bp
 
-    for bp in (auth_bp, board_bp, planning_bp, live_bp, api_bp):
+    for bp in (auth_bp, board_bp, planning_bp, members_bp, account_bp, live_bp, api_bp):
         app.register_blueprint(bp)
 
     @app.get("/healthz")

@@ -10,7 +10,7 @@ import re
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
@@ -185,6 +185,13 @@ async def token_record(session: AsyncSession, token: str) -> ApiToken | None:
         select(ApiToken).where(
             ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
         )
+    )
+
+
+async def touch_token(session: AsyncSession, token_id: int) -> None:
+    """Note that a token was just used."""
+    await session.execute(
+        update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow())
     )
 
 

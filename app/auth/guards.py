@@ -6,6 +6,7 @@ URL that they are not a member of answers 404, exactly like one that does not ex
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
@@ -15,12 +16,13 @@ from quart import current_app, g, has_websocket_context, redirect, request, sess
 from sqlalchemy import select
 
 from app.auth import sessions
-from app.auth.accounts import memberships_of, token_record
-from app.db import Database
+from app.auth.accounts import memberships_of, token_record, touch_token
+from app.db import Database, utcnow
 from app.errors import Forbidden, NotFound, Refusal
 from app.models import Membership, Organization, Role, User
 
 P = ParamSpec("P")
+TOKEN_TOUCH_EVERY = dt.timedelta(minutes=5)
 R = TypeVar("R")
 
 
@@ -56,21 +58,30 @@ async def load_identity() -> None:
     if token is None and connection().path.startswith("/api/v1/ws"):
         # Browsers cannot set headers on a WebSocket; this route accepts ?token= (never logged).
         token = connection().args.get("token") or None
+    if token is not None:
+        await identify_by_token(token)
+        return
+    key = session.get("sid")
+    if key is None:
+        return
     async with get_db().read() as db:
-        if token is not None:
-            found = await token_record(db, token)
-            if found is not None:
-                g.user, g.token_id, g.via_token = found.user, found.id, True
-            return
-        key = session.get("sid")
-        if key is None:
-            return
         live = await sessions.find(db, str(key))
-        if live is None:
-            # Signed out (here or elsewhere): this cookie is worth nothing any more.
-            session.clear()
-            return
-        g.user, g.session_id = live.user, live.id
+    if live is None:
+        # Signed out (here or elsewhere): this cookie is worth nothing any more.
+        session.clear()
+        return
+    g.user, g.session_id = live.user, live.id
+
+
+async def identify_by_token(token: str) -> None:
+    async with get_db().read() as db:
+        found = await token_record(db, token)
+    if found is None:
+        return
+    g.user, g.token_id, g.via_token = found.user, found.id, True
+    # "Last used" to the nearest few minutes: not a write on every API call.
+    if found.last_used_at is None or utcnow() - found.last_used_at > TOKEN_TOUCH_EVERY:
+        await get_db().write(lambda db: touch_token(db, found.id))
 
 
 def current_user() -> User | None:

@@ -1,0 +1,157 @@
+"""Members routes: thin; the rules are in app.auth.membership.
+
+Every change is the owners' (403 for everyone else). A removal or a role change ends
+that person's live streams in this organization; their next request sees the change
+anyway, because the guards read memberships on every request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import current_app, flash, g, redirect, render_template, request, url_for
+from sqlalchemy.ext.asyncio import AsyncSession
+from werkzeug.datastructures import MultiDict
+
+from app.auth import membership
+from app.auth.accounts import parse_role
+from app.auth.guards import get_db, org_member_required, require_role
+from app.errors import Conflict, Invalid, NotFound, Refusal
+from app.members import bp
+from app.models import Membership, Role, User
+
+
+@bp.get("/o/<org>/members")
+@org_member_required
+async def members(org: str) -> Any:
+    """List the organization's members and open invitations; owners manage them here."""
+    return await render_members()
+
+
+async def render_members(
+    *, error: Refusal | None = None, form: MultiDict[str, str] | None = None
+) -> Any:
+    async with get_db().read() as db:
+        people = await membership.members_of(db, g.org.id)
+        invitations = await membership.open_invitations(db, g.org.id)
+    html = await render_template(
+        "members/page.html",
+        people=people,
+        invitations=invitations,
+        roles=list(Role),
+        error=error,
+        form=form or MultiDict(),
+    )
+    return html, (error.status if error else 200)
+
+
+@bp.post("/o/<org>/members/invite")
+@org_member_required
+async def invite(org: str) -> Any:
+    """Invite an email with a role, or set the role of someone who already has an account."""
+    require_role(Role.OWNER)
+    form = await request.form
+    org_row, owner = g.org, g.user
+
+    async def run(db: AsyncSession) -> tuple[str, int | None]:
+        role = parse_role(form.get("role", ""))
+        result = await membership.invite(
+            db, org=org_row, email=form.get("email", ""), role=role, invited_by=owner
+        )
+        if isinstance(result, Membership):
+            person = await db.get(User, result.user_id)
+            name = person.name if person else form.get("email", "")
+            return f"{name} is now {_a(role)} of {org_row.name}.", result.user_id
+        return f"Invited {result.email} to join as {_a(role)}.", None
+
+    try:
+        message, user_id = await get_db().write(run)
+    except (Invalid, Conflict) as refusal:
+        return await render_members(error=refusal, form=form)
+    if user_id is not None:
+        _end_streams(user_id)
+    await flash(message, "success")
+    return redirect(url_for("members.members", org=org)), 303
+
+
+@bp.post("/o/<org>/members/<int:user_id>/role")
+@org_member_required
+async def change_role(org: str, user_id: int) -> Any:
+    """Give a member another role (owners); the last owner stays an owner."""
+    require_role(Role.OWNER)
+    form = await request.form
+    org_id = g.org.id
+
+    async def run(db: AsyncSession) -> str:
+        role = parse_role(form.get("role", ""))
+        changed = await membership.change_role(db, org_id, user_id, role)
+        return f"{changed.user.name} is now {_a(role)}."
+
+    try:
+        message = await get_db().write(run)
+    except (Invalid, Conflict) as refusal:
+        return await render_members(error=refusal)
+    _end_streams(user_id)
+    await flash(message, "success")
+    return redirect(url_for("members.members", org=org)), 303
+
+
+@bp.get("/o/<org>/members/<int:user_id>/remove")
+@org_member_required
+async def confirm_remove(org: str, user_id: int) -> Any:
+    """Ask before removing someone (owners)."""
+    require_role(Role.OWNER)
+    async with get_db().read() as db:
+        people = await membership.members_of(db, g.org.id)
+    person = next((m for m in people if m.user_id == user_id), None)
+    if person is None:
+        raise NotFound("There is no such member in this organization.")
+    return await render_template("members/confirm_remove.html", person=person)
+
+
+@bp.post("/o/<org>/members/<int:user_id>/remove")
+@org_member_required
+async def remove(org: str, user_id: int) -> Any:
+    """Remove someone from the organization (owners); the last owner cannot go."""
+    require_role(Role.OWNER)
+    org_id, org_name = g.org.id, g.org.name
+
+    async def run(db: AsyncSession) -> str:
+        removed = await membership.remove_member(db, org_id, user_id)
+        return f"{removed.user.name} is no longer a member of {org_name}."
+
+    try:
+        message = await get_db().write(run)
+    except Conflict as refusal:
+        return await render_members(error=refusal)
+    _end_streams(user_id)
+    await flash(message, "success")
+    if user_id == g.user.id:
+        return redirect("/"), 303  # I removed myself: this page is no longer mine
+    return redirect(url_for("members.members", org=org)), 303
+
+
+@bp.post("/o/<org>/members/invitations/<int:invitation_id>/cancel")
+@org_member_required
+async def cancel_invitation(org: str, invitation_id: int) -> Any:
+    """Withdraw an open invitation (owners)."""
+    require_role(Role.OWNER)
+    org_id = g.org.id
+
+    async def run(db: AsyncSession) -> str:
+        cancelled = await membership.cancel_invitation(db, org_id, invitation_id)
+        return f"The invitation to {cancelled.email} is cancelled."
+
+    await flash(await get_db().write(run), "success")
+    return redirect(url_for("members.members", org=org)), 303
+
+
+def _end_streams(user_id: int) -> None:
+    """Close that person's open streams here: what they may see has changed."""
+    current_app.extensions["live"].end_streams(
+        "membership changed", user_id=user_id, org_id=g.org.id
+    )
+
+
+def _a(role: Role) -> str:
+    return f"an {role.value}" if role is Role.OWNER else f"a {role.value}"
