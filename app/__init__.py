@@ -25,7 +25,8 @@ from app.errors import Refusal
 
 log = logging.getLogger(__name__)
 
-MAX_ROW_ID = 2**63 - 1
+# Our primary keys are INTEGER columns: 32-bit on PostgreSQL.
+MAX_ROW_ID = 2**31 - 1
 
 
 class RowIdConverter(IntegerConverter):
@@ -209,17 +210,19 @@ def _register_error_handlers(app: Quart) -> None:
 
 def _register_lifecycle(app: Quart, settings: Settings) -> None:
     from app.events.broker import MemoryBroker
-    from app.events.fanout import LiveUpdates
+    from app.events.fanout import Broker, LiveUpdates
+    from app.events.redis_broker import RedisBroker
     from app.events.render import Renderer
 
     @app.before_serving
     async def start() -> None:
         db = Database(settings.database_url)
         app.extensions["db"] = db
+        broker: Broker = RedisBroker(settings.redis_url) if settings.redis_url else MemoryBroker()
         live = LiveUpdates(
             db,
             Renderer(app, db),
-            MemoryBroker(),
+            broker,
             window=settings.replay_window,
             heartbeat=settings.heartbeat_seconds,
         )

@@ -38,7 +38,9 @@ class Server:
                 self.process.wait()
 
 
-def start_server(database_url: str, *, port: int | None = None, **env: str) -> Server:
+def start_server(
+    database_url: str, *, port: int | None = None, workers: int = 1, **env: str
+) -> Server:
     """Start `python -m app serve` and return once it says it is listening.
 
     `port` reuses a given port (a restart the browser should find again); else a free one.
@@ -55,7 +57,7 @@ def start_server(database_url: str, *, port: int | None = None, **env: str) -> S
         if name not in env:
             environ.pop(name, None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", str(workers)],
         env=environ,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -81,8 +83,10 @@ def start_server(database_url: str, *, port: int | None = None, **env: str) -> S
 
 
 @contextlib.contextmanager
-def running_server(database_url: str, *, port: int | None = None, **env: str) -> Iterator[Server]:
-    server = start_server(database_url, port=port, **env)
+def running_server(
+    database_url: str, *, port: int | None = None, workers: int = 1, **env: str
+) -> Iterator[Server]:
+    server = start_server(database_url, port=port, workers=workers, **env)
     try:
         yield server
     finally:

@@ -449,3 +449,24 @@ async def test_tasks_of_a_removed_member_are_still_listed(db: Database, sign_in_
     async with db.read() as s:
         owner = await s.scalar(select(Task.owner_id).where(Task.id == task.id))
     assert owner == scene.bob.id
+
+
+async def test_a_person_in_two_organizations_can_switch_between_them(
+    db: Database, scene: Scene, sign_in_as
+):
+    from app.auth.accounts import add_member, find_org
+    from app.models import Role
+
+    async def join_globex(s):  # type: ignore[no-untyped-def]
+        await add_member(
+            s, org=await find_org(s, "globex"), email="bob@example.com", role=Role.MEMBER
+        )
+
+    await db.write(join_globex)
+    client = await sign_in_as(scene.bob)
+    page = await (await client.get(f"/o/acme/sprints/{scene.acme.sprint.id}")).get_data(
+        as_text=True
+    )
+    assert 'class="switcher"' in page
+    assert 'href="/o/acme/sprints"' in page and 'href="/o/globex/sprints"' in page
+    assert (await client.get(f"/o/globex/sprints/{scene.globex.sprint.id}")).status_code == 200

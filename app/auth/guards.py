@@ -107,7 +107,7 @@ async def resolve_membership(org_ref: str) -> Membership:
     if user is None:
         raise Unauthenticated("Sign in first.")
     condition = Organization.slug == org_ref
-    if org_ref.isascii() and org_ref.isdigit() and int(org_ref) < 2**63:
+    if org_ref.isascii() and org_ref.isdigit() and int(org_ref) < 2**31:
         condition = condition | (Organization.id == int(org_ref))
     async with get_db().read() as db:
         membership = await db.scalar(

@@ -8,7 +8,8 @@ same across instances.)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 
 class MemoryBroker:
@@ -18,9 +19,19 @@ class MemoryBroker:
         self._pending: dict[int, int] = {}
         self._wake = asyncio.Event()
         self.healthy = True
+        # One process: nothing to reconnect to, no other instance to command.
+        self.on_connected: Callable[[], None] = lambda: None
+        self.on_control: Callable[[dict[str, Any]], None] = lambda command: None
+
+    def control(self, command: dict[str, Any]) -> None:
+        """Stream-closing commands need no travel within one process."""
 
     def announce(self, org_id: int, event_id: int) -> None:
         """Note that `org_id` has events up to `event_id` (never blocks)."""
+        self.wake(org_id, event_id)
+
+    def wake(self, org_id: int, event_id: int) -> None:
+        """Have the fan-out catch `org_id` up to at least `event_id`."""
         self._pending[org_id] = max(self._pending.get(org_id, 0), event_id)
         self._wake.set()
 

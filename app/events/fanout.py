@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
@@ -25,13 +25,21 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
 BATCH = 500
+# A slow look at the log for organizations with open streams: a net under any lost
+# announcement (Redis pub/sub drops messages without telling anyone).
+SAFETY_POLL_SECONDS = 10.0
 
 
 class Broker(Protocol):
     kind: str
     healthy: bool
 
+    on_connected: Callable[[], None]
+    on_control: Callable[[dict[str, Any]], None]
+
     def announce(self, org_id: int, event_id: int) -> None: ...
+    def wake(self, org_id: int, event_id: int) -> None: ...
+    def control(self, command: dict[str, Any]) -> None: ...
     def batches(self) -> AsyncIterator[dict[int, int]]: ...
     async def start(self) -> None: ...
     async def close(self) -> None: ...
@@ -60,22 +68,61 @@ class LiveUpdates:
         self.window = window
         self.heartbeat = heartbeat
         self._last_seen: dict[int, int] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         async with self.db.read() as session:
             rows = await session.execute(select(Organization.id, Organization.last_event_id))
             self._last_seen = {org_id: last for org_id, last in rows}
+        self.broker.on_connected = self.catch_up_everything
+        self.broker.on_control = self._apply_control
         await self.broker.start()
-        self._task = asyncio.create_task(self._run(), name="sprintboard-fanout")
+        self._tasks = [
+            asyncio.create_task(self._run(), name="sprintboard-fanout"),
+            asyncio.create_task(self._poll(), name="sprintboard-log-poll"),
+        ]
 
     async def stop(self) -> None:
         self.hub.close_all("shutdown")
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         await self.broker.close()
+
+    def catch_up_everything(self) -> None:
+        """After a broker (re)connect: check the log for every organization served here."""
+        task = asyncio.create_task(self._check_log())
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+    async def _check_log(self) -> None:
+        orgs = self.hub.organizations()
+        if not orgs:
+            return
+        async with self.db.read() as session:
+            rows = await session.execute(
+                select(Organization.id, Organization.last_event_id).where(Organization.id.in_(orgs))
+            )
+            newest = {org_id: last for org_id, last in rows}
+        for org_id, last in newest.items():
+            if last > self._last_seen.get(org_id, 0):
+                self.broker.wake(org_id, last)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(SAFETY_POLL_SECONDS)
+            try:
+                await self._check_log()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be briefly away; the next round retries
+                log.exception("checking the event log failed")
+
+    def _apply_control(self, command: dict[str, object]) -> None:
+        where = {k: command.get(k) for k in ("user_id", "org_id", "session_id", "token_id")}
+        self.hub.close_where(str(command.get("reason", "closed")), **where)  # type: ignore[arg-type]
 
     def end_streams(
         self,
@@ -86,7 +133,19 @@ class LiveUpdates:
         session_id: int | None = None,
         token_id: int | None = None,
     ) -> int:
-        """Close the matching live streams (signed out, removed, token revoked)."""
+        """Close the matching live streams (signed out, removed, token revoked), here and
+        on every other instance."""
+        control = getattr(self.broker, "control", None)
+        if control is not None:
+            control(
+                {
+                    "reason": reason,
+                    "user_id": user_id,
+                    "org_id": org_id,
+                    "session_id": session_id,
+                    "token_id": token_id,
+                }
+            )
         return self.hub.close_where(
             reason, user_id=user_id, org_id=org_id, session_id=session_id, token_id=token_id
         )

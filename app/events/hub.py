@@ -100,6 +100,10 @@ class Hub:
     def subscribers(self, org_id: int) -> list[Subscriber]:
         return list(self._subscribers.get(org_id, ()))
 
+    def organizations(self) -> list[int]:
+        """The organizations with at least one open stream here."""
+        return [org for org, group in self._subscribers.items() if group]
+
     def has_subscribers(self, org_id: int) -> bool:
         return bool(self._subscribers.get(org_id))
 

@@ -38,7 +38,7 @@ def parse_cursor(last_event_id: str | None, after: str | None) -> int | None:
     for value in (last_event_id, after):
         if value is None or value == "":
             continue
-        if not value.strip().isdigit():
+        if not (value.strip().isascii() and value.strip().isdigit()):
             raise BadCursor(f"“{value[:40]}” is not an event id (a whole number ≥ 0).")
         return int(value.strip())
     return None
@@ -48,8 +48,10 @@ async def parse_sprint(org_id: int, value: str | None) -> int | None:
     """`sprint=<id>` narrows a stream to one sprint of this organization."""
     if value is None or value == "":
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise BadCursor(f"“{value[:40]}” is not a sprint id.")
+    if int(value) >= 2**31:
+        raise NotFound(f"There is no sprint #{value[:40]} here.")
     async with get_db().read() as db:
         found = await db.scalar(
             select(Sprint.id).where(Sprint.id == int(value), Sprint.org_id == org_id)
