@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from app.db import Database
 from app.demo import load_demo
 from app.migrate import upgrade
 from app.models import User
+from tests import pg
 from tests.browser_kit import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import Scene, build_scene
 from tests.server import Server, running_server
@@ -32,11 +35,40 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# `SPRINTBOARD_TEST_DATABASE=postgresql` runs the suite on PostgreSQL (make test does both).
+ON_POSTGRES = os.environ.get("SPRINTBOARD_TEST_DATABASE", "sqlite") == "postgresql"
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> Iterator[str | None]:
+    """A PostgreSQL database migrated to head once per run: the template of every test's."""
+    if not ON_POSTGRES:
+        yield None
+        return
+    name = f"sprintboard_template_{uuid.uuid4().hex[:10]}"
+    upgrade(pg.create_database(name))
+    try:
+        yield name
+    finally:
+        pg.drop_database(name)
+
+
 @pytest.fixture
-def database_url(migrated_sqlite: Path, tmp_path: Path) -> str:
-    target = tmp_path / "sprintboard.db"
-    shutil.copy(migrated_sqlite, target)
-    return f"sqlite+aiosqlite:///{target}"
+def database_url(
+    migrated_sqlite: Path, migrated_postgres: str | None, tmp_path: Path
+) -> Iterator[str]:
+    """A fresh database for one test, its schema built by the migrations."""
+    if migrated_postgres is None:
+        target = tmp_path / "sprintboard.db"
+        shutil.copy(migrated_sqlite, target)
+        yield f"sqlite+aiosqlite:///{target}"
+        return
+    name = f"sprintboard_test_{uuid.uuid4().hex[:12]}"
+    url = pg.create_database(name, template=migrated_postgres)
+    try:
+        yield url
+    finally:
+        pg.drop_database(name)
 
 
 def app_config(database_url: str, **extra: object) -> dict[str, object]:

@@ -25,9 +25,23 @@ async def _admin(statement: str) -> None:
 def fresh_postgres_database() -> Iterator[str]:
     """Create an empty database, yield its SQLAlchemy URL, drop it afterwards."""
     name = f"sprintboard_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     try:
-        yield f"{base}/{name}"
+        yield create_database(name)
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(name)
+
+
+def url_for(name: str) -> str:
+    base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{name}"
+
+
+def create_database(name: str, *, template: str | None = None) -> str:
+    """CREATE DATABASE (a copy of `template`, if given); returns its SQLAlchemy URL."""
+    suffix = f' TEMPLATE "{template}"' if template else ""
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"{suffix}'))
+    return url_for(name)
+
+
+def drop_database(name: str) -> None:
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
