@@ -12,23 +12,15 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 
-class MemoryBroker:
-    kind = "memory"
+class Wakeups:
+    """The newest id per organization since the fan-out last looked, and a bell."""
 
     def __init__(self) -> None:
         self._pending: dict[int, int] = {}
         self._wake = asyncio.Event()
-        self.healthy = True
-        # One process: nothing to reconnect to, no other instance to command.
+        # Set by LiveUpdates: "check the log for everything" and "close these streams".
         self.on_connected: Callable[[], None] = lambda: None
         self.on_control: Callable[[dict[str, Any]], None] = lambda command: None
-
-    def control(self, command: dict[str, Any]) -> None:
-        """Stream-closing commands need no travel within one process."""
-
-    def announce(self, org_id: int, event_id: int) -> None:
-        """Note that `org_id` has events up to `event_id` (never blocks)."""
-        self.wake(org_id, event_id)
 
     def wake(self, org_id: int, event_id: int) -> None:
         """Have the fan-out catch `org_id` up to at least `event_id`."""
@@ -43,6 +35,20 @@ class MemoryBroker:
             batch, self._pending = self._pending, {}
             if batch:
                 yield batch
+
+
+class MemoryBroker(Wakeups):
+    """One process: announcements go straight to this instance's fan-out."""
+
+    kind = "memory"
+    healthy = True
+
+    def announce(self, org_id: int, event_id: int) -> None:
+        """Note that `org_id` has events up to `event_id` (never blocks)."""
+        self.wake(org_id, event_id)
+
+    def control(self, command: dict[str, Any]) -> None:
+        """Stream-closing commands need no travel within one process."""
 
     async def start(self) -> None:
         return None

@@ -14,10 +14,11 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as redis
+
+from app.events.broker import Wakeups
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +27,16 @@ CONTROL = "sprintboard:control"
 MAX_BACKOFF = 10.0
 
 
-class RedisBroker:
+class RedisBroker(Wakeups):
     kind = "redis"
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         self.url = url
         self.healthy = False
-        self._pending: dict[int, int] = {}
-        self._wake = asyncio.Event()
         self._client: redis.Redis | None = None
         self._listener: asyncio.Task[None] | None = None
         self._publishing: set[asyncio.Task[Any]] = set()
-        # Set by LiveUpdates: "catch up everything" after a (re)connect, and closing streams.
-        self.on_connected: Callable[[], None] = lambda: None
-        self.on_control: Callable[[dict[str, Any]], None] = lambda command: None
 
     async def start(self) -> None:
         self._client = redis.Redis.from_url(
@@ -81,19 +78,6 @@ class RedisBroker:
             # The change is committed and logged; the others catch up when Redis is back.
             self.healthy = False
             log.warning("could not publish to Redis (%s); instances will catch up", error)
-
-    def wake(self, org_id: int, event_id: int) -> None:
-        """Have this instance's fan-out catch `org_id` up to at least `event_id`."""
-        self._pending[org_id] = max(self._pending.get(org_id, 0), event_id)
-        self._wake.set()
-
-    async def batches(self) -> AsyncIterator[dict[int, int]]:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch, self._pending = self._pending, {}
-            if batch:
-                yield batch
 
     # --- listening -------------------------------------------------------------------
 
