@@ -195,12 +195,6 @@ async def touch_token(session: AsyncSession, token_id: int) -> None:
     )
 
 
-async def user_for_token(session: AsyncSession, token: str) -> User | None:
-    """The user a live (unrevoked) token belongs to."""
-    row = await token_record(session, token)
-    return row.user if row else None
-
-
 async def tokens_of(session: AsyncSession, user_id: int) -> Sequence[ApiToken]:
     rows = await session.scalars(
         select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())

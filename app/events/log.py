@@ -53,44 +53,48 @@ async def append_event(
     sprint_id: int | None = None,
 ) -> TaskEvent:
     """Write one event row for a change to `task`, in the caller's transaction."""
-    event = TaskEvent(
-        org_id=task.org_id,
-        id=await next_event_id(session, task.org_id),
-        type=type,
-        task_id=task.id,
-        story_id=task.story_id,
-        sprint_id=sprint_id,
-        actor_id=actor_id,
-        owner_id=owner_id,
-        previous_owner_id=previous_owner_id,
-        old_status=old_status,
-        new_status=new_status,
-        title=task.title,
-        created_at=utcnow(),
+    return await _log(
+        session,
+        TaskEvent(
+            org_id=task.org_id,
+            type=type,
+            task_id=task.id,
+            story_id=task.story_id,
+            sprint_id=sprint_id,
+            actor_id=actor_id,
+            owner_id=owner_id,
+            previous_owner_id=previous_owner_id,
+            old_status=old_status,
+            new_status=new_status,
+            title=task.title,
+        ),
     )
-    session.add(event)
-    await session.flush()
-    # Database.write announces these once the transaction has committed.
-    session.info.setdefault("events", []).append(event)
-    return event
 
 
 async def append_story_event(
     session: AsyncSession, *, type: str, story: Story, actor_id: int | None
 ) -> TaskEvent:
     """Write one event row for a change to a story (no task), in the caller's transaction."""
-    event = TaskEvent(
-        org_id=story.org_id,
-        id=await next_event_id(session, story.org_id),
-        type=type,
-        story_id=story.id,
-        sprint_id=story.sprint_id,
-        actor_id=actor_id,
-        title=story.title,
-        created_at=utcnow(),
+    return await _log(
+        session,
+        TaskEvent(
+            org_id=story.org_id,
+            type=type,
+            story_id=story.id,
+            sprint_id=story.sprint_id,
+            actor_id=actor_id,
+            title=story.title,
+        ),
     )
+
+
+async def _log(session: AsyncSession, event: TaskEvent) -> TaskEvent:
+    """Number the event, stamp it, write it, and queue it for announcement."""
+    event.id = await next_event_id(session, event.org_id)
+    event.created_at = utcnow()
     session.add(event)
     await session.flush()
+    # Database.write announces these once the transaction has committed.
     session.info.setdefault("events", []).append(event)
     return event
 

@@ -56,8 +56,6 @@ class User(Base):
     oidc_subject: Mapped[str] = mapped_column(String(255))
     email: Mapped[str] = mapped_column(String(320), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    # Bumped by "sign out everywhere": sessions carrying an older value are void.
-    session_version: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property
