@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app.db import Database
 from app.events import sse
-from app.events.hub import Closed, Frame, Hub, Subscriber
+from app.events.hub import Frame, Hub, Subscriber
 from app.events.render import Renderer
 from app.models import Organization, TaskEvent
 
@@ -80,6 +80,7 @@ class LiveUpdates:
         self._tasks = [
             asyncio.create_task(self._run(), name="sprintboard-fanout"),
             asyncio.create_task(self._poll(), name="sprintboard-log-poll"),
+            asyncio.create_task(self._beat(), name="sprintboard-heartbeat"),
         ]
 
     async def stop(self) -> None:
@@ -119,6 +120,11 @@ class LiveUpdates:
                 raise
             except Exception:  # the database may be briefly away; the next round retries
                 log.exception("checking the event log failed")
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            self.hub.beat()
 
     def _apply_control(self, command: dict[str, object]) -> None:
         where = {k: command.get(k) for k in ("user_id", "org_id", "session_id", "token_id")}
@@ -233,7 +239,13 @@ class LiveUpdates:
         Call after subscribing: anything committed from here on reaches the subscriber's
         queue too, and ids at or below the returned one are dropped there as duplicates.
         """
-        newest = await self.newest_id(subscriber.org_id)
+        # Where this instance's fan-out stands: anything after it reaches the queue.
+        # Asking the log is needed only for an organization not seen here yet, or for a
+        # page rendered from a log the fan-out has not caught up with. (Opening 10,000
+        # streams must not mean 10,000 queries.)
+        newest = self._last_seen.get(subscriber.org_id)
+        if newest is None or (cursor is not None and cursor > newest):
+            newest = await self.newest_id(subscriber.org_id)
         if cursor is None:
             return [], newest
         if cursor > newest or cursor < newest - self.window:
@@ -253,21 +265,6 @@ class LiveUpdates:
             frames.extend(await self.renderer.frames(subscriber.org_id, events))
             after = events[-1].id
         return frames, newest
-
-    async def follow(self, subscriber: Subscriber, sent: int) -> AsyncIterator[Frame | None]:
-        """Live frames after `sent`, in order; None after each quiet interval (a heartbeat)."""
-        while True:
-            try:
-                item = await asyncio.wait_for(subscriber.queue.get(), self.heartbeat)
-            except TimeoutError:
-                yield None
-                continue
-            if isinstance(item, Closed):
-                return
-            if item.id <= sent:
-                continue
-            sent = item.id
-            yield item
 
 
 def reset_message(newest: int) -> bytes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +37,13 @@ class Closed:
         self.reason = reason
 
 
+class Heartbeat:
+    """Put on every queue now and then: the stream sends a keep-alive comment."""
+
+
+HEARTBEAT = Heartbeat()
+
+
 @dataclass(eq=False)
 class Subscriber:
     org_id: int
@@ -45,7 +52,7 @@ class Subscriber:
     # How the stream was authenticated, so signing out or revoking a token can end it.
     session_id: int | None = None
     token_id: int | None = None
-    queue: asyncio.Queue[Frame | Closed] = field(
+    queue: asyncio.Queue[Frame | Closed | Heartbeat] = field(
         default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE)
     )
     dropped: bool = False
@@ -69,6 +76,9 @@ class Hub:
 
     def __init__(self) -> None:
         self._subscribers: dict[int, set[Subscriber]] = defaultdict(set)
+        # Kept as counts so checking a stream limit costs the same at 10,000 streams.
+        self._per_user: Counter[int | None] = Counter()
+        self._total = 0
 
     @contextlib.contextmanager
     def subscribe(
@@ -88,9 +98,15 @@ class Hub:
             token_id=token_id,
         )
         self._subscribers[org_id].add(subscriber)
+        self._per_user[user_id] += 1
+        self._total += 1
         try:
             yield subscriber
         finally:
+            self._total -= 1
+            self._per_user[user_id] -= 1
+            if not self._per_user[user_id]:
+                del self._per_user[user_id]
             group = self._subscribers.get(org_id)
             if group is not None:
                 group.discard(subscriber)
@@ -108,12 +124,8 @@ class Hub:
         return bool(self._subscribers.get(org_id))
 
     def count(self, *, user_id: int | None = None) -> int:
-        return sum(
-            1
-            for group in self._subscribers.values()
-            for s in group
-            if user_id is None or s.user_id == user_id
-        )
+        """Open streams here, all of them or one person's."""
+        return self._total if user_id is None else self._per_user.get(user_id, 0)
 
     def publish(self, frame: Frame) -> int:
         """Hand a frame to every subscriber of its organization; returns how many took it."""
@@ -129,6 +141,14 @@ class Hub:
                 subscriber.dropped = True
                 subscriber.close("behind")
         return delivered
+
+    def beat(self) -> None:
+        """Ask every stream to send a keep-alive (one sweep for all, instead of a timer
+        per stream). A full queue needs none: its stream is busy or about to be dropped."""
+        for group in self._subscribers.values():
+            for subscriber in group:
+                with contextlib.suppress(asyncio.QueueFull):
+                    subscriber.queue.put_nowait(HEARTBEAT)
 
     def close_where(
         self,

@@ -8,6 +8,7 @@ out-of-band swap, and a toast. Nothing in it depends on who receives it.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -22,6 +23,15 @@ from app.events.serialize import event_json
 from app.models import Organization, Sprint, Task, TaskEvent, TaskStatus
 
 CACHE_SIZE = 4096
+# Line breaks, indentation and other runs of white space. None of the broadcast's markup
+# keeps white space as it is (no <pre>, no descriptions): a run of it shows as one space.
+_WHITE_RUNS = re.compile(r"\s*\n\s*|\s{2,}")
+
+
+def compact(html: str) -> str:
+    """The message on one line: every subscriber is sent every byte, and each line of
+    an SSE payload costs its own `data: ` prefix."""
+    return _WHITE_RUNS.sub(" ", html).strip()
 
 
 def toast_text(event: TaskEvent) -> str:
@@ -93,13 +103,15 @@ class Renderer:
         # happens to be running (its user, its session) can leak into the broadcast.
         async with self.app.test_request_context("/"):
             for event in events:
-                html = await render_template(
-                    "live/_message.html",
-                    event=event,
-                    task=tasks.get(event.task_id) if event.task_id else None,
-                    summary=summaries.get(event.sprint_id) if event.sprint_id else None,
-                    org=org,
-                    toast=toast_text(event),
+                html = compact(
+                    await render_template(
+                        "live/_message.html",
+                        event=event,
+                        task=tasks.get(event.task_id) if event.task_id else None,
+                        summary=summaries.get(event.sprint_id) if event.sprint_id else None,
+                        org=org,
+                        toast=toast_text(event),
+                    )
                 )
                 frames.append(
                     Frame(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from quart import Response, g, request, websocket
@@ -34,24 +33,21 @@ async def events(org: str) -> Any:
     check_stream_limit(g.user.id)
     live, org_id, viewer = live_updates(), g.org.id, Viewer.current()
 
-    async def body() -> AsyncIterator[bytes]:
-        async for chunk in messages(
-            live,
-            org_id,
-            viewer,
-            sprint_id,
-            cursor,
-            frame=sse_frame,
-            reset=sse_reset,
-            heartbeat=sse_heartbeat,
-            opening=sse.retry(),
-        ):
-            yield chunk
+    body = messages(
+        live,
+        org_id,
+        viewer,
+        sprint_id,
+        cursor,
+        frame=sse_frame,
+        reset=sse_reset,
+        heartbeat=sse_heartbeat,
+        opening=sse.retry(),
         # The server is going away (or this stream fell behind): come back soon.
-        yield sse.retry(500)
-
+        closing=sse.retry(500),
+    )
     response = Response(
-        body(),
+        body,
         200,
         {
             "Content-Type": "text/event-stream; charset=utf-8",

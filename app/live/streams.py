@@ -13,7 +13,7 @@ from app.auth.guards import get_db
 from app.errors import NotFound, Refusal
 from app.events import sse
 from app.events.fanout import LiveUpdates, Reset
-from app.events.hub import Frame
+from app.events.hub import Closed, Frame
 from app.models import Sprint
 
 T = TypeVar("T")
@@ -93,12 +93,15 @@ async def messages(
     reset: Callable[[int], T],
     heartbeat: Callable[[], T] | None = None,
     opening: T | None = None,
+    closing: T | None = None,
 ) -> AsyncIterator[T]:
     """Subscribe, replay what the cursor missed, then follow live, with no gap or repeat.
 
     The subscription comes first, so an event committed while the log is being read
     reaches the queue as well; ids already sent are dropped there. Runs outside any
     request context (a streamed body outlives it), so it is handed what it needs.
+    `closing` is sent when the server ends the stream (shutdown, fell behind, signed out).
+    This loop runs once per stream per event: keep it free of timers and extra layers.
     """
     with live.hub.subscribe(
         org_id,
@@ -117,11 +120,19 @@ async def messages(
             yield reset(sent)
         for old in replayed:
             yield frame(old)
-        async for new in live.follow(subscriber, sent):
-            if new is not None:
-                yield frame(new)
+        queue = subscriber.queue
+        while True:
+            item = await queue.get()
+            if isinstance(item, Frame):
+                if item.id > sent:  # a duplicate of the replay otherwise
+                    sent = item.id
+                    yield frame(item)
+            elif isinstance(item, Closed):
+                break
             elif heartbeat is not None:
                 yield heartbeat()
+    if closing is not None:
+        yield closing
 
 
 def sse_frame(item: Frame) -> bytes:
