@@ -22,6 +22,7 @@ from werkzeug.routing import IntegerConverter, Rule
 from app.config import Settings
 from app.db import Database
 from app.errors import Refusal
+from app.server import tune_garbage_collector
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,8 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
             heartbeat=settings.heartbeat_seconds,
         )
         app.extensions["live"] = live
+        if not settings.testing:  # a test process would keep every test's garbage
+            tune_garbage_collector()
         db.on_commit.append(live.on_commit)
         await live.start()
 

@@ -8,7 +8,10 @@ import gc
 import pytest
 
 from app.events import sse
-from app.events.hub import QUEUE_SIZE, Closed, Frame, Hub
+from app.events.broker import MemoryBroker
+from app.events.fanout import LiveUpdates
+from app.events.hub import HEARTBEAT, QUEUE_SIZE, Closed, Frame, Hub
+from app.live.streams import Viewer, messages
 
 
 def frame(id: int, org: int = 1, sprint: int | None = 7) -> Frame:
@@ -159,3 +162,82 @@ def test_event_names_cannot_carry_line_breaks():
 def test_comments_and_retry():
     assert sse.comment("keep\nalive") == b": keep alive\n\n"
     assert sse.retry(1500) == b"retry: 1500\n\n"
+
+
+async def test_one_sweep_asks_every_stream_for_a_keep_alive():
+    hub = Hub()
+    with hub.subscribe(1, user_id=1) as a, hub.subscribe(2, user_id=2) as b:
+        hub.beat()
+        assert a.queue.get_nowait() is HEARTBEAT and b.queue.get_nowait() is HEARTBEAT
+
+
+async def test_stream_counts_per_person_follow_opening_and_closing():
+    hub = Hub()
+    with hub.subscribe(1, user_id=3), hub.subscribe(2, user_id=3), hub.subscribe(1, user_id=4):
+        assert hub.count(user_id=3) == 2 and hub.count(user_id=4) == 1 and hub.count() == 3
+    assert hub.count(user_id=3) == 0 and hub.count() == 0
+
+
+def _live_at(newest: int) -> LiveUpdates:
+    """A LiveUpdates whose fan-out has reached `newest` for organization 1: a stream
+    opened "from now" needs no database."""
+    live = LiveUpdates(db=None, renderer=None, broker=MemoryBroker(), window=100)  # type: ignore[arg-type]
+    live._last_seen[1] = newest
+    return live
+
+
+async def _stream(live: LiveUpdates, **options: object) -> tuple[list[object], asyncio.Task[None]]:
+    received: list[object] = []
+    opened = asyncio.Event()
+
+    async def read() -> None:
+        async for chunk in messages(
+            live,
+            1,
+            Viewer(user_id=1),
+            None,
+            None,
+            frame=lambda f: f.sse,
+            reset=lambda newest: b"reset",
+            heartbeat=lambda: b": keep-alive\n\n",
+            opening=b"open",
+            closing=b"bye",
+            **options,  # type: ignore[arg-type]
+        ):
+            received.append(chunk)
+            opened.set()
+
+    task = asyncio.create_task(read())
+    await opened.wait()
+    return received, task
+
+
+async def test_frames_waiting_together_go_out_as_one_write_in_order_without_repeats():
+    live = _live_at(newest=4)
+    received, task = await _stream(live, join=b"".join)
+    subscriber = live.hub.subscribers(1)[0]
+    for id in (3, 4, 5, 6, 7):  # 3 and 4 were already sent (replay covers them)
+        live.hub.publish(frame(id))
+    subscriber.close("shutdown")
+    await task
+    assert received == [b"open", frame(5).sse + frame(6).sse + frame(7).sse, b"bye"]
+
+
+async def test_without_join_each_frame_is_its_own_message_and_needs_no_keep_alive_beside():
+    live = _live_at(newest=0)
+    received, task = await _stream(live)
+    live.hub.beat()
+    live.hub.publish(frame(1))
+    live.hub.publish(frame(2))
+    live.hub.close_all("shutdown")
+    await task
+    assert received == [b"open", frame(1).sse, frame(2).sse, b"bye"]
+
+
+async def test_a_quiet_stream_sends_a_keep_alive_when_the_sweep_comes():
+    live = _live_at(newest=0)
+    received, task = await _stream(live)
+    live.hub.beat()
+    live.hub.close_all("shutdown")
+    await task
+    assert received == [b"open", b": keep-alive\n\n", b"bye"]

@@ -7,11 +7,12 @@ loaded rows, so the page, the htmx answer and the JSON board agree by constructi
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Invalid, NotFound
@@ -194,17 +195,47 @@ async def load_sprint_rows(
 def summarize(
     sprint: Sprint, stories: Sequence[Story], tasks: Sequence[Task], today: dt.date
 ) -> SprintSummary:
+    """The header of a sprint whose rows are loaded (the board page has them anyway)."""
+    tally = Counter((task.status, task.owner_id) for task in tasks)
+    return summary_from_tally(sprint, len(stories), tally.items(), today)
+
+
+async def load_summary(db: AsyncSession, sprint: Sprint, today: dt.date) -> SprintSummary:
+    """The header of a sprint, counted by the database (a live update needs no rows)."""
+    stories = await db.scalar(
+        select(func.count(Story.id)).where(
+            Story.org_id == sprint.org_id, Story.sprint_id == sprint.id
+        )
+    )
+    tally = await db.execute(
+        select(Task.status, Task.owner_id, func.count(Task.id))
+        .join(Story, Story.id == Task.story_id)
+        .where(Task.org_id == sprint.org_id, Story.sprint_id == sprint.id)
+        .group_by(Task.status, Task.owner_id)
+    )
+    return summary_from_tally(
+        sprint, stories or 0, (((status, owner), n) for status, owner, n in tally), today
+    )
+
+
+def summary_from_tally(
+    sprint: Sprint,
+    stories: int,
+    tally: Iterable[tuple[tuple[str, int | None], int]],
+    today: dt.date,
+) -> SprintSummary:
+    """Assemble the header from task counts per (status, owner)."""
     counts = {s: 0 for s in TaskStatus}
     owners: dict[int, int] = {}
-    for task in tasks:
-        counts[task.status_enum] += 1
-        if task.owner_id is not None:
-            owners[task.owner_id] = owners.get(task.owner_id, 0) + 1
+    for (status, owner_id), number in tally:
+        counts[TaskStatus(status)] += number
+        if owner_id is not None:
+            owners[owner_id] = owners.get(owner_id, 0) + number
     return SprintSummary(
         sprint=sprint,
-        total=len(tasks),
+        total=sum(counts.values()),
         done=counts[TaskStatus.COMPLETED],
-        stories=len(stories),
+        stories=stories,
         days_remaining=sprint.days_remaining(today),
         status_counts=counts,
         owner_counts=owners,

@@ -128,7 +128,13 @@ class Hub:
         return self._total if user_id is None else self._per_user.get(user_id, 0)
 
     def publish(self, frame: Frame) -> int:
-        """Hand a frame to every subscriber of its organization; returns how many took it."""
+        """Hand a frame to every subscriber of its organization; returns how many took it.
+
+        Never awaits a subscriber: a full queue means too slow, and that subscriber is
+        dropped (its client resumes from the log). Streams woken here write in the loop's
+        next round, all of them; frames published meanwhile wait in their queues and go
+        out together (see `app.live.streams.messages`).
+        """
         delivered = 0
         for subscriber in list(self._subscribers.get(frame.org_id, ())):
             if subscriber.dropped or not subscriber.wants(frame):
@@ -137,7 +143,6 @@ class Hub:
                 subscriber.queue.put_nowait(frame)
                 delivered += 1
             except asyncio.QueueFull:
-                # Too slow: stop feeding it. Its client resumes from the log.
                 subscriber.dropped = True
                 subscriber.close("behind")
         return delivered

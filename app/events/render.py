@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from quart import Quart, render_template
 from sqlalchemy import select
 
-from app.board.view import SprintSummary, load_sprint_rows, summarize
+from app.board.view import SprintSummary, load_summary
 from app.db import Database
 from app.events import sse
 from app.events.hub import Frame
@@ -96,8 +96,7 @@ class Renderer:
             for sprint in await session.scalars(
                 select(Sprint).where(Sprint.org_id == org_id, Sprint.id.in_(sprint_ids))
             ):
-                stories, sprint_tasks = await load_sprint_rows(session, org_id, sprint.id)
-                summaries[sprint.id] = summarize(sprint, stories, sprint_tasks, today)
+                summaries[sprint.id] = await load_summary(session, sprint, today)
         frames = []
         # A request context of its own: url_for works, and nothing of the request that
         # happens to be running (its user, its session) can leak into the broadcast.

@@ -45,6 +45,7 @@ async def events(org: str) -> Any:
         opening=sse.retry(),
         # The server is going away (or this stream fell behind): come back soon.
         closing=sse.retry(500),
+        join=b"".join,
     )
     response = Response(
         body,

@@ -13,7 +13,7 @@ from app.auth.guards import get_db
 from app.errors import NotFound, Refusal
 from app.events import sse
 from app.events.fanout import LiveUpdates, Reset
-from app.events.hub import Closed, Frame
+from app.events.hub import Closed, Frame, Heartbeat
 from app.models import Sprint
 
 T = TypeVar("T")
@@ -94,6 +94,7 @@ async def messages(
     heartbeat: Callable[[], T] | None = None,
     opening: T | None = None,
     closing: T | None = None,
+    join: Callable[[list[T]], T] | None = None,
 ) -> AsyncIterator[T]:
     """Subscribe, replay what the cursor missed, then follow live, with no gap or repeat.
 
@@ -101,6 +102,7 @@ async def messages(
     reaches the queue as well; ids already sent are dropped there. Runs outside any
     request context (a streamed body outlives it), so it is handed what it needs.
     `closing` is sent when the server ends the stream (shutdown, fell behind, signed out).
+    With `join`, frames that are waiting together go out as one message (one write).
     This loop runs once per stream per event: keep it free of timers and extra layers.
     """
     with live.hub.subscribe(
@@ -122,15 +124,21 @@ async def messages(
             yield frame(old)
         queue = subscriber.queue
         while True:
-            item = await queue.get()
-            if isinstance(item, Frame):
-                if item.id > sent:  # a duplicate of the replay otherwise
-                    sent = item.id
-                    yield frame(item)
-            elif isinstance(item, Closed):
-                break
-            elif heartbeat is not None:
+            waiting = [await queue.get()]
+            while not queue.empty():  # a burst, or this stream fell behind:
+                waiting.append(queue.get_nowait())  # send what waits in one write
+            fresh = [item for item in waiting if isinstance(item, Frame) and item.id > sent]
+            if fresh:
+                sent = fresh[-1].id
+                if join is not None and len(fresh) > 1:
+                    yield join([frame(item) for item in fresh])
+                else:
+                    for item in fresh:
+                        yield frame(item)
+            elif heartbeat is not None and any(isinstance(i, Heartbeat) for i in waiting):
                 yield heartbeat()
+            if any(isinstance(item, Closed) for item in waiting):
+                break
     if closing is not None:
         yield closing
 
