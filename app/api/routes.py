@@ -13,6 +13,7 @@ from quart_schema import (
     validate_response,
 )
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api import bp
 from app.api.schemas import (
@@ -28,8 +29,9 @@ from app.api.schemas import (
     TaskOut,
     UserOut,
 )
-from app.auth.accounts import memberships_of
+from app.auth.accounts import access_of, memberships_of
 from app.auth.guards import (
+    NO_SUCH_ORGANIZATION,
     Unauthenticated,
     current_user,
     get_db,
@@ -42,11 +44,12 @@ from app.events.log import task_history
 from app.events.serialize import event_json
 from app.models import Membership, Task, TaskStatus, User
 from app.tasks.editing import TaskFields, create_task, load_story
-from app.tasks.lifecycle import RULES, Action, action_for_target, load_task, perform
+from app.tasks.lifecycle import RULES, Action, Change, action_for_target, load_task, perform
 from app.timefmt import iso
 from app.web import today
 
 REFUSALS = {401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody}
+NO_ORGANIZATION = "You are not a member of any organization."
 
 
 def task_json(task: Task) -> dict[str, Any]:
@@ -80,17 +83,22 @@ async def authenticated() -> None:
     require_user()
 
 
+def org_ref() -> str | None:
+    """The organization the request names: X-Organization-Id or ?org= (slug or id)."""
+    return request.headers.get("X-Organization-Id") or request.args.get("org") or None
+
+
 async def use_api_org() -> None:
     """Pick the organization: X-Organization-Id, ?org=, or the user's first."""
     user = require_user()
-    ref = request.headers.get("X-Organization-Id") or request.args.get("org")
+    ref = org_ref()
     if ref:
         use_membership(await resolve_membership(ref))
         return
     async with get_db().read() as db:
         rows = await memberships_of(db, user.id)
     if not rows:
-        raise NotFound("You are not a member of any organization.")
+        raise NotFound(NO_ORGANIZATION)
     use_membership(rows[0])
 
 
@@ -243,11 +251,22 @@ async def get_task(task_id: int) -> Any:
 
 
 async def act(task_id: int, action: Action) -> dict[str, Any]:
-    await use_api_org()
-    user, role, org_id = g.user, g.role, g.org.id
-    change = await get_db().write(
-        lambda db: perform(db, org_id=org_id, task_id=task_id, action=action, actor=user, role=role)
-    )
+    """Apply `action` as the user, in the organization the request names.
+
+    The membership is read inside the change's own transaction: one transaction per
+    change, and a role changed a moment ago is the role the change is judged by.
+    """
+    user, ref = require_user(), org_ref()
+
+    async def change_as_member(db: AsyncSession) -> Change:
+        access = await access_of(db, user.id, ref)
+        if access is None:
+            raise NotFound(NO_SUCH_ORGANIZATION if ref else NO_ORGANIZATION)
+        return await perform(
+            db, org_id=access.org_id, task_id=task_id, action=action, actor=user, role=access.role
+        )
+
+    change = await get_db().write(change_as_member)
     return {"success": True, "message": change.message, "task": task_json(change.task)}
 
 

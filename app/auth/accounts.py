@@ -5,15 +5,17 @@ Used by sign-in, the members pages, the CLI and the demo data.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
+from app.db import table_of, utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.models import ApiToken, Invitation, Membership, Organization, Role, User
 
@@ -165,6 +167,51 @@ async def memberships_of(session: AsyncSession, user_id: int) -> Sequence[Member
     return rows.all()
 
 
+@dataclass(frozen=True)
+class Access:
+    """Which organization a member acts in, and with which role."""
+
+    org_id: int
+    role: Role
+
+
+# Resolved on every API change, so built once, on the tables (no ORM objects needed).
+_membership = table_of(Membership)
+_organization = table_of(Organization)
+_ACCESS_BY_REF = (
+    select(_membership.c.org_id, _membership.c.role)
+    .join(_organization, _organization.c.id == _membership.c.org_id)
+    .where(
+        _membership.c.user_id == bindparam("user_id"),
+        or_(_organization.c.slug == bindparam("slug"), _organization.c.id == bindparam("org_id")),
+    )
+    .limit(1)
+)
+_FIRST_ACCESS = (
+    select(_membership.c.org_id, _membership.c.role)
+    .where(_membership.c.user_id == bindparam("user_id"))
+    .order_by(_membership.c.id)
+    .limit(1)
+)
+
+
+def org_id_in(org_ref: str) -> int | None:
+    """The organization id `org_ref` may be (a slug can be all digits too), or None."""
+    if org_ref.isascii() and org_ref.isdigit() and int(org_ref) < 2**31:
+        return int(org_ref)
+    return None
+
+
+async def access_of(session: AsyncSession, user_id: int, org_ref: str | None) -> Access | None:
+    """The user's organization (`org_ref`, a slug or id; else their first) and role there."""
+    if org_ref:
+        params = {"user_id": user_id, "slug": org_ref, "org_id": org_id_in(org_ref)}
+        row = (await session.execute(_ACCESS_BY_REF, params)).one_or_none()
+    else:
+        row = (await session.execute(_FIRST_ACCESS, {"user_id": user_id})).one_or_none()
+    return None if row is None else Access(org_id=row.org_id, role=Role(row.role))
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -186,6 +233,29 @@ async def token_record(session: AsyncSession, token: str) -> ApiToken | None:
             ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
         )
     )
+
+
+@dataclass(frozen=True)
+class TokenUse:
+    """A live token's owner, and what `touch_token` needs to know about the token."""
+
+    user: User
+    token_id: int
+    last_used_at: dt.datetime | None
+
+
+# Runs on every API request: built once, one row, the user without relationships.
+_TOKEN_USE = (
+    select(User, ApiToken.id, ApiToken.last_used_at)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+)
+
+
+async def token_use(session: AsyncSession, token: str) -> TokenUse | None:
+    """Who the live (unrevoked) token with this text belongs to, or None."""
+    row = (await session.execute(_TOKEN_USE, {"token_hash": hash_token(token)})).one_or_none()
+    return None if row is None else TokenUse(user=row[0], token_id=row[1], last_used_at=row[2])
 
 
 async def touch_token(session: AsyncSession, token_id: int) -> None:

@@ -16,13 +16,14 @@ from quart import current_app, g, has_websocket_context, redirect, request, sess
 from sqlalchemy import select
 
 from app.auth import sessions
-from app.auth.accounts import memberships_of, token_record, touch_token
+from app.auth.accounts import memberships_of, org_id_in, token_use, touch_token
 from app.db import Database, utcnow
 from app.errors import Forbidden, NotFound, Refusal
 from app.models import Membership, Organization, Role, User
 
 P = ParamSpec("P")
 TOKEN_TOUCH_EVERY = dt.timedelta(minutes=5)
+NO_SUCH_ORGANIZATION = "There is no such organization, or you are not a member of it."
 R = TypeVar("R")
 
 
@@ -75,13 +76,13 @@ async def load_identity() -> None:
 
 async def identify_by_token(token: str) -> None:
     async with get_db().read() as db:
-        found = await token_record(db, token)
+        found = await token_use(db, token)
     if found is None:
         return
-    g.user, g.token_id, g.via_token = found.user, found.id, True
+    g.user, g.token_id, g.via_token = found.user, found.token_id, True
     # "Last used" to the nearest few minutes: not a write on every API call.
     if found.last_used_at is None or utcnow() - found.last_used_at > TOKEN_TOUCH_EVERY:
-        await get_db().write(lambda db: touch_token(db, found.id))
+        await get_db().write(lambda db: touch_token(db, found.token_id))
 
 
 def current_user() -> User | None:
@@ -107,8 +108,9 @@ async def resolve_membership(org_ref: str) -> Membership:
     if user is None:
         raise Unauthenticated("Sign in first.")
     condition = Organization.slug == org_ref
-    if org_ref.isascii() and org_ref.isdigit() and int(org_ref) < 2**31:
-        condition = condition | (Organization.id == int(org_ref))
+    org_id = org_id_in(org_ref)
+    if org_id is not None:
+        condition = condition | (Organization.id == org_id)
     async with get_db().read() as db:
         membership = await db.scalar(
             select(Membership)
@@ -116,7 +118,7 @@ async def resolve_membership(org_ref: str) -> Membership:
             .where(Membership.user_id == user.id, condition)
         )
     if membership is None:
-        raise NotFound("There is no such organization, or you are not a member of it.")
+        raise NotFound(NO_SUCH_ORGANIZATION)
     return membership
 
 

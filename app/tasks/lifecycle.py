@@ -12,14 +12,16 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, raiseload
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
-from app.db import utcnow
+from app.db import table_of, utcnow
 from app.errors import Conflict, Forbidden, NotFound
 from app.events.log import append_event
-from app.models import Role, Task, TaskEvent, TaskStatus, User
+from app.models import Role, Story, Task, TaskEvent, TaskStatus, User
 from app.timefmt import ago
 
 AVAILABLE, OWNED, INPROGRESS, COMPLETED = (
@@ -101,27 +103,31 @@ async def load_task(session: AsyncSession, org_id: int, task_id: int) -> Task:
     return task
 
 
-def check(task: Task, action: Action, actor: User, role: Role, now: dt.datetime) -> Rule:
-    """Raise the refusal a person should read if `actor` may not `action` the task now."""
+def check(
+    task: Task, action: Action, actor: User, role: Role, now: dt.datetime, holder: str | None
+) -> Rule:
+    """Raise the refusal a person should read if `actor` may not `action` the task now.
+
+    `holder` is the name of the task's owner, if it has one.
+    """
     rule = RULES[action]
     if not role.can_contribute:
         raise Forbidden("Viewers can follow the board but not change tasks.")
     status = task.status_enum
-    holder = task.owner
     mine = task.owner_id == actor.id
     if action is Action.TAKE and status is not AVAILABLE:
         if mine:
             raise Conflict(f"You already hold “{task.title}”.")
         if holder is not None:
             raise Conflict(
-                f"{holder.name} took “{task.title}” {ago(task.owned_at, now)}; "
+                f"{holder} took “{task.title}” {ago(task.owned_at, now)}; "
                 "it is no longer available."
             )
     if rule.owner_only and status is AVAILABLE:
         raise Conflict(f"“{task.title}” is available: take it first.")
     if rule.owner_only and not mine and holder is not None:
         raise Conflict(
-            f"Only {holder.name}, who took “{task.title}” {ago(task.owned_at, now)}, "
+            f"Only {holder}, who took “{task.title}” {ago(task.owned_at, now)}, "
             f"can {action.value} it."
         )
     if status not in rule.sources:
@@ -140,6 +146,39 @@ def _wrong_status_message(task: Task, action: Action) -> str:
     return f"“{task.title}” is {status.label.lower()}; it cannot be {RULES[action].past} now."
 
 
+# What a change reads: the task, its story (the event names the sprint) without the
+# story's criteria (a second query), and only the name of whoever holds it. Built
+# once: it runs on every change. Not `populate_existing`: that would also reset a
+# story this session already holds, criteria included; `_task_for_change` expires
+# just the task instead.
+_TASK_FOR_CHANGE = (
+    select(Task, User.name)
+    .outerjoin(User, User.id == Task.owner_id)
+    .where(Task.id == bindparam("task_id"), Task.org_id == bindparam("org_id"))
+    .options(joinedload(Task.story).raiseload(Story.criteria), raiseload(Task.owner))
+)
+# The compare-and-set: it matches only the row as it was read. On the table, not the
+# mapped class: the ORM's bulk-update path costs more than the statement.
+_task = table_of(Task)
+_CHANGE_TASK = (
+    update(_task)
+    .where(
+        _task.c.id == bindparam("task_id"),
+        _task.c.status == bindparam("seen_status"),
+        _task.c.version == bindparam("seen_version"),
+    )
+    .values(
+        status=bindparam("status"),
+        version=bindparam("version"),
+        updated_at=bindparam("updated_at"),
+        owner_id=bindparam("owner_id"),
+        owned_at=bindparam("owned_at"),
+        estimate_hours=bindparam("estimate_hours"),
+        completed_at=bindparam("completed_at"),
+    )
+)
+
+
 async def perform(
     session: AsyncSession,
     *,
@@ -152,29 +191,13 @@ async def perform(
     """Apply one life-cycle action and write its event, in the caller's transaction."""
     for _attempt in range(3):
         now = utcnow()
-        task = await load_task(session, org_id, task_id)
-        rule = check(task, action, actor, role, now)
+        task, holder = await _task_for_change(session, org_id, task_id)
+        rule = check(task, action, actor, role, now, holder)
         old_status, old_owner_id = task.status, task.owner_id
-        values: dict[str, object] = {
-            "status": rule.target.value,
-            "version": task.version + 1,
-            "updated_at": now,
-        }
-        if action is Action.TAKE:
-            values |= {"owner_id": actor.id, "owned_at": now}
-        elif action is Action.RELEASE:
-            values |= {"owner_id": None, "owned_at": None, "estimate_hours": None}
-        elif action is Action.COMPLETE:
-            values["completed_at"] = now
+        values = _after(task, action, rule, actor, now)
         result = await session.execute(
-            update(Task)
-            .where(
-                Task.id == task.id,
-                Task.status == old_status,
-                Task.version == task.version,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
+            _CHANGE_TASK,
+            {"task_id": task.id, "seen_status": old_status, "seen_version": task.version} | values,
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
             break
@@ -185,11 +208,8 @@ async def perform(
 
     for key, value in values.items():
         set_committed_value(task, key, value)
-    set_committed_value(
-        task,
-        "owner",
-        None if task.owner_id is None else (actor if task.owner_id == actor.id else task.owner),
-    )
+    # After any action the owner is the actor (take, or an owner-only action) or nobody.
+    set_committed_value(task, "owner", None if task.owner_id is None else actor)
     event = await append_event(
         session,
         type=rule.event_type,
@@ -202,3 +222,44 @@ async def perform(
         sprint_id=task.story.sprint_id,
     )
     return Change(task=task, event=event, action=action)
+
+
+async def _task_for_change(
+    session: AsyncSession, org_id: int, task_id: int
+) -> tuple[Task, str | None]:
+    """The task with this id in this organization, as it is now, and its holder's name.
+
+    Raises NotFound if there is no such task here.
+    """
+    held = session.identity_map.get(identity_key(Task, task_id))
+    if held is not None:
+        # This session read it before; another transaction may have changed it since.
+        session.expire(held)
+    row = (
+        await session.execute(_TASK_FOR_CHANGE, {"task_id": task_id, "org_id": org_id})
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"There is no task #{task_id} here.")
+    return row[0], row[1]
+
+
+def _after(
+    task: Task, action: Action, rule: Rule, actor: User, now: dt.datetime
+) -> dict[str, object]:
+    """Every changeable column of the task as `action` leaves it."""
+    values: dict[str, object] = {
+        "status": rule.target.value,
+        "version": task.version + 1,
+        "updated_at": now,
+        "owner_id": task.owner_id,
+        "owned_at": task.owned_at,
+        "estimate_hours": task.estimate_hours,
+        "completed_at": task.completed_at,
+    }
+    if action is Action.TAKE:
+        values |= {"owner_id": actor.id, "owned_at": now}
+    elif action is Action.RELEASE:
+        values |= {"owner_id": None, "owned_at": None, "estimate_hours": None}
+    elif action is Action.COMPLETE:
+        values["completed_at"] = now
+    return values
