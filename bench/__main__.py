@@ -1,0 +1,286 @@
+"""`python -m bench [--quick | --smoke]`: run the benchmarks, print each figure as it
+comes, and write docs/benchmarks.md with its plot (not for --smoke).
+
+Every measurement starts fresh server processes; the floor is measured in the same run,
+right beside the project, because this machine is shared and absolute times drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvloop
+
+from bench import procs, report, runner, seed
+from bench.fanout import FanoutResult, FloorTarget, ProjectTarget, measure
+from bench.throughput import ThroughputResult, measure_floor, measure_project
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    sizes: tuple[int, ...]  # subscriber counts, project and floor
+    changes: int
+    variant_size: int  # subscribers for the Redis and two-worker runs
+    seconds: float  # mutation throughput duration
+    drop_seconds: float
+    postgres: bool
+    write_docs: bool
+
+
+PROFILES = {
+    "full": Profile("full", (1_000, 5_000, 10_000), 20, 5_000, 10.0, 5.0, True, True),
+    "quick": Profile("quick", (200, 1_000), 10, 1_000, 3.0, 2.0, True, False),
+    "smoke": Profile("smoke", (200,), 5, 200, 2.0, 2.0, False, False),
+}
+CLIENTS = 8
+DROP_EVERY = 7  # hang up on every 7th request in the drop runs
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def show_fanout(result: FanoutResult) -> None:
+    say(
+        f"  {result.label:<22} {result.subscribers:>6} subs: "
+        f"{result.delivered}/{result.expected} delivered, "
+        f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms, "
+        f"connected in {result.connect_seconds:.2f} s, {result.kib_per_stream:.1f} KiB/stream, "
+        f"{result.cpu_us_per_delivery:.0f} µs CPU/delivery, "
+        f"actor p50 {result.actor_p50_ms:.1f} ms max {result.actor_max_ms:.1f} ms"
+        + ("" if result.ok else f"  PROBLEM: {_problems(result)}")
+    )
+
+
+def show_throughput(result: ThroughputResult) -> None:
+    say(
+        f"  {result.label:<32} {result.per_second:>7.0f} req/s "
+        f"({result.completed} in {result.seconds:.0f} s, statuses {result.statuses}"
+        + (f", {result.dropped} dropped" if result.dropped else "")
+        + ")"
+        + ("" if result.ok else f"  PROBLEM: {_problems(result)}")
+    )
+
+
+def _problems(result: FanoutResult | ThroughputResult) -> str:
+    data = result.as_dict()
+    keys = (
+        "refused",
+        "connect_errors",
+        "dropped_streams",
+        "lost",
+        "actor_errors",
+        "errors",
+        "history_breaks",
+        "server_errors",
+    )
+    found = {k: data.get(k) for k in keys if data.get(k)}
+    if isinstance(result, FanoutResult) and result.lost:
+        found["lost"] = result.lost
+    return json.dumps(found)[:2000]
+
+
+async def fanout_pair(
+    work: Path, scenario: seed.Scenario, size: int, changes: int, message: bytes
+) -> tuple[FanoutResult, FanoutResult]:
+    with runner.project(work, scenario.database_url) as server:
+        project = await measure(ProjectTarget(server, scenario), size, changes=changes)
+    show_fanout(project)
+    with runner.floor(work) as server:
+        floor = await measure(FloorTarget(server, message), size, changes=changes)
+    show_fanout(floor)
+    return project, floor
+
+
+async def run(
+    profile: Profile, work: Path, results: dict[str, list[dict[str, object]]], part: str = "all"
+) -> bool:
+    ok = True
+    say(f"preparing a SQLite database in {work} …")
+    sqlite = await seed.prepare(f"sqlite+aiosqlite:///{work}/bench.db", tasks=CLIENTS)
+
+    if part in ("all", "fanout"):
+        ok &= await fanout_runs(work, sqlite, profile, results)
+    if part in ("all", "throughput"):
+        ok &= await throughput_runs(work, sqlite, profile, results, variants=part == "all")
+    return ok
+
+
+async def fanout_runs(
+    work: Path, sqlite: seed.Scenario, profile: Profile, results: dict[str, list[dict[str, object]]]
+) -> bool:
+    ok = True
+    with runner.project(work, sqlite.database_url) as server:
+        message = await ProjectTarget(server, sqlite).sample_message()
+    say(f"one event message is {len(message)} bytes on the wire")
+    results["message_bytes"] = [{"bytes": len(message)}]
+    say("fan-out: project against the floor")
+    for size in profile.sizes:
+        project, floor = await fanout_pair(work, sqlite, size, profile.changes, message)
+        results["fanout"] += [project.as_dict(), floor.as_dict()]
+        ok &= project.ok and floor.ok
+    return ok
+
+
+async def throughput_runs(
+    work: Path,
+    sqlite: seed.Scenario,
+    profile: Profile,
+    results: dict[str, list[dict[str, object]]],
+    *,
+    variants: bool,
+) -> bool:
+    ok = True
+
+    say(f"mutation throughput: take/release from {CLIENTS} clients for {profile.seconds:.0f} s")
+    with runner.floor(work) as server:
+        floor_rate = await measure_floor(server, clients=CLIENTS, seconds=profile.seconds)
+    show_throughput(floor_rate)
+    runs = [floor_rate]
+    with runner.project(work, sqlite.database_url) as server:
+        runs.append(
+            await measure_project(
+                server, sqlite, "SQLite", clients=CLIENTS, seconds=profile.seconds
+            )
+        )
+        show_throughput(runs[-1])
+        runs.append(
+            await measure_project(
+                server,
+                sqlite,
+                f"SQLite, every {DROP_EVERY}th request dropped",
+                clients=CLIENTS,
+                seconds=profile.drop_seconds,
+                drop_every=DROP_EVERY,
+            )
+        )
+        show_throughput(runs[-1])
+
+    if profile.postgres:
+        async with seed.postgres_database() as url:
+            pg = await seed.prepare(url, tasks=CLIENTS)
+            with runner.project(work, url) as server:
+                runs.append(
+                    await measure_project(
+                        server, pg, "PostgreSQL", clients=CLIENTS, seconds=profile.seconds
+                    )
+                )
+                show_throughput(runs[-1])
+                runs.append(
+                    await measure_project(
+                        server,
+                        pg,
+                        f"PostgreSQL, every {DROP_EVERY}th request dropped",
+                        clients=CLIENTS,
+                        seconds=profile.drop_seconds,
+                        drop_every=DROP_EVERY,
+                    )
+                )
+                show_throughput(runs[-1])
+            if variants:
+                ok &= await compare_shapes(work, pg, profile, results)
+    elif variants:
+        ok &= await compare_shapes(work, sqlite, profile, results)
+    results["throughput"] = [r.as_dict() for r in runs]
+    ok &= all(r.ok for r in runs)
+    return ok
+
+
+async def compare_shapes(
+    work: Path,
+    scenario: seed.Scenario,
+    profile: Profile,
+    results: dict[str, list[dict[str, object]]],
+) -> bool:
+    """In-process against Redis fan-out; one worker against two (with Redis)."""
+    database = "PostgreSQL" if scenario.database_url.startswith("postgresql") else "SQLite"
+    say(f"fan-out and throughput on {database}: in-process, Redis, two workers with Redis")
+    ok = True
+    with runner.redis_server() as redis_url:
+        for label, redis, workers in (
+            (f"{database}, in-process", None, 1),
+            (f"{database}, Redis, 1 worker", redis_url, 1),
+            (f"{database}, Redis, 2 workers", redis_url, 2),
+        ):
+            with runner.project(
+                work, scenario.database_url, redis_url=redis, workers=workers
+            ) as server:
+                result = await measure(
+                    ProjectTarget(server, scenario, label),
+                    profile.variant_size,
+                    changes=profile.changes,
+                )
+                show_fanout(result)
+                results["variants"].append(result.as_dict())
+                rate = await measure_project(
+                    server, scenario, label, clients=CLIENTS, seconds=profile.seconds / 2
+                )
+                show_throughput(rate)
+                results["variant_throughput"].append(rate.as_dict())
+                ok &= result.ok and rate.ok
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="a one-minute version")
+    mode.add_argument("--smoke", action="store_true", help="tiny; for CI (no timings judged)")
+    parser.add_argument(
+        "--part",
+        choices=("all", "fanout", "throughput"),
+        default="all",
+        help="run only the fan-out or only the mutation-throughput measurements",
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="where benchmarks.md goes")
+    args = parser.parse_args()
+    profile = PROFILES["quick" if args.quick else "smoke" if args.smoke else "full"]
+    limit = procs.raise_open_files_limit()
+    if limit < 2 * max(profile.sizes) + 1000:
+        sys.exit(f"the open-file limit is {limit}; raise it (ulimit -n) to run this profile")
+
+    started = time.perf_counter()
+    results: dict[str, list[dict[str, object]]] = {
+        "fanout": [],
+        "throughput": [],
+        "variants": [],
+        "variant_throughput": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="sprintboard-bench-") as folder:
+        try:
+            ok = uvloop.run(run(profile, Path(folder), results, args.part))
+        except BaseException:
+            for log in sorted(Path(folder).glob("*.log")):
+                print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
+            raise
+    elapsed = time.perf_counter() - started
+    say(f"done in {elapsed:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    if profile.write_docs:
+        written = report.write(results, args.docs, profile=profile.name, elapsed=elapsed)
+        say(
+            "wrote "
+            + ", ".join(
+                str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in written
+            )
+        )
+    if not ok:
+        say("FAILED: errors or lost events (see PROBLEM lines above)")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()

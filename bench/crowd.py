@@ -1,0 +1,172 @@
+"""Thousands of server-sent-event subscribers in one process, cheaply.
+
+Each subscriber is a bare asyncio protocol: it sends its GET, checks the status line,
+and notes when it first sees each `id:` line. No SSE parser, no per-message objects:
+the load generator shares two cores with the server it measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+# An SSE message starts with its `id:` line, right after a line break (the end of the
+# previous message or of a chunk-size line). Payload lines all start with `data:`.
+_ID_LINE = re.compile(rb"\nid: (\d+)\r?\n")
+_TAIL = 32  # bytes kept between reads, so an id line split across two reads is seen
+
+
+class Stream(asyncio.Protocol):
+    """One subscriber's connection."""
+
+    def __init__(self, crowd: Crowd) -> None:
+        self.crowd = crowd
+        self.transport: asyncio.Transport | None = None
+        self.head = b""
+        self.open = False
+        self.subscribed = False
+        self.tail = b""
+        self.last_id = 0
+        # Done once the server answered: subscribed, refused or hung up.
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def _settle(self) -> None:
+        if not self.ready.done():
+            self.ready.set_result(None)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(self.crowd.request)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        if not self.open:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = self.head[9:12]
+            data, self.head = self.head[end + 4 :], b""
+            if status != b"200":
+                self._settle()
+                self.crowd.refused(status.decode("latin-1"))
+                assert self.transport is not None
+                self.transport.close()
+                return
+            self.open = True
+        if not self.subscribed and b"retry:" in data:
+            # The server sends `retry:` once the stream is subscribed.
+            self.subscribed = True
+            self._settle()
+            self.crowd.subscribed(now)
+        scan = self.tail + data
+        for match in _ID_LINE.finditer(scan):
+            event_id = int(match.group(1))
+            if event_id > self.last_id:
+                self.last_id = event_id
+                self.crowd.received(event_id, now)
+        self.tail = scan[-_TAIL:]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._settle()
+        self.crowd.lost(self)
+
+
+class Crowd:
+    """N subscribers of one stream URL, and what each of them received when."""
+
+    def __init__(self, host: str, port: int, path: str, headers: dict[str, str]) -> None:
+        self.host, self.port = host, port
+        lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Accept: text/event-stream"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        self.request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        self.streams: list[Stream] = []
+        self.subscribed_count = 0
+        self.first_subscribed = self.last_subscribed = 0.0
+        self.refusals: dict[str, int] = defaultdict(int)
+        self.connect_errors: dict[str, int] = defaultdict(int)
+        self.lost_early = 0  # connections the server closed while we still listened
+        self.closing = False
+        self.arrivals: dict[int, list[float]] = defaultdict(list)
+        self._waiting: tuple[Callable[[], bool], asyncio.Future[None]] | None = None
+
+    # -- callbacks from the streams
+    def subscribed(self, now: float) -> None:
+        self.subscribed_count += 1
+        self.first_subscribed = self.first_subscribed or now
+        self.last_subscribed = now
+        self._check()
+
+    def received(self, event_id: int, now: float) -> None:
+        self.arrivals[event_id].append(now)
+        self._check()
+
+    def refused(self, status: str) -> None:
+        self.refusals[status] += 1
+        self._check()
+
+    def lost(self, stream: Stream) -> None:
+        if not self.closing:
+            self.lost_early += 1
+            self._check()
+
+    # -- waiting for a condition without polling
+    def _check(self) -> None:
+        if self._waiting is not None:
+            condition, future = self._waiting
+            if not future.done() and condition():
+                future.set_result(None)
+
+    async def wait_until(self, condition: Callable[[], bool], within: float) -> bool:
+        """Wait until `condition()` holds (checked on every arrival); False on timeout."""
+        if condition():
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting = (condition, future)
+        try:
+            await asyncio.wait_for(future, within)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiting = None
+
+    # -- the crowd as a whole
+    @property
+    def failed(self) -> int:
+        return sum(self.refusals.values()) + sum(self.connect_errors.values())
+
+    async def connect(self, count: int, *, concurrency: int = 500, within: float = 60.0) -> float:
+        """Open `count` streams (at most `concurrency` handshakes at once); returns the
+        seconds until every one of them was subscribed (or the timeout passed)."""
+        loop = asyncio.get_running_loop()
+        gate = asyncio.Semaphore(concurrency)
+        started = time.perf_counter()
+
+        async def one() -> None:
+            async with gate:
+                try:
+                    _transport, stream = await loop.create_connection(
+                        lambda: Stream(self), self.host, self.port
+                    )
+                except OSError as error:
+                    self.connect_errors[type(error).__name__] += 1
+                    self._check()
+                    return
+                self.streams.append(stream)
+                # Hold the gate until the server answered, so handshakes stay bounded
+                # (and the server's accept queue never overflows).
+                await stream.ready
+
+        await asyncio.gather(*(one() for _ in range(count)))
+        await self.wait_until(lambda: self.subscribed_count + self.failed >= count, within)
+        return (self.last_subscribed or time.perf_counter()) - started
+
+    def close(self) -> None:
+        self.closing = True
+        for stream in self.streams:
+            if stream.transport is not None:
+                stream.transport.close()

@@ -1,0 +1,230 @@
+"""Fan-out: N subscribers on one organization, then changes at a steady pace.
+
+For each change, the time from sending the request to each subscriber receiving its
+event. The same load runs against the floor (bench/floor.py) with a message of the
+same size, so each figure can be read as a ratio to what the framework alone costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field
+
+import httpx
+
+from bench.crowd import Crowd
+from bench.http import Connection, request_bytes
+from bench.procs import Server
+from bench.seed import Scenario
+from bench.stats import percentile
+
+
+@dataclass
+class FanoutResult:
+    label: str  # "project", "floor", "project (Redis)", …
+    subscribers: int
+    changes: int
+    subscribed: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    connect_errors: dict[str, int] = field(default_factory=dict)
+    dropped_streams: int = 0
+    connect_seconds: float = math.nan
+    delivered: int = 0
+    expected: int = 0
+    p50_ms: float = math.nan
+    p99_ms: float = math.nan
+    max_ms: float = math.nan
+    actor_p50_ms: float = math.nan
+    actor_max_ms: float = math.nan
+    actor_errors: int = 0
+    kib_per_stream: float = math.nan
+    cpu_us_per_delivery: float = math.nan
+    server_errors: list[str] = field(default_factory=list)
+
+    @property
+    def share_delivered(self) -> float:
+        return self.delivered / self.expected if self.expected else 0.0
+
+    @property
+    def lost(self) -> int:
+        return self.expected - self.delivered
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.subscribed == self.subscribers
+            and self.delivered == self.expected
+            and not self.actor_errors
+            and not self.server_errors
+            and not self.dropped_streams
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "share_delivered": self.share_delivered, "ok": self.ok}
+
+
+class Target:
+    """What is being measured: where to subscribe and how to make a change."""
+
+    label = ""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.actor = Connection("127.0.0.1", server.port)
+
+    def crowd(self) -> Crowd:
+        raise NotImplementedError
+
+    def change_request(self, number: int) -> bytes:
+        raise NotImplementedError
+
+    async def event_ids(self, changes: int) -> list[int]:
+        """The id of the event each change produced, in order."""
+        raise NotImplementedError
+
+    async def restore(self, changes: int) -> None:
+        """Put things back as they were before `changes` changes."""
+
+
+class ProjectTarget(Target):
+    def __init__(self, server: Server, scenario: Scenario, label: str = "project") -> None:
+        super().__init__(server)
+        self.scenario = scenario
+        self.label = label
+        self.host = f"127.0.0.1:{server.port}"
+        self.auth = {
+            "Authorization": f"Bearer {scenario.actor_token}",
+            "X-Organization-Id": scenario.org,
+        }
+
+    def crowd(self) -> Crowd:
+        return Crowd(
+            "127.0.0.1",
+            self.server.port,
+            f"/o/{self.scenario.org}/events",
+            {"Authorization": f"Bearer {self.scenario.watcher_token}"},
+        )
+
+    def change_request(self, number: int) -> bytes:
+        # Take, release, take, … the same task: one event each.
+        method = "PUT" if number % 2 == 0 else "DELETE"
+        path = f"/api/v1/tasks/{self.scenario.fanout_task}/ownership"
+        return request_bytes(method, path, host=self.host, headers=self.auth)
+
+    async def event_ids(self, changes: int) -> list[int]:
+        path = f"/api/v1/tasks/{self.scenario.fanout_task}/history"
+        reply = await Connection("127.0.0.1", self.server.port).send(
+            request_bytes("GET", path, host=self.host, headers=self.auth)
+        )
+        ids = sorted(event["id"] for event in json.loads(reply.body)["events"])
+        return ids[-changes:]
+
+    async def restore(self, changes: int) -> None:
+        if changes % 2:  # the task is still taken: give it back
+            await self.actor.send(self.change_request(changes))
+
+    async def sample_message(self) -> bytes:
+        """One event message exactly as subscribers receive it, its id set to 0 (the
+        floor sends the same bytes)."""
+        url = f"{self.server.base}/o/{self.scenario.org}/events"
+        headers = {"Authorization": f"Bearer {self.scenario.watcher_token}"}
+        buffer = b""
+        async with (
+            httpx.AsyncClient(timeout=10) as client,
+            client.stream("GET", url, headers=headers) as response,
+        ):
+            async for chunk in response.aiter_bytes():
+                if not buffer:  # subscribed (`retry:` came first): make one change
+                    reply = await self.actor.send(self.change_request(0))
+                    assert reply.status == 200, reply
+                buffer += chunk
+                found = _MESSAGE.search(buffer)
+                if found:
+                    await self.actor.send(self.change_request(1))  # put the task back
+                    return _MESSAGE_ID.sub(b"id: 0\n", found.group(0), count=1)
+        raise RuntimeError("the stream ended before an event arrived")
+
+
+_MESSAGE = re.compile(rb"id: \d+\n.*?\n\n", re.S)
+_MESSAGE_ID = re.compile(rb"^id: \d+\n")
+
+
+class FloorTarget(Target):
+    label = "floor"
+
+    def __init__(self, server: Server, message: bytes) -> None:
+        super().__init__(server)
+        self.message = message
+        self.host = f"127.0.0.1:{server.port}"
+
+    def crowd(self) -> Crowd:
+        return Crowd("127.0.0.1", self.server.port, "/events", {})
+
+    def change_request(self, number: int) -> bytes:
+        body = self.message.replace(b"id: 0\n", f"id: {number + 1}\n".encode(), 1)
+        return request_bytes("POST", "/publish", host=self.host, body=body)
+
+    async def event_ids(self, changes: int) -> list[int]:
+        return list(range(1, changes + 1))
+
+
+async def measure(
+    target: Target, subscribers: int, *, changes: int, spacing: float = 0.2
+) -> FanoutResult:
+    """Connect `subscribers` streams, make `changes` changes `spacing` s apart, and see
+    who received what when."""
+    server = target.server
+    result = FanoutResult(target.label, subscribers, changes)
+    crowd = target.crowd()
+    rss_before = server.rss()
+    result.connect_seconds = await crowd.connect(subscribers)
+    result.subscribed = crowd.subscribed_count
+    result.refused = dict(crowd.refusals)
+    result.connect_errors = dict(crowd.connect_errors)
+    result.kib_per_stream = (server.rss() - rss_before) / 1024 / max(1, crowd.subscribed_count)
+
+    cpu_before = server.cpu()
+    sent_at: list[float] = []
+    actor_times: list[float] = []
+    start = time.perf_counter()
+    for number in range(changes):
+        await asyncio.sleep(max(0.0, start + number * spacing - time.perf_counter()))
+        sent = time.perf_counter()
+        try:
+            reply = await target.actor.send(target.change_request(number))
+            if reply.status >= 300:
+                result.actor_errors += 1
+        except (OSError, asyncio.IncompleteReadError):
+            result.actor_errors += 1
+        actor_times.append(time.perf_counter() - sent)
+        sent_at.append(sent)
+
+    ids = await target.event_ids(changes)
+    listening = crowd.subscribed_count - crowd.lost_early
+    await crowd.wait_until(
+        lambda: all(len(crowd.arrivals.get(i, ())) >= listening for i in ids), within=10.0
+    )
+    result.dropped_streams = crowd.lost_early
+    latencies = [
+        arrival - sent
+        for event_id, sent in zip(ids, sent_at, strict=True)
+        for arrival in crowd.arrivals.get(event_id, ())
+    ]
+    result.delivered = len(latencies)
+    result.expected = crowd.subscribed_count * changes
+    cpu = server.cpu() - cpu_before
+    result.cpu_us_per_delivery = cpu / max(1, result.delivered) * 1e6
+    result.p50_ms = percentile(latencies, 0.50) * 1000
+    result.p99_ms = percentile(latencies, 0.99) * 1000
+    result.max_ms = max(latencies, default=math.nan) * 1000
+    result.actor_p50_ms = percentile(actor_times, 0.50) * 1000
+    result.actor_max_ms = max(actor_times) * 1000
+    crowd.close()
+    await target.restore(changes)
+    await target.actor.close()
+    result.server_errors = server.errors_logged()
+    return result

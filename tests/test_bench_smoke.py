@@ -1,0 +1,55 @@
+"""The benchmark's smoke run (`python -m bench --smoke`): 200 streams, 5 changes, a short
+take/release run with requests dropped mid-flight, and the Redis and two-worker shapes.
+
+It fails on errors and lost events, never on timings: CI machines are shared, and
+speed is proven by `make bench`, not by timed assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ON_POSTGRES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.skipif(
+        ON_POSTGRES, reason="the smoke run brings its own databases; once is enough"
+    ),
+]
+
+
+def test_the_benchmark_smoke_run_delivers_every_event_without_errors(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    results = json.loads(out.read_text())
+
+    streams = results["fanout"] + results["variants"]
+    assert {(r["label"], r["subscribers"]) for r in results["fanout"]} == {
+        ("project", 200),
+        ("floor", 200),
+    }
+    for row in streams:
+        assert row["subscribed"] == row["subscribers"], row
+        assert row["delivered"] == row["expected"] == row["subscribers"] * row["changes"], row
+        assert row["actor_errors"] == 0 and row["server_errors"] == [], row
+
+    rates = results["throughput"] + results["variant_throughput"]
+    assert any(r["dropped"] for r in rates), "no run dropped requests mid-flight"
+    for row in rates:
+        assert row["completed"] > 0 and row["errors"] == 0, row
+        assert row["history_breaks"] == 0 and row["server_errors"] == [], row
