@@ -51,7 +51,7 @@ class Connection:
         if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
             raise ProtocolError(status_line)
         length = 0
-        chunked = False
+        chunked = closing = False
         for line in header_lines:
             name, _, value = line.partition(":")
             name = name.strip().lower()
@@ -59,7 +59,11 @@ class Connection:
                 length = int(value)
             elif name == "transfer-encoding" and "chunked" in value.lower():
                 chunked = True
+            elif name == "connection" and "close" in value.lower():
+                closing = True
         body = await self._read_chunked() if chunked else await self._reader.readexactly(length)
+        if closing:  # Hypercorn ends a keep-alive connection after 1,000 requests
+            await self.close()
         return Reply(int(parts[1]), body)
 
     async def _read_chunked(self) -> bytes:

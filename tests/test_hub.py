@@ -10,7 +10,7 @@ import pytest
 from app.events import sse
 from app.events.broker import MemoryBroker
 from app.events.fanout import LiveUpdates
-from app.events.hub import HEARTBEAT, QUEUE_SIZE, Closed, Frame, Hub
+from app.events.hub import HEARTBEAT, QUEUE_SIZE, Closed, Frame, Hub, Mailbox
 from app.live.streams import Viewer, messages
 
 
@@ -241,3 +241,22 @@ async def test_a_quiet_stream_sends_a_keep_alive_when_the_sweep_comes():
     live.hub.close_all("shutdown")
     await task
     assert received == [b"open", b": keep-alive\n\n", b"bye"]
+
+
+async def test_a_mailbox_keeps_order_refuses_beyond_its_limit_and_survives_a_cancelled_read():
+    box: Mailbox[int] = Mailbox(2)
+    waiting = asyncio.create_task(box.get())
+    await asyncio.sleep(0)  # the reader is now waiting on an empty box
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    box.put_nowait(1)
+    box.put_nowait(2)
+    with pytest.raises(asyncio.QueueFull):
+        box.put_nowait(3)
+    reader = asyncio.create_task(box.get())
+    assert await reader == 1 and box.get_nowait() == 2 and box.empty()
+    later = asyncio.create_task(box.get())
+    await asyncio.sleep(0)
+    box.put_nowait(4)
+    assert await later == 4

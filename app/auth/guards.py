@@ -13,7 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
 from quart import current_app, g, has_websocket_context, redirect, request, session, websocket
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select
 
 from app.auth import sessions
 from app.auth.accounts import memberships_of, org_id_in, token_use, touch_token
@@ -102,21 +102,26 @@ def login_redirect() -> Any:
     return redirect(f"/login?next={quote(nxt.rstrip('?'))}")
 
 
+# Built once: every page, action and stream of an organization runs it.
+_MEMBERSHIP_BY_REF = (
+    select(Membership)
+    .join(Organization, Organization.id == Membership.org_id)
+    .where(
+        Membership.user_id == bindparam("user_id"),
+        or_(Organization.slug == bindparam("slug"), Organization.id == bindparam("org_id")),
+    )
+    .limit(1)
+)
+
+
 async def resolve_membership(org_ref: str) -> Membership:
     """The signed-in user's membership in `org_ref` (slug or id), or NotFound."""
     user = current_user()
     if user is None:
         raise Unauthenticated("Sign in first.")
-    condition = Organization.slug == org_ref
-    org_id = org_id_in(org_ref)
-    if org_id is not None:
-        condition = condition | (Organization.id == org_id)
+    params = {"user_id": user.id, "slug": org_ref, "org_id": org_id_in(org_ref)}
     async with get_db().read() as db:
-        membership = await db.scalar(
-            select(Membership)
-            .join(Organization, Organization.id == Membership.org_id)
-            .where(Membership.user_id == user.id, condition)
-        )
+        membership = await db.scalar(_MEMBERSHIP_BY_REF, params)
     if membership is None:
         raise NotFound(NO_SUCH_ORGANIZATION)
     return membership
