@@ -146,47 +146,11 @@ async def throughput_runs(
     with runner.floor(work) as server:
         floor_rate = await measure_floor(server, clients=CLIENTS, seconds=profile.seconds)
     show_throughput(floor_rate)
-    runs = [floor_rate]
-    with runner.project(work, sqlite.database_url) as server:
-        runs.append(
-            await measure_project(
-                server, sqlite, "SQLite", clients=CLIENTS, seconds=profile.seconds
-            )
-        )
-        show_throughput(runs[-1])
-        runs.append(
-            await measure_project(
-                server,
-                sqlite,
-                f"SQLite, every {DROP_EVERY}th request dropped",
-                clients=CLIENTS,
-                seconds=profile.drop_seconds,
-                drop_every=DROP_EVERY,
-            )
-        )
-        show_throughput(runs[-1])
-
+    runs = [floor_rate, *await take_and_release(work, sqlite, "SQLite", profile)]
     if profile.postgres:
         async with seed.postgres_database() as url:
             pg = await seed.prepare(url, tasks=CLIENTS)
-            with runner.project(work, url) as server:
-                runs.append(
-                    await measure_project(
-                        server, pg, "PostgreSQL", clients=CLIENTS, seconds=profile.seconds
-                    )
-                )
-                show_throughput(runs[-1])
-                runs.append(
-                    await measure_project(
-                        server,
-                        pg,
-                        f"PostgreSQL, every {DROP_EVERY}th request dropped",
-                        clients=CLIENTS,
-                        seconds=profile.drop_seconds,
-                        drop_every=DROP_EVERY,
-                    )
-                )
-                show_throughput(runs[-1])
+            runs += await take_and_release(work, pg, "PostgreSQL", profile)
             if variants:
                 ok &= await compare_shapes(work, pg, profile, results)
     elif variants:
@@ -194,6 +158,25 @@ async def throughput_runs(
     results["throughput"] = [r.as_dict() for r in runs]
     ok &= all(r.ok for r in runs)
     return ok
+
+
+async def take_and_release(
+    work: Path, scenario: seed.Scenario, database: str, profile: Profile
+) -> list[ThroughputResult]:
+    """Take/release at full speed, then again with requests dropped mid-flight."""
+    runs = []
+    with runner.project(work, scenario.database_url) as server:
+        for label, seconds, drop_every in (
+            (database, profile.seconds, 0),
+            (f"{database}, every {DROP_EVERY}th request dropped", profile.drop_seconds, DROP_EVERY),
+        ):
+            runs.append(
+                await measure_project(
+                    server, scenario, label, clients=CLIENTS, seconds=seconds, drop_every=drop_every
+                )
+            )
+            show_throughput(runs[-1])
+    return runs
 
 
 async def compare_shapes(
@@ -243,9 +226,27 @@ def main() -> None:
         help="run only the fan-out or only the mutation-throughput measurements",
     )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS",
+        help="measure nothing: rewrite the document from a results file (docs/benchmarks.json)",
+    )
     parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="where benchmarks.md goes")
     args = parser.parse_args()
     profile = PROFILES["quick" if args.quick else "smoke" if args.smoke else "full"]
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        written = report.write(
+            saved["results"],
+            args.docs,
+            profile=saved["profile"],
+            elapsed=saved["elapsed"],
+            when=saved["when"],
+            commit=saved["commit"],
+        )
+        say("wrote " + ", ".join(map(str, written)))
+        return
     limit = procs.raise_open_files_limit()
     if limit < 2 * max(profile.sizes) + 1000:
         sys.exit(f"the open-file limit is {limit}; raise it (ulimit -n) to run this profile")
@@ -269,7 +270,23 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     if profile.write_docs:
-        written = report.write(results, args.docs, profile=profile.name, elapsed=elapsed)
+        saved = {
+            "profile": profile.name,
+            "elapsed": elapsed,
+            "when": report.now(),
+            "commit": report.current_commit(),
+            "results": results,
+        }
+        args.docs.mkdir(parents=True, exist_ok=True)
+        (args.docs / "benchmarks.json").write_text(json.dumps(saved, indent=1, default=str))
+        written = report.write(
+            results,
+            args.docs,
+            profile=profile.name,
+            elapsed=elapsed,
+            when=saved["when"],
+            commit=saved["commit"],
+        )
         say(
             "wrote "
             + ", ".join(

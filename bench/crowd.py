@@ -12,6 +12,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from typing import cast
 
 # An SSE message starts with its `id:` line, right after a line break (the end of the
 # previous message or of a chunk-size line). Payload lines all start with `data:`.
@@ -38,8 +39,8 @@ class Stream(asyncio.Protocol):
             self.ready.set_result(None)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        transport.write(self.crowd.request)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's TCP transport
+        self.transport.write(self.crowd.request)
 
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter()

@@ -50,7 +50,7 @@ async def events() -> Any:
 
 @app.post("/publish")
 async def publish() -> Any:
-    message = await request.get_data()
+    message: bytes = await request.get_data(as_text=False)  # type: ignore[assignment]
     for queue in queues:
         queue.put_nowait(message)
     return "", 204
