@@ -41,7 +41,8 @@ class Connection:
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
 
     async def send(self, raw: bytes) -> Reply:
-        if self._writer is None:
+        if self._writer is None or self._writer.is_closing():
+            # New, or the server ended it (an idle keep-alive times out after 5 s).
             await self.open()
         assert self._reader is not None and self._writer is not None
         self._writer.write(raw)

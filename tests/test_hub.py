@@ -10,7 +10,7 @@ import pytest
 from app.events import sse
 from app.events.broker import MemoryBroker
 from app.events.fanout import LiveUpdates
-from app.events.hub import HEARTBEAT, QUEUE_SIZE, Closed, Frame, Hub, Mailbox
+from app.events.hub import HEARTBEAT, QUEUE_SIZE, WAKE_SLICE, Closed, Frame, Hub, Mailbox
 from app.live.streams import Viewer, messages
 
 
@@ -260,3 +260,27 @@ async def test_a_mailbox_keeps_order_refuses_beyond_its_limit_and_survives_a_can
     await asyncio.sleep(0)
     box.put_nowait(4)
     assert await later == 4
+
+
+async def test_many_waiting_streams_are_woken_a_slice_at_a_time_and_all_get_the_frame():
+    hub = Hub()
+    with contextlib_exit_stack() as stack:
+        subs = [stack.enter_context(hub.subscribe(1, user_id=i)) for i in range(5 * WAKE_SLICE)]
+        readers = [asyncio.create_task(s.queue.get()) for s in subs]
+        await asyncio.sleep(0)  # every reader now waits on its empty mailbox
+        shared = frame(9)
+        assert hub.publish(shared) == len(subs)
+        assert all(not r.done() for r in readers)  # queued, not woken yet
+        assert await asyncio.gather(*readers) == [shared] * len(subs)
+
+
+async def test_a_quiet_put_wakes_nobody_until_asked_and_asks_once():
+    box: Mailbox[int] = Mailbox(8)
+    reader = asyncio.create_task(box.get())
+    await asyncio.sleep(0)
+    assert box.put_quietly(1) is True
+    assert box.put_quietly(2) is False  # already due for a wake-up
+    await asyncio.sleep(0)
+    assert not reader.done()
+    box.wake()
+    assert await reader == 1 and box.get_nowait() == 2

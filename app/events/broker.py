@@ -11,8 +11,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-COALESCE_SECONDS = 0.001
-
 
 class Wakeups:
     """The newest id per organization since the fan-out last looked, and a bell."""
@@ -33,9 +31,6 @@ class Wakeups:
         """Every wake-up: the newest announced id of each organization since the last."""
         while True:
             await self._wake.wait()
-            # A moment's grace: the change's own answer goes out before thousands of
-            # stream writes, and a burst of changes is folded into one round.
-            await asyncio.sleep(COALESCE_SECONDS)
             self._wake.clear()
             batch, self._pending = self._pending, {}
             if batch:

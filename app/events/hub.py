@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 QUEUE_SIZE = 512
+# Streams woken per round of the event loop after a publish. Each then writes (~25-40
+# µs), so a round stays under a millisecond and requests are read in between, however
+# many streams there are. (Measured at 10,000 streams: 200 per round kept the acting
+# person waiting ~190 ms, 50 ~60 ms, 10 ~30 ms, with deliveries no slower.)
+WAKE_SLICE = 10
 T = TypeVar("T")
 
 
@@ -25,17 +30,32 @@ class Mailbox(Generic[T]):
     every open stream keeps one of these: one deque, and a future only while waiting.
     """
 
-    __slots__ = ("_items", "_limit", "_waiter")
+    __slots__ = ("_items", "_limit", "_waiter", "_wake_due")
 
     def __init__(self, limit: int) -> None:
         self._items: deque[T] = deque()
         self._limit = limit
         self._waiter: asyncio.Future[None] | None = None
+        self._wake_due = False
 
     def put_nowait(self, item: T) -> None:
+        """Add an item and wake the reader at once."""
+        self.put_quietly(item)
+        self.wake()
+
+    def put_quietly(self, item: T) -> bool:
+        """Add an item without waking the reader. True when the reader is waiting and
+        must be woken with `wake()` (True once until then, however many items come)."""
         if len(self._items) >= self._limit:
             raise asyncio.QueueFull
         self._items.append(item)
+        if self._waiter is not None and not self._wake_due:
+            self._wake_due = True
+            return True
+        return False
+
+    def wake(self) -> None:
+        self._wake_due = False
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -121,6 +141,8 @@ class Hub:
         # Kept as counts so checking a stream limit costs the same at 10,000 streams.
         self._per_user: Counter[int | None] = Counter()
         self._total = 0
+        self._to_wake: deque[Mailbox[Frame | Closed | Heartbeat]] = deque()
+        self._waking = False
 
     @contextlib.contextmanager
     def subscribe(
@@ -172,21 +194,23 @@ class Hub:
     def publish(self, frame: Frame) -> int:
         """Hand a frame to every subscriber of its organization; returns how many took it.
 
-        Never awaits a subscriber: a full queue means too slow, and that subscriber is
-        dropped (its client resumes from the log). Streams woken here write in the loop's
-        next round, all of them; frames published meanwhile wait in their queues and go
-        out together (see `app.live.streams.messages`).
+        The frame goes into every queue now, so a later frame can join it in one write;
+        the streams are woken a slice per loop round (see `_wake_some`). Never awaits a
+        subscriber: a full queue means too slow, and that subscriber is dropped (its
+        client resumes from the log).
         """
         delivered = 0
         for subscriber in list(self._subscribers.get(frame.org_id, ())):
             if subscriber.dropped or not subscriber.wants(frame):
                 continue
             try:
-                subscriber.queue.put_nowait(frame)
+                if subscriber.queue.put_quietly(frame):
+                    self._to_wake.append(subscriber.queue)
                 delivered += 1
             except asyncio.QueueFull:
                 subscriber.dropped = True
                 subscriber.close("behind")
+        self._start_waking()
         return delivered
 
     def beat(self) -> None:
@@ -195,7 +219,27 @@ class Hub:
         for group in self._subscribers.values():
             for subscriber in group:
                 with contextlib.suppress(asyncio.QueueFull):
-                    subscriber.queue.put_nowait(HEARTBEAT)
+                    if subscriber.queue.put_quietly(HEARTBEAT):
+                        self._to_wake.append(subscriber.queue)
+        self._start_waking()
+
+    def _start_waking(self) -> None:
+        if self._to_wake and not self._waking:
+            self._waking = True
+            asyncio.get_running_loop().call_soon(self._wake_some)
+
+    def _wake_some(self) -> None:
+        """Wake the next WAKE_SLICE waiting streams; the rest in the loop's next round.
+
+        Woken all at once, ten thousand streams would write in one round of the loop
+        (~0.4 s) before it reads another request, the acting person's among them.
+        """
+        for _ in range(min(WAKE_SLICE, len(self._to_wake))):
+            self._to_wake.popleft().wake()
+        if self._to_wake:
+            asyncio.get_running_loop().call_soon(self._wake_some)
+        else:
+            self._waking = False
 
     def close_where(
         self,
