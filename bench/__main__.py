@@ -65,7 +65,9 @@ def show_fanout(result: FanoutResult) -> None:
 def show_throughput(result: ThroughputResult) -> None:
     say(
         f"  {result.label:<32} {result.per_second:>7.0f} req/s "
-        f"({result.completed} in {result.seconds:.0f} s, statuses {result.statuses}"
+        f"({result.completed} in {result.seconds:.0f} s, statuses {result.statuses}, "
+        f"server {result.cpu_ms_per_request:.2f} ms CPU per request, "
+        f"{result.server_busy:.0%} of a core"
         + (f", {result.dropped} dropped" if result.dropped else "")
         + ")"
         + ("" if result.ok else f"  PROBLEM: {_problems(result)}")

@@ -30,7 +30,17 @@ class ThroughputResult:
     errors: int = 0
     dropped: int = 0
     history_breaks: int = 0
+    server_cpu_seconds: float = math.nan
     server_errors: list[str] = field(default_factory=list)
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.server_cpu_seconds / self.completed * 1000 if self.completed else math.nan
+
+    @property
+    def server_busy(self) -> float:
+        """The share of one core the server used."""
+        return self.server_cpu_seconds / self.seconds if self.seconds else math.nan
 
     @property
     def per_second(self) -> float:
@@ -41,7 +51,13 @@ class ThroughputResult:
         return not self.errors and not self.history_breaks and not self.server_errors
 
     def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "per_second": self.per_second, "ok": self.ok}
+        return {
+            **asdict(self),
+            "per_second": self.per_second,
+            "cpu_ms_per_request": self.cpu_ms_per_request,
+            "server_busy": self.server_busy,
+            "ok": self.ok,
+        }
 
 
 async def _drive(
@@ -114,10 +130,12 @@ async def measure_project(
     host = f"127.0.0.1:{server.port}"
     tasks = scenario.throughput_tasks[:clients]
     requests = [_cycle(scenario, task, host) for task in tasks]
+    cpu = server.cpu()
     statuses, completed, errors, dropped = await _drive(
         server, requests, seconds, drop_every=drop_every, accept=frozenset({200})
     )
     result = ThroughputResult(label, clients, seconds, completed, dict(statuses), errors, dropped)
+    result.server_cpu_seconds = server.cpu() - cpu
     result.history_breaks = await _history_breaks(server, scenario, tasks)
     # Leave every task available for the next run.
     for task in tasks:
@@ -128,8 +146,10 @@ async def measure_project(
 
 async def measure_floor(server: Server, *, clients: int, seconds: float) -> ThroughputResult:
     raw = request_bytes("POST", "/noop", host=f"127.0.0.1:{server.port}")
+    cpu = server.cpu()
     statuses, completed, errors, dropped = await _drive(server, [[raw]] * clients, seconds)
     result = ThroughputResult("floor", clients, seconds, completed, dict(statuses), errors, dropped)
+    result.server_cpu_seconds = server.cpu() - cpu
     result.server_errors = server.errors_logged()
     return result
 
