@@ -55,7 +55,9 @@ def now() -> str:
 
 
 def _ms(value: float) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:,.1f}"
+    if value is None or math.isnan(value):
+        return "–"
+    return f"{value:,.2f}" if value < 10 else f"{value:,.1f}"
 
 
 def _x(value: float, floor: float) -> str:
@@ -101,16 +103,17 @@ def fanout_table(fanout: Sequence[Row]) -> str:
 def throughput_table(runs: Sequence[Row]) -> str:
     floor = next((r["per_second"] for r in runs if r["label"] == "floor"), math.nan)
     lines = [
-        "| server | requests/s | vs bare POST | answers | dropped mid-flight "
-        "| errors | broken histories |",
-        "|---|---:|---:|---|---:|---:|---:|",
+        "| server | requests/s | vs bare POST | server CPU per request | answers "
+        "| dropped mid-flight | errors | broken histories |",
+        "|---|---:|---:|---:|---|---:|---:|---:|",
     ]
     for row in runs:
         answers = ", ".join(f"{n:,}× {status}" for status, n in sorted(row["statuses"].items()))
+        cpu = row.get("cpu_ms_per_request", math.nan)
         lines.append(
             f"| {row['label']} | {row['per_second']:,.0f} | {_x(row['per_second'], floor)} "
-            f"| {answers} | {row['dropped']:,} | {row['errors'] + len(row['server_errors'])} "
-            f"| {row.get('history_breaks', 0)} |"
+            f"| {_ms(cpu)} ms | {answers} | {row['dropped']:,} "
+            f"| {row['errors'] + len(row['server_errors'])} | {row.get('history_breaks', 0)} |"
         )
     return "\n".join(lines)
 
