@@ -223,7 +223,7 @@ async def test_frames_waiting_together_go_out_as_one_write_in_order_without_repe
     assert received == [b"open", frame(5).sse + frame(6).sse + frame(7).sse, b"bye"]
 
 
-async def test_without_join_each_frame_is_its_own_message_and_needs_no_keep_alive_beside():
+async def test_without_join_each_frame_is_its_own_message_and_the_keep_alive_still_comes():
     live = _live_at(newest=0)
     received, task = await _stream(live)
     live.hub.beat()
@@ -231,7 +231,7 @@ async def test_without_join_each_frame_is_its_own_message_and_needs_no_keep_aliv
     live.hub.publish(frame(2))
     live.hub.close_all("shutdown")
     await task
-    assert received == [b"open", frame(1).sse, frame(2).sse, b"bye"]
+    assert received == [b"open", frame(1).sse, frame(2).sse, b": keep-alive\n\n", b"bye"]
 
 
 async def test_a_quiet_stream_sends_a_keep_alive_when_the_sweep_comes():

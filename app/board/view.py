@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Invalid, NotFound
@@ -200,19 +200,23 @@ def summarize(
     return summary_from_tally(sprint, len(stories), tally.items(), today)
 
 
+# Built once: every live update runs them.
+_STORY_COUNT = select(func.count(Story.id)).where(
+    Story.org_id == bindparam("org_id"), Story.sprint_id == bindparam("sprint_id")
+)
+_TASK_TALLY = (
+    select(Task.status, Task.owner_id, func.count(Task.id))
+    .join(Story, Story.id == Task.story_id)
+    .where(Task.org_id == bindparam("org_id"), Story.sprint_id == bindparam("sprint_id"))
+    .group_by(Task.status, Task.owner_id)
+)
+
+
 async def load_summary(db: AsyncSession, sprint: Sprint, today: dt.date) -> SprintSummary:
     """The header of a sprint, counted by the database (a live update needs no rows)."""
-    stories = await db.scalar(
-        select(func.count(Story.id)).where(
-            Story.org_id == sprint.org_id, Story.sprint_id == sprint.id
-        )
-    )
-    tally = await db.execute(
-        select(Task.status, Task.owner_id, func.count(Task.id))
-        .join(Story, Story.id == Task.story_id)
-        .where(Task.org_id == sprint.org_id, Story.sprint_id == sprint.id)
-        .group_by(Task.status, Task.owner_id)
-    )
+    where = {"org_id": sprint.org_id, "sprint_id": sprint.id}
+    stories = await db.scalar(_STORY_COUNT, where)
+    tally = await db.execute(_TASK_TALLY, where)
     return summary_from_tally(
         sprint, stories or 0, (((status, owner), n) for status, owner, n in tally), today
     )

@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.db import Database
 from app.events import sse
@@ -28,6 +28,15 @@ BATCH = 500
 # A slow look at the log for organizations with open streams: a net under any lost
 # announcement (Redis pub/sub drops messages without telling anyone).
 SAFETY_POLL_SECONDS = 10.0
+
+
+# Built once (building a statement costs more than running it).
+_EVENTS_AFTER = (
+    select(TaskEvent)
+    .where(TaskEvent.org_id == bindparam("org_id"), TaskEvent.id > bindparam("after"))
+    .order_by(TaskEvent.id)
+    .limit(bindparam("limit"))
+)
 
 
 class Broker(Protocol):
@@ -123,7 +132,9 @@ class LiveUpdates:
 
     async def _beat(self) -> None:
         while True:
-            await asyncio.sleep(self.heartbeat)
+            # A little early: waking ten thousand streams takes a moment, and each must
+            # send its comment within the period.
+            await asyncio.sleep(self.heartbeat * 0.9)
             self.hub.beat()
 
     def _apply_control(self, command: dict[str, object]) -> None:
@@ -219,6 +230,9 @@ class LiveUpdates:
         upto: int | None = None,
     ) -> list[TaskEvent]:
         async with self.db.read() as session:
+            if upto is None and sprint_id is None:  # the fan-out's own read, every event
+                params = {"org_id": org_id, "after": after, "limit": limit}
+                return list(await session.scalars(_EVENTS_AFTER, params))
             query = select(TaskEvent).where(TaskEvent.org_id == org_id, TaskEvent.id > after)
             if upto is not None:
                 query = query.where(TaskEvent.id <= upto)

@@ -108,7 +108,7 @@ class Heartbeat:
 HEARTBEAT = Heartbeat()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # one per open stream: no per-instance dict
 class Subscriber:
     org_id: int
     user_id: int | None

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from quart import Quart, render_template
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.board.view import SprintSummary, load_summary
 from app.db import Database
@@ -26,6 +26,15 @@ CACHE_SIZE = 4096
 # Line breaks, indentation and other runs of white space. None of the broadcast's markup
 # keeps white space as it is (no <pre>, no descriptions): a run of it shows as one space.
 _WHITE_RUNS = re.compile(r"\s*\n\s*|\s{2,}")
+
+
+# Built once: every event runs them (building a statement costs more than running it).
+_TASKS = select(Task).where(
+    Task.org_id == bindparam("org_id"), Task.id.in_(bindparam("ids", expanding=True))
+)
+_SPRINTS = select(Sprint).where(
+    Sprint.org_id == bindparam("org_id"), Sprint.id.in_(bindparam("ids", expanding=True))
+)
 
 
 def compact(html: str) -> str:
@@ -88,13 +97,11 @@ class Renderer:
             org = await session.get(Organization, org_id)
             tasks = {
                 t.id: t
-                for t in await session.scalars(
-                    select(Task).where(Task.org_id == org_id, Task.id.in_(task_ids))
-                )
+                for t in await session.scalars(_TASKS, {"org_id": org_id, "ids": list(task_ids)})
             }
             summaries: dict[int, SprintSummary] = {}
             for sprint in await session.scalars(
-                select(Sprint).where(Sprint.org_id == org_id, Sprint.id.in_(sprint_ids))
+                _SPRINTS, {"org_id": org_id, "ids": list(sprint_ids)}
             ):
                 summaries[sprint.id] = await load_summary(session, sprint, today)
         frames = []

@@ -135,8 +135,8 @@ async def messages(
                 else:
                     for item in fresh:
                         yield frame(item)
-            elif heartbeat is not None and any(isinstance(i, Heartbeat) for i in waiting):
-                yield heartbeat()
+            if heartbeat is not None and any(isinstance(i, Heartbeat) for i in waiting):
+                yield heartbeat()  # the contract: a comment at least every 15 s, always
             if any(isinstance(item, Closed) for item in waiting):
                 break
     if closing is not None:
