@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
-from sqlalchemy import DateTime, MetaData, Table, event
+from sqlalchemy import DateTime, MetaData, Table, event, exc
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -138,7 +138,10 @@ class InlineSQLiteConnection(aiosqlite.Connection):
         # check_same_thread=False: the pool may close a connection from another thread
         # (the garbage collector's); every other call comes from the loop's thread.
         super().__init__(
-            lambda: sqlite3.connect(database, isolation_level=None, check_same_thread=False),
+            # timeout=0: a busy database is waited for by `_execute`, not inside sqlite3.
+            lambda: sqlite3.connect(
+                database, isolation_level=None, check_same_thread=False, timeout=0
+            ),
             iter_chunk_size=64,
         )
         self._tx = _RunNow()  # type: ignore[assignment]
@@ -205,6 +208,8 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
         cursor = connection.connection.cursor()
         try:
             cursor.execute(begin)
+        except sqlite3.Error as error:  # as SQLAlchemy would have wrapped it
+            raise exc.DBAPIError.instance(begin, (), error, sqlite3.Error) from error
         finally:
             cursor.close()
 

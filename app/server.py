@@ -41,6 +41,7 @@ def tune_garbage_collector() -> None:
     again while an event goes out to thousands of streams. Nothing the fan-out does
     relies on prompt cycle collection (streams end in `finally`, not in finalizers).
     """
+    gc.collect()  # what start-up left behind, before the rest is set aside
     gc.freeze()  # modules, templates, the app: they live as long as the process
     gc.set_threshold(GC_THRESHOLD, 20, 20)
 

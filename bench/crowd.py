@@ -65,10 +65,14 @@ class Stream(asyncio.Protocol):
             self.crowd.subscribed(now)
         scan = self.tail + data
         for match in _ID_LINE.finditer(scan):
+            if match.end() <= len(self.tail):
+                continue  # wholly inside the kept tail: counted with the previous read
             event_id = int(match.group(1))
             if event_id > self.last_id:
                 self.last_id = event_id
                 self.crowd.received(event_id, now)
+            else:  # sent twice, or out of order: the server broke its promise
+                self.crowd.repeats += 1
         self.tail = scan[-_TAIL:]
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -90,6 +94,7 @@ class Crowd:
         self.refusals: dict[str, int] = defaultdict(int)
         self.connect_errors: dict[str, int] = defaultdict(int)
         self.lost_early = 0  # connections the server closed while we still listened
+        self.repeats = 0  # events a stream received again or out of order
         self.closing = False
         self.arrivals: dict[int, list[float]] = defaultdict(list)
         self._waiting: tuple[Callable[[], bool], asyncio.Future[None]] | None = None

@@ -32,6 +32,7 @@ class FanoutResult:
     refused: dict[str, int] = field(default_factory=dict)
     connect_errors: dict[str, int] = field(default_factory=dict)
     dropped_streams: int = 0
+    repeats: int = 0
     connect_seconds: float = math.nan
     delivered: int = 0
     expected: int = 0
@@ -61,6 +62,9 @@ class FanoutResult:
             and not self.actor_errors
             and not self.server_errors
             and not self.dropped_streams
+            and not self.repeats
+            and not self.refused
+            and not self.connect_errors
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -226,6 +230,7 @@ async def measure(
         lambda: all(len(crowd.arrivals.get(i, ())) >= listening for i in ids), within=10.0
     )
     result.dropped_streams = crowd.lost_early
+    result.repeats = crowd.repeats
     latencies = [
         arrival - sent
         for event_id, sent in zip(ids, sent_at, strict=True)

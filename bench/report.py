@@ -296,7 +296,9 @@ POST that does nothing, driven by the same client. In the "dropped" runs every 7
 request is sent and the connection cut at once; a 409 right after such a drop is
 expected (the dropped change may have happened), anything else counts as an error, and
 afterwards every task's history must be an unbroken chain (each event starts from the
-state the previous one left).
+state the previous one left). "Server CPU" is the app's own processes: SQLite works
+inside them, while PostgreSQL's (and Redis's) CPU is not counted, so the two databases'
+figures are not comparable.
 
 {throughput_table(results["throughput"])}
 

@@ -67,11 +67,12 @@ async def _drive(
     *,
     drop_every: int = 0,
     accept: frozenset[int] = frozenset({200, 204}),
-) -> tuple[Counter[str], int, int, int]:
+) -> tuple[Counter[str], int, int, int, float]:
     """Each client sends its requests round and round for `seconds`. With `drop_every`,
     every n-th request is sent and hung up on. Returns status counts, completed,
-    errors and drops. After a drop the next answer may be a 409 (the dropped change
-    may or may not have happened): that is expected, anything else is an error."""
+    errors, drops and the seconds it took. After a drop the next answer may be a 409
+    (the dropped change may or may not have happened): that is expected, anything else
+    is an error."""
     statuses: Counter[str] = Counter()
     totals = {"completed": 0, "errors": 0, "dropped": 0}
     deadline = time.perf_counter() + seconds
@@ -102,8 +103,10 @@ async def _drive(
             after_drop = False
         await connection.close()
 
+    started = time.perf_counter()
     await asyncio.gather(*(client(own) for own in requests))
-    return statuses, totals["completed"], totals["errors"], totals["dropped"]
+    elapsed = time.perf_counter() - started  # the last answers come after the deadline
+    return statuses, totals["completed"], totals["errors"], totals["dropped"], elapsed
 
 
 def _cycle(scenario: Scenario, task_id: int, host: str) -> list[bytes]:
@@ -131,10 +134,10 @@ async def measure_project(
     tasks = scenario.throughput_tasks[:clients]
     requests = [_cycle(scenario, task, host) for task in tasks]
     cpu = server.cpu()
-    statuses, completed, errors, dropped = await _drive(
+    statuses, completed, errors, dropped, elapsed = await _drive(
         server, requests, seconds, drop_every=drop_every, accept=frozenset({200})
     )
-    result = ThroughputResult(label, clients, seconds, completed, dict(statuses), errors, dropped)
+    result = ThroughputResult(label, clients, elapsed, completed, dict(statuses), errors, dropped)
     result.server_cpu_seconds = server.cpu() - cpu
     result.history_breaks = await _history_breaks(server, scenario, tasks)
     # Leave every task available for the next run.
@@ -147,8 +150,8 @@ async def measure_project(
 async def measure_floor(server: Server, *, clients: int, seconds: float) -> ThroughputResult:
     raw = request_bytes("POST", "/noop", host=f"127.0.0.1:{server.port}")
     cpu = server.cpu()
-    statuses, completed, errors, dropped = await _drive(server, [[raw]] * clients, seconds)
-    result = ThroughputResult("floor", clients, seconds, completed, dict(statuses), errors, dropped)
+    statuses, completed, errors, dropped, elapsed = await _drive(server, [[raw]] * clients, seconds)
+    result = ThroughputResult("floor", clients, elapsed, completed, dict(statuses), errors, dropped)
     result.server_cpu_seconds = server.cpu() - cpu
     result.server_errors = server.errors_logged()
     return result

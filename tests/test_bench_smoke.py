@@ -47,6 +47,8 @@ def test_the_benchmark_smoke_run_delivers_every_event_without_errors(tmp_path: P
         assert row["subscribed"] == row["subscribers"], row
         assert row["delivered"] == row["expected"] == row["subscribers"] * row["changes"], row
         assert row["actor_errors"] == 0 and row["server_errors"] == [], row
+        assert row["repeats"] == 0 and row["dropped_streams"] == 0, row
+        assert row["refused"] == {} and row["connect_errors"] == {}, row
 
     rates = results["throughput"] + results["variant_throughput"]
     assert any(r["dropped"] for r in rates), "no run dropped requests mid-flight"

@@ -83,7 +83,9 @@ async def test_a_slow_subscriber_is_dropped_without_delaying_the_others():
         items = []
         while not slow.queue.empty():
             items.append(slow.queue.get_nowait())
-        assert isinstance(items[-1], Closed) and items[-1].reason == "behind"
+        # Nothing queued is sent after the drop: its client resumes from the last frame
+        # it got, so skipping one queued frame and sending later ones would lose it.
+        assert len(items) == 1 and isinstance(items[0], Closed) and items[0].reason == "behind"
 
 
 async def test_subscribers_are_removed_when_their_stream_ends():
@@ -186,9 +188,9 @@ def _live_at(newest: int) -> LiveUpdates:
     return live
 
 
-async def _stream(live: LiveUpdates, **options: object) -> tuple[list[object], asyncio.Task[None]]:
-    received: list[object] = []
-    opened = asyncio.Event()
+async def _stream(live: LiveUpdates, **options: object) -> asyncio.Queue[bytes]:
+    """Open a stream on organization 1; every chunk it writes arrives on the queue."""
+    chunks: asyncio.Queue[bytes] = asyncio.Queue()
 
     async def read() -> None:
         async for chunk in messages(
@@ -204,43 +206,52 @@ async def _stream(live: LiveUpdates, **options: object) -> tuple[list[object], a
             closing=b"bye",
             **options,  # type: ignore[arg-type]
         ):
-            received.append(chunk)
-            opened.set()
+            chunks.put_nowait(chunk)
 
-    task = asyncio.create_task(read())
-    await opened.wait()
-    return received, task
+    live._tasks.append(asyncio.create_task(read()))  # each test closes it
+    assert await chunks.get() == b"open"
+    return chunks
 
 
 async def test_frames_waiting_together_go_out_as_one_write_in_order_without_repeats():
     live = _live_at(newest=4)
-    received, task = await _stream(live, join=b"".join)
-    subscriber = live.hub.subscribers(1)[0]
+    chunks = await _stream(live, join=b"".join)
     for id in (3, 4, 5, 6, 7):  # 3 and 4 were already sent (replay covers them)
         live.hub.publish(frame(id))
-    subscriber.close("shutdown")
-    await task
-    assert received == [b"open", frame(5).sse + frame(6).sse + frame(7).sse, b"bye"]
+    assert await chunks.get() == frame(5).sse + frame(6).sse + frame(7).sse
+    live.hub.close_all("shutdown")
+    assert await chunks.get() == b"bye"
 
 
 async def test_without_join_each_frame_is_its_own_message_and_the_keep_alive_still_comes():
     live = _live_at(newest=0)
-    received, task = await _stream(live)
+    chunks = await _stream(live)
     live.hub.beat()
     live.hub.publish(frame(1))
     live.hub.publish(frame(2))
+    got = [await chunks.get() for _ in range(3)]
+    assert got == [frame(1).sse, frame(2).sse, b": keep-alive\n\n"]
     live.hub.close_all("shutdown")
-    await task
-    assert received == [b"open", frame(1).sse, frame(2).sse, b": keep-alive\n\n", b"bye"]
+    assert await chunks.get() == b"bye"
 
 
 async def test_a_quiet_stream_sends_a_keep_alive_when_the_sweep_comes():
     live = _live_at(newest=0)
-    received, task = await _stream(live)
+    chunks = await _stream(live)
     live.hub.beat()
+    assert await chunks.get() == b": keep-alive\n\n"
     live.hub.close_all("shutdown")
-    await task
-    assert received == [b"open", b": keep-alive\n\n", b"bye"]
+    assert await chunks.get() == b"bye"
+
+
+async def test_closing_a_stream_drops_what_is_queued_so_its_cursor_misses_nothing():
+    live = _live_at(newest=0)
+    chunks = await _stream(live)
+    for id in (1, 2, 3):
+        live.hub.publish(frame(id))
+    live.hub.close_all("token revoked")  # before the stream had its turn to write
+    # Nothing after the last id the client saw: it resumes from there, from the log.
+    assert await chunks.get() == b"bye"
 
 
 async def test_a_mailbox_keeps_order_refuses_beyond_its_limit_and_survives_a_cancelled_read():

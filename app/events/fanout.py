@@ -24,6 +24,7 @@ from app.models import Organization, TaskEvent
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
+MIN_SWEEP_SECONDS = 0.05
 BATCH = 500
 # A slow look at the log for organizations with open streams: a net under any lost
 # announcement (Redis pub/sub drops messages without telling anyone).
@@ -108,17 +109,22 @@ class LiveUpdates:
         task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
 
     async def _check_log(self) -> None:
-        orgs = self.hub.organizations()
-        if not orgs:
-            return
+        """Compare every organization's newest event with where the fan-out stands.
+
+        Organizations with streams here are caught up; for the others the mark just
+        moves on, so a stream opened later "from now" really starts now (their events
+        may come from another process that announced nothing, like the CLI).
+        """
         async with self.db.read() as session:
-            rows = await session.execute(
-                select(Organization.id, Organization.last_event_id).where(Organization.id.in_(orgs))
-            )
+            rows = await session.execute(select(Organization.id, Organization.last_event_id))
             newest = {org_id: last for org_id, last in rows}
         for org_id, last in newest.items():
-            if last > self._last_seen.get(org_id, 0):
+            if last <= self._last_seen.get(org_id, 0):
+                continue
+            if self.hub.has_subscribers(org_id):
                 self.broker.wake(org_id, last)
+            else:  # nobody to send them to; checked after the query, so no stream misses them
+                self._last_seen[org_id] = last
 
     async def _poll(self) -> None:
         while True:
@@ -132,9 +138,9 @@ class LiveUpdates:
 
     async def _beat(self) -> None:
         while True:
-            # A little early: waking ten thousand streams takes a moment, and each must
-            # send its comment within the period.
-            await asyncio.sleep(self.heartbeat * 0.9)
+            # Twice per period: waking ten thousand streams takes a moment, and each must
+            # send a comment within every period whatever the timing.
+            await asyncio.sleep(max(self.heartbeat / 2, MIN_SWEEP_SECONDS))
             self.hub.beat()
 
     def _apply_control(self, command: dict[str, object]) -> None:

@@ -77,6 +77,9 @@ class Mailbox(Generic[T]):
     def empty(self) -> bool:
         return not self._items
 
+    def clear(self) -> None:
+        self._items.clear()
+
     def qsize(self) -> int:
         return len(self._items)
 
@@ -123,14 +126,15 @@ class Subscriber:
         return self.sprint_id is None or frame.sprint_id == self.sprint_id
 
     def close(self, reason: str) -> None:
-        """End the stream: the reader sees `Closed` next, even if the queue is full."""
-        while True:
-            try:
-                self.queue.put_nowait(Closed(reason))
-                return
-            except asyncio.QueueFull:
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    self.queue.get_nowait()
+        """End the stream: the reader sees `Closed` next, before anything still queued.
+
+        Frames not yet written are dropped, never skipped over: the client resumes from
+        the last id it received and the log replays the rest. (Dropping only the oldest
+        to make room would deliver later frames and lose that one for good; and a
+        signed-out stream must not send what was queued after the sign-out.)
+        """
+        self.queue.clear()
+        self.queue.put_nowait(Closed(reason))
 
 
 class Hub:
@@ -225,8 +229,8 @@ class Hub:
 
     def _start_waking(self) -> None:
         if self._to_wake and not self._waking:
-            self._waking = True
             asyncio.get_running_loop().call_soon(self._wake_some)
+            self._waking = True
 
     def _wake_some(self) -> None:
         """Wake the next WAKE_SLICE waiting streams; the rest in the loop's next round.
@@ -234,12 +238,10 @@ class Hub:
         Woken all at once, ten thousand streams would write in one round of the loop
         (~0.4 s) before it reads another request, the acting person's among them.
         """
+        self._waking = False
         for _ in range(min(WAKE_SLICE, len(self._to_wake))):
             self._to_wake.popleft().wake()
-        if self._to_wake:
-            asyncio.get_running_loop().call_soon(self._wake_some)
-        else:
-            self._waking = False
+        self._start_waking()  # the rest, in the next round
 
     def close_where(
         self,

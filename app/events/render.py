@@ -23,9 +23,10 @@ from app.events.serialize import event_json
 from app.models import Organization, Sprint, Task, TaskEvent, TaskStatus
 
 CACHE_SIZE = 4096
-# Line breaks, indentation and other runs of white space. None of the broadcast's markup
-# keeps white space as it is (no <pre>, no descriptions): a run of it shows as one space.
-_WHITE_RUNS = re.compile(r"\s*\n\s*|\s{2,}")
+# Line breaks and the indentation around them. None of the broadcast's markup keeps
+# white space as it is (no <pre>, no descriptions), so such a run shows as one space.
+# Runs within a line are left alone: they may be inside a title or an attribute value.
+_WHITE_RUNS = re.compile(r"\s*\n\s*")
 
 
 # Built once: every event runs them (building a statement costs more than running it).
