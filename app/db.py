@@ -183,11 +183,13 @@ def _inline_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, async_creator=connect, **kwargs)
 
 
-def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, begin: str, autocheckpoint: bool = True) -> None:
     """WAL, foreign keys, and our own BEGIN statement.
 
     No busy timeout: SQLite's busy handler sleeps inside the call, which would stop
-    the event loop; `InlineSQLiteConnection` waits for the lock asynchronously.
+    the event loop; `InlineSQLiteConnection` waits for the lock asynchronously. Without
+    `autocheckpoint`, committing never copies the WAL into the database file (and syncs
+    it) on the loop's thread: `Checkpointer` does that in a thread.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -199,6 +201,8 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
         cursor.execute("PRAGMA busy_timeout=0")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -214,6 +218,49 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
             cursor.close()
 
 
+CHECKPOINT_EVERY_SECONDS = 1.0
+
+
+class Checkpointer:
+    """Copies the WAL into the SQLite database file, in a thread, about once a second
+    after writes (SQLite would do it inside a COMMIT every 1,000 pages, and a COMMIT now
+    runs on the event loop's thread). PASSIVE: it never waits for readers or writers."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.pending = False  # written since the last checkpoint
+        self.done = asyncio.Event()  # set after each checkpoint (tests wait on it)
+        self._task: asyncio.Task[None] | None = None
+
+    def wrote(self) -> None:
+        self.pending = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="sqlite-checkpoint")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_SECONDS)
+            if not self.pending:
+                continue
+            self.pending = False
+            try:
+                await asyncio.to_thread(self._checkpoint)
+            except sqlite3.Error:  # the next round tries again
+                log.warning("WAL checkpoint of %s failed", self.path, exc_info=True)
+                self.pending = True
+            self.done.set()
+
+    def _checkpoint(self) -> None:
+        with contextlib.closing(sqlite3.connect(self.path, timeout=0)) as connection:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 class Database:
     """Engines and sessions of one app; created in `before_serving`, closed after."""
 
@@ -225,13 +272,19 @@ class Database:
             self.read_engine = _inline_engine(url, pool_size=8, max_overflow=8)
             _configure_sqlite(self.read_engine, begin="BEGIN")
             self.write_engine = _inline_engine(url, pool_size=1, max_overflow=0)
-            _configure_sqlite(self.write_engine, begin="BEGIN IMMEDIATE")
+            path = make_url(url).database or ""
+            file_backed = bool(path) and path != ":memory:"
+            _configure_sqlite(
+                self.write_engine, begin="BEGIN IMMEDIATE", autocheckpoint=not file_backed
+            )
+            self.checkpointer: Checkpointer | None = Checkpointer(path) if file_backed else None
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
         else:
             self.read_engine = create_async_engine(
                 url, pool_size=10, max_overflow=20, pool_pre_ping=True
             )
             self.write_engine = self.read_engine
+            self.checkpointer = None
             self._write_lock = None
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
@@ -262,6 +315,8 @@ class Database:
             async with session.begin():
                 result = await fn(session)
             events = session.info.pop("events", [])
+        if self.checkpointer is not None:
+            self.checkpointer.wrote()
         if events:
             for hook in self.on_commit:
                 try:
@@ -274,6 +329,8 @@ class Database:
         """Let shielded writes finish, then close every connection."""
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self.checkpointer is not None:
+            await self.checkpointer.close()  # the last connection to close checkpoints
         await self.read_engine.dispose()
         if self.write_engine is not self.read_engine:
             await self.write_engine.dispose()

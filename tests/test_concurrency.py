@@ -171,6 +171,16 @@ async def test_requests_dropped_mid_change_leave_every_write_working(
     # Afterwards the server still takes writes, every one of them, and answers each.
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         headers = {"Authorization": f"Bearer {tokens['bob']}"}
+        # First a change of our own on a task nobody dropped anything on: writes queue
+        # for the lock first come, first served, so once it is answered the dropped
+        # requests' writes before it have finished and the states below stay put.
+        spare = scene.acme.tasks[-1]
+        assert spare not in tasks
+        for method in ("PUT", "DELETE"):
+            reply = await http.request(
+                method, f"/api/v1/tasks/{spare.id}/ownership", headers=headers
+            )
+            assert reply.status_code == 200
         for task in scene.acme.tasks:
             current = (await http.get(f"/api/v1/tasks/{task.id}", headers=headers)).json()
             if current["status"] != "available" and current["owner_user_id"] == str(scene.bob.id):
