@@ -39,7 +39,7 @@ class Profile:
 
 PROFILES = {
     "full": Profile("full", (1_000, 5_000, 10_000), 20, 5_000, 10.0, 5.0, True, True),
-    "quick": Profile("quick", (200, 1_000), 10, 1_000, 3.0, 2.0, True, False),
+    "quick": Profile("quick", (1_000,), 10, 500, 2.0, 1.5, True, False),
     "smoke": Profile("smoke", (200,), 5, 200, 2.0, 2.0, False, False),
 }
 CLIENTS = 8
