@@ -56,7 +56,12 @@ class Broker(Protocol):
 
 
 class Reset(Exception):
-    """The cursor is outside the replay window: the client must reload."""
+    """The cursor is outside the replay window: the client must reload. `newest` is
+    where the stream goes on from."""
+
+    def __init__(self, newest: int) -> None:
+        super().__init__(newest)
+        self.newest = newest
 
 
 class LiveUpdates:
@@ -269,7 +274,7 @@ class LiveUpdates:
         if cursor is None:
             return [], newest
         if cursor > newest or cursor < newest - self.window:
-            raise Reset
+            raise Reset(newest)
         frames: list[Frame] = []
         after = cursor
         while after < newest:

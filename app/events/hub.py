@@ -208,8 +208,7 @@ class Hub:
             if subscriber.dropped or not subscriber.wants(frame):
                 continue
             try:
-                if subscriber.queue.put_quietly(frame):
-                    self._to_wake.append(subscriber.queue)
+                self._queue_quietly(subscriber, frame)
                 delivered += 1
             except asyncio.QueueFull:
                 subscriber.dropped = True
@@ -223,9 +222,13 @@ class Hub:
         for group in self._subscribers.values():
             for subscriber in group:
                 with contextlib.suppress(asyncio.QueueFull):
-                    if subscriber.queue.put_quietly(HEARTBEAT):
-                        self._to_wake.append(subscriber.queue)
+                    self._queue_quietly(subscriber, HEARTBEAT)
         self._start_waking()
+
+    def _queue_quietly(self, subscriber: Subscriber, item: Frame | Heartbeat) -> None:
+        """Queue without waking; a waiting stream is woken later by `_wake_some`."""
+        if subscriber.queue.put_quietly(item):
+            self._to_wake.append(subscriber.queue)
 
     def _start_waking(self) -> None:
         if self._to_wake and not self._waking:

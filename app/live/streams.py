@@ -13,7 +13,7 @@ from app.auth.guards import get_db
 from app.errors import NotFound, Refusal
 from app.events import sse
 from app.events.fanout import LiveUpdates, Reset
-from app.events.hub import Closed, Frame, Heartbeat
+from app.events.hub import Closed, Frame
 from app.models import Sprint
 
 T = TypeVar("T")
@@ -116,9 +116,8 @@ async def messages(
             yield opening  # only once subscribed: a client that sees it is counted
         try:
             replayed, sent = await live.replay(subscriber, cursor)
-        except Reset:
-            sent = await live.newest_id(org_id)
-            replayed = []
+        except Reset as too_far:
+            sent, replayed = too_far.newest, []
             yield reset(sent)
         for old in replayed:
             yield frame(old)
@@ -127,17 +126,25 @@ async def messages(
             waiting = [await queue.get()]
             while not queue.empty():  # a burst, or this stream fell behind:
                 waiting.append(queue.get_nowait())  # send what waits in one write
-            fresh = [item for item in waiting if isinstance(item, Frame) and item.id > sent]
-            if fresh:
-                sent = fresh[-1].id
-                if join is not None and len(fresh) > 1:
-                    yield join([frame(item) for item in fresh])
+            fresh: list[T] = []
+            beat = closed = False
+            for item in waiting:  # one pass: this runs for every stream on every event
+                if isinstance(item, Frame):
+                    if item.id > sent:  # a duplicate of the replay otherwise
+                        sent = item.id
+                        fresh.append(frame(item))
+                elif isinstance(item, Closed):
+                    closed = True
                 else:
-                    for item in fresh:
-                        yield frame(item)
-            if heartbeat is not None and any(isinstance(i, Heartbeat) for i in waiting):
+                    beat = True
+            if join is not None and len(fresh) > 1:
+                yield join(fresh)
+            else:
+                for message in fresh:
+                    yield message
+            if beat and heartbeat is not None:
                 yield heartbeat()  # the contract: a comment at least every 15 s, always
-            if any(isinstance(item, Closed) for item in waiting):
+            if closed:
                 break
     if closing is not None:
         yield closing
