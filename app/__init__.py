@@ -11,46 +11,29 @@ from quart import Quart, Response, jsonify, render_template, request
 from quart_schema import (
     HttpSecurityScheme,
     Info,
-    OpenAPIProvider,
     QuartSchema,
     RequestSchemaValidationError,
 )
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter, Rule
 
+from app.api.openapi import ApiOpenAPI
 from app.config import Settings
 from app.db import Database
 from app.errors import Refusal
+from app.inputs import Request, RowIdConverter
 from app.server import tune_garbage_collector
 
 log = logging.getLogger(__name__)
 
-# Our primary keys are INTEGER columns: 32-bit on PostgreSQL.
-MAX_ROW_ID = 2**31 - 1
-
-
-class RowIdConverter(IntegerConverter):
-    """`<int:…>` ids a database row can have; a larger number matches no route (404)."""
-
-    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", MAX_ROW_ID)
-        super().__init__(map, *args, **kwargs)
-
-
-class ApiOnlyOpenAPI(OpenAPIProvider):
-    """Document only the JSON API; the HTML pages are not an API."""
-
-    def generate_rules(self) -> Any:
-        for rule in super().generate_rules():
-            if isinstance(rule, Rule) and rule.rule.startswith("/api/"):
-                yield rule
+MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     """Build the app from the environment, with `config` overriding settings (tests)."""
     settings = Settings.from_env().merged(config).checked()
     app = Quart(__name__)
+    app.request_class = Request
     app.url_map.converters["int"] = RowIdConverter
     app.config["SETTINGS"] = settings
     app.secret_key = settings.secret_key
@@ -61,7 +44,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=dt.timedelta(days=14),
-        MAX_CONTENT_LENGTH=1024 * 1024,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        # A body that has not arrived in time is answered 408 (and its connection closed).
+        BODY_TIMEOUT=settings.body_seconds,
         TEMPLATES_AUTO_RELOAD=settings.is_development,
     )
 
@@ -74,7 +59,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
         info=Info(title="Sprintboard API", version="1"),
         security_schemes={"bearer": HttpSecurityScheme(scheme="bearer", bearer_format="token")},
         security=[{"bearer": []}],
-        openapi_provider_class=ApiOnlyOpenAPI,
+        openapi_provider_class=ApiOpenAPI,
     )
 
     if settings.oidc_configured:
@@ -142,6 +127,10 @@ def _register_request_hooks(app: Quart) -> None:
         response.headers.setdefault("X-Frame-Options", "DENY")
         if response.mimetype == "text/html":
             response.headers.setdefault("Cache-Control", "no-store")
+        if response.status_code in (408, 413):
+            # The body was not read to its end, so nothing after it on this connection
+            # can be trusted to start where a request starts: close it.
+            response.headers["Connection"] = "close"
         return response
 
 
@@ -192,12 +181,17 @@ def _register_error_handlers(app: Quart) -> None:
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Any:
         status = error.code or 500
-        message = {
+        # Our own sentence when we gave one; else ours for werkzeug's stock wording.
+        stock = {
             404: "There is nothing here.",
             405: "That method is not allowed here.",
             400: "The request could not be understood.",
+            408: "The request took too long to arrive.",
             413: "The request is too large.",
-        }.get(status, error.description or "Something went wrong.")
+        }
+        custom = error.description and error.description != type(error).description
+        message = error.description if custom else stock.get(status, error.description)
+        message = message or "Something went wrong."
         if _wants_json():
             return json_error(status, (error.name or "error").lower().replace(" ", "_"), message)
         return await html_error(status, message)

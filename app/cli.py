@@ -74,13 +74,13 @@ def serve(host: str, port: int | None, workers: int) -> None:
         from app import create_app
         from app.server import hypercorn_config, serve_in_process
 
-        serve_in_process(create_app(), hypercorn_config(host, bind_port, 1))
+        serve_in_process(create_app(), hypercorn_config(host, bind_port, 1, current))
         return
     from hypercorn.run import run
 
     from app.server import hypercorn_config
 
-    sys.exit(run(hypercorn_config(host, bind_port, workers)))
+    sys.exit(run(hypercorn_config(host, bind_port, workers, current)))
 
 
 @cli.group()

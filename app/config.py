@@ -31,6 +31,13 @@ class Settings:
     max_streams_per_user: int = 16
     replay_window: int = 1000
     heartbeat_seconds: float = 15.0
+    # Hostile or broken clients: a request's headers must arrive within `headers_seconds`
+    # and its body within `body_seconds`; a connection whose sent data stays
+    # unacknowledged, or unsent because its client stopped reading, is dropped after
+    # `stall_seconds` (a stream's client resumes from its cursor).
+    headers_seconds: float = 10.0
+    body_seconds: float = 30.0
+    stall_seconds: float = 30.0
     testing: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -51,6 +58,9 @@ class Settings:
             max_streams_per_user=int(env.get("MAX_STREAMS_PER_USER") or 16),
             replay_window=int(env.get("SPRINTBOARD_REPLAY_WINDOW") or 1000),
             heartbeat_seconds=float(env.get("SPRINTBOARD_HEARTBEAT_SECONDS") or 15),
+            headers_seconds=float(env.get("SPRINTBOARD_HEADERS_SECONDS") or 10),
+            body_seconds=float(env.get("SPRINTBOARD_BODY_SECONDS") or 30),
+            stall_seconds=float(env.get("SPRINTBOARD_STALL_SECONDS") or 30),
         )
 
     def merged(self, overrides: Mapping[str, Any] | None) -> Settings:

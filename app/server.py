@@ -10,18 +10,56 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import socket
 
 from hypercorn.asyncio.run import worker_serve
-from hypercorn.config import Config
+from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
 from quart import Quart
+
+from app.config import Settings
 
 GRACE_SECONDS = 5.0
 GC_THRESHOLD = 50_000  # allocations between young collections (Python's default: 700)
 
 
-def hypercorn_config(host: str, port: int, workers: int) -> Config:
-    config = Config()
+class ServerConfig(Config):
+    """Hypercorn's settings, with listening sockets that give up on stalled or dead peers.
+
+    TCP_USER_TIMEOUT bounds how long sent data may stay unacknowledged, or unsent
+    because the peer's window is shut (a client that stopped reading): past it the
+    kernel drops the connection, the stream ends and its slot is free again. Keepalive
+    probes put data on quiet connections too (a WebSocket between events), so a peer
+    that vanished without a word is found the same way. Accepted sockets inherit these
+    options from the listening one.
+    """
+
+    stall_seconds: float = 30.0
+    keepalive_idle_seconds: float = 15.0
+
+    def create_sockets(self) -> Sockets:
+        sockets = super().create_sockets()
+        for sock in sockets.secure_sockets + sockets.insecure_sockets:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                tune_for_stalls(sock, self.stall_seconds, self.keepalive_idle_seconds)
+        return sockets
+
+
+KEEPALIVE_INTERVAL_SECONDS = 5
+KEEPALIVE_PROBES = 3
+
+
+def tune_for_stalls(sock: socket.socket, stall_seconds: float, idle_seconds: float) -> None:
+    """Have the kernel drop `sock`'s connections once their peer stops answering."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(stall_seconds * 1000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(idle_seconds)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL_SECONDS)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
+
+
+def hypercorn_config(host: str, port: int, workers: int, settings: Settings) -> ServerConfig:
+    config = ServerConfig()
     config.bind = [f"{host}:{port}"]
     config.application_path = "app:create_app()"
     config.worker_class = "uvloop"
@@ -29,6 +67,11 @@ def hypercorn_config(host: str, port: int, workers: int) -> Config:
     # Thousands of browsers reconnect at once after a restart: don't drop their SYNs.
     config.backlog = 4096
     config.graceful_timeout = GRACE_SECONDS
+    # Hypercorn's idle timer runs from a connection's start (or its previous response)
+    # until a request's headers are complete: it bounds slow headers, not only idling.
+    config.keep_alive_timeout = settings.headers_seconds
+    config.stall_seconds = settings.stall_seconds
+    config.keepalive_idle_seconds = settings.heartbeat_seconds
     config.errorlog = "-"
     return config
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from app import create_app
 from app.config import ConfigError, Settings
-from tests.conftest import app_config
+from app.server import hypercorn_config
+from tests.conftest import CSRF, app_config
 
 
 def test_defaults_match_the_contract():
@@ -64,8 +67,14 @@ async def test_dev_sign_in_route_is_gone_outside_development(database_url: str):
     )
     async with app.test_app():
         client = app.test_client()
-        response = await client.post("/login/dev", form={"email": "alice@example.com"})
-        assert response.status_code in (403, 404)
+        # A valid CSRF token, so that the answer is the guard's own and not the CSRF check's.
+        async with client.session_transaction() as session:
+            session["csrf"] = CSRF
+        response = await client.post(
+            "/login/dev", form={"email": "alice@example.com", "csrf_token": CSRF}
+        )
+        assert response.status_code == 404
+        assert "Development sign-in is off." in await response.get_data(as_text=True)
 
 
 def test_https_base_url_makes_cookies_secure_and_host_prefixed(database_url: str):
@@ -80,3 +89,27 @@ async def test_health_reports_database_and_broker(app, client):
     response = await client.get("/healthz")
     assert response.status_code == 200
     assert await response.get_json() == {"status": "ok", "database": "ok", "broker": "memory"}
+
+
+def test_hostile_client_bounds_default_to_the_contract() -> None:
+    settings = Settings.from_env({})
+    assert (settings.headers_seconds, settings.body_seconds, settings.stall_seconds) == (
+        10,
+        30,
+        30,
+    )
+
+
+def test_listening_sockets_give_up_on_stalled_peers() -> None:
+    settings = Settings.from_env({"SPRINTBOARD_STALL_SECONDS": "7"})
+    config = hypercorn_config("127.0.0.1", 0, 1, settings)
+    assert config.keep_alive_timeout == settings.headers_seconds
+    sockets = config.create_sockets()
+    try:
+        (listening,) = sockets.insecure_sockets
+        assert listening.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 7000
+        assert listening.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert listening.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 15
+    finally:
+        for sock in sockets.insecure_sockets:
+            sock.close()

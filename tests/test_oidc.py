@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -19,10 +20,12 @@ from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 from playwright.async_api import Browser, expect
 
-from app.auth.accounts import create_org
+from app.auth.accounts import add_member, create_org, find_org, find_user_by_email
 from app.auth.oidc import OIDCClient, SignInRefused
 from app.config import Settings
 from app.db import Database
+from app.demo import load_demo
+from app.models import Role
 from tests.oidc_provider import Provider, running_provider
 from tests.server import Server, free_port, running_server
 
@@ -218,10 +221,134 @@ async def test_sign_out_ends_at_the_provider_too(site: Site):
 
 async def test_production_has_no_development_sign_in(site: Site):
     async with client(site) as http:
-        assert (await http.post("/login/dev", data={"email": "alice@example.com"})).status_code in (
-            403,
-            404,
+        # A valid CSRF token, so that the answer is the guard's own and not the CSRF check's.
+        await http.get(await authorize(await start(http), "alice-sub"))
+        page = (await http.get("/o/acme/sprints")).text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        refused = await http.post(
+            "/login/dev", data={"email": "bob@example.com", "csrf_token": csrf}
         )
+        assert refused.status_code == 404
+        assert "Development sign-in is off." in refused.text
+        me = (await http.get("/api/v1/users/me")).json()
+        assert me["email"] == "alice@example.com"  # still Alice: nobody else signed in
+
+
+# Values a browser reads as another origin, once the query string is decoded.
+HOSTILE_NEXT = [
+    "/\\evil.example/phish",
+    "/\t/evil.example",
+    "//evil.example/phish",
+    "/%5Cevil.example",
+    "/\r\n/evil.example",
+    "https://evil.example/",
+    "javascript:alert(1)",
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_NEXT)
+async def test_the_provider_callback_never_leads_to_another_site(site: Site, hostile: str):
+    async with client(site) as http:
+        response = await http.get("/login", params={"next": hostile})
+        assert response.status_code == 302
+        finished = await http.get(await authorize(response.headers["location"], "alice-sub"))
+        assert finished.status_code == 303
+        assert finished.headers["location"] == "/"
+
+
+async def test_the_provider_callback_follows_a_legitimate_next(site: Site):
+    wanted = "/o/acme/sprints?from=login"
+    async with client(site) as http:
+        response = await http.get("/login", params={"next": wanted})
+        finished = await http.get(await authorize(response.headers["location"], "alice-sub"))
+        assert finished.status_code == 303
+        assert finished.headers["location"] == wanted
+
+
+# --- people added before they ever signed in ----------------------------------------------
+
+
+@pytest.fixture
+async def demo_site(database_url: str, provider: Provider) -> AsyncIterator[Site]:
+    """The demo data (people known only by email), served with OIDC configured."""
+    db = Database(database_url)
+    try:
+        await load_demo(db, progress=lambda _m: None)
+    finally:
+        await db.close()
+    port = free_port()
+    with running_server(database_url, port=port, **app_env(provider, port)) as app:
+        yield Site(app, provider, database_url)
+
+
+async def demo_user_id(database_url: str, email: str) -> int:
+    db = Database(database_url)
+    try:
+        async with db.read() as session:
+            user = await find_user_by_email(session, email)
+            assert user is not None
+            return user.id
+    finally:
+        await db.close()
+
+
+async def test_a_demo_person_signing_in_through_the_provider_becomes_that_person(
+    demo_site: Site,
+):
+    alice_id = await demo_user_id(demo_site.database_url, "alice@example.com")
+    async with client(demo_site) as http:
+        finished = await http.get(await authorize(await start(http), "alice-sub"))
+        assert finished.status_code == 303
+        me = (await http.get("/api/v1/users/me")).json()
+        home = await http.get("/")
+    assert me["id"] == str(alice_id)
+    assert [(o["slug"], o["role"]) for o in me["organizations"]] == [("acme", "owner")]
+    assert home.status_code == 302 and "/o/acme/sprints/" in home.headers["location"]
+
+
+async def test_someone_added_with_member_add_keeps_their_user_at_first_sign_in(
+    demo_site: Site,
+):
+    # Dave (globex) exists only by email; bob is then added to globex as well.
+    db = Database(demo_site.database_url)
+    try:
+
+        async def add(session: Any) -> None:
+            await add_member(
+                session,
+                org=await find_org(session, "globex"),
+                email="bob@example.com",
+                role=Role.VIEWER,
+            )
+
+        await db.write(add)
+    finally:
+        await db.close()
+    bob_id = await demo_user_id(demo_site.database_url, "bob@example.com")
+    demo_site.provider.person("bob-sub", email="bob@example.com", name="Bob Baker")
+    async with client(demo_site) as http:
+        await http.get(await authorize(await start(http), "bob-sub"))
+        me = (await http.get("/api/v1/users/me")).json()
+    assert me["id"] == str(bob_id)
+    assert sorted((o["slug"], o["role"]) for o in me["organizations"]) == [
+        ("acme", "member"),
+        ("globex", "viewer"),
+    ]
+
+
+async def test_someone_who_signed_in_through_the_provider_is_never_relinked_by_email(
+    demo_site: Site,
+):
+    async with client(demo_site) as http:
+        await http.get(await authorize(await start(http), "alice-sub"))
+        alice = (await http.get("/api/v1/users/me")).json()
+    # Another account at the provider with the same (verified) address.
+    demo_site.provider.person("alice-second-sub", email="alice@example.com", name="Alice Two")
+    async with client(demo_site) as http:
+        await http.get(await authorize(await start(http), "alice-second-sub"))
+        second = (await http.get("/api/v1/users/me")).json()
+    assert second["id"] != alice["id"]
+    assert second["organizations"] == []
 
 
 @pytest.mark.browser

@@ -25,6 +25,7 @@ from app.api.schemas import (
     History,
     MeOut,
     NewTask,
+    SprintList,
     StatusChange,
     TaskOut,
     UserOut,
@@ -42,7 +43,7 @@ from app.board.view import BoardQuery, build_view, load_sprint, load_sprint_rows
 from app.errors import Conflict, NotFound
 from app.events.log import task_history
 from app.events.serialize import event_json
-from app.models import Membership, Task, TaskStatus, User
+from app.models import Membership, Sprint, Task, TaskStatus, User
 from app.tasks.editing import TaskFields, create_task, load_story
 from app.tasks.lifecycle import RULES, Action, Change, action_for_target, load_task, perform
 from app.timefmt import iso
@@ -143,6 +144,31 @@ async def user(user_id: int) -> Any:
     if other is None:
         raise NotFound(f"There is no user #{user_id} you share an organization with.")
     return {"id": str(other.id), "email": other.email, "name": other.name}
+
+
+@bp.get("/sprints")
+@validate_response(SprintList)
+@document_response(ErrorBody, 404)
+async def sprints() -> Any:
+    """The organization's sprints, the newest first."""
+    await use_api_org()
+    async with get_db().read() as db:
+        rows = await db.scalars(
+            select(Sprint).where(Sprint.org_id == g.org.id).order_by(Sprint.start_date.desc())
+        )
+        return {
+            "sprints": [
+                {
+                    "id": str(sprint.id),
+                    "name": sprint.name,
+                    "goal": sprint.goal,
+                    "status": sprint.status,
+                    "startDate": sprint.start_date.isoformat(),
+                    "endDate": sprint.end_date.isoformat(),
+                }
+                for sprint in rows
+            ]
+        }
 
 
 @bp.get("/sprints/<int:sprint_id>/tasks")

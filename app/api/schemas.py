@@ -113,6 +113,19 @@ class SprintOut(BaseModel):
     progressPercentage: int
 
 
+class SprintListItem(BaseModel):
+    id: str
+    name: str
+    goal: str
+    status: Literal["planning", "active", "review", "completed"]
+    startDate: str
+    endDate: str
+
+
+class SprintList(BaseModel):
+    sprints: list[SprintListItem]
+
+
 class BoardTaskOut(BaseModel):
     id: str
     storyId: str

@@ -17,8 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import table_of, utcnow
 from app.errors import Conflict, Invalid, NotFound
+from app.inputs import row_id
 from app.models import ApiToken, Invitation, Membership, Organization, Role, User
 
+# The issuer of people known only by email: demo people, development sign-in, and
+# anyone added before they signed in. A provider sign-in with their email adopts them.
 DEV_ISSUER = "urn:sprintboard:dev"
 TOKEN_PREFIX = "sbt_"
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -117,11 +120,22 @@ async def add_member(
 async def sign_in_user(
     session: AsyncSession, *, issuer: str, subject: str, email: str, name: str
 ) -> User:
-    """Find or create the user of a verified identity, and accept their invitations."""
+    """Find or create the user of a verified identity, and accept their invitations.
+
+    Someone added by email before they ever signed in (demo data, `member add`, an
+    owner invited with `org create`) has a placeholder identity; their first sign-in
+    through the provider with that verified email makes that user theirs: same id,
+    same memberships. A user who already has a provider identity is never re-linked by
+    email, so a second account at the provider with the same address gets its own.
+    """
     user = await session.scalar(
         select(User).where(User.oidc_issuer == issuer, User.oidc_subject == subject)
     )
     email = clean_email(email)
+    if user is None and issuer != DEV_ISSUER:
+        user = await _placeholder_user(session, email)
+        if user is not None:
+            user.oidc_issuer, user.oidc_subject = issuer, subject
     if user is None:
         user = User(
             oidc_issuer=issuer,
@@ -137,6 +151,16 @@ async def sign_in_user(
             user.name = name.strip()
     await accept_invitations(session, user)
     return user
+
+
+async def _placeholder_user(session: AsyncSession, email: str) -> User | None:
+    """The user added under `email` who has never signed in through a provider."""
+    return await session.scalar(
+        select(User)
+        .where(func.lower(User.email) == email, User.oidc_issuer == DEV_ISSUER)
+        .order_by(User.id)
+        .limit(1)
+    )
 
 
 async def accept_invitations(session: AsyncSession, user: User) -> None:
@@ -197,9 +221,7 @@ _FIRST_ACCESS = (
 
 def org_id_in(org_ref: str) -> int | None:
     """The organization id `org_ref` may be (a slug can be all digits too), or None."""
-    if org_ref.isascii() and org_ref.isdigit() and int(org_ref) < 2**31:
-        return int(org_ref)
-    return None
+    return row_id(org_ref)
 
 
 async def access_of(session: AsyncSession, user_id: int, org_ref: str | None) -> Access | None:

@@ -12,14 +12,8 @@ from app.auth.accounts import DEV_ISSUER, find_user_by_email, sign_in_user
 from app.auth.guards import current_user, default_membership, get_db, login_redirect
 from app.auth.oidc import OIDCClient, SignInRefused, remember_pending
 from app.errors import Invalid
+from app.inputs import safe_next
 from app.models import Invitation, Membership, Sprint, SprintStatus, User
-
-
-def _safe_next(value: str | None) -> str:
-    """Only local paths: never bounce a person to another site after sign-in."""
-    if value and value.startswith("/") and not value.startswith("//"):
-        return value
-    return "/"
 
 
 def oidc() -> OIDCClient | None:
@@ -49,7 +43,7 @@ async def home() -> Any:
 @bp.get("/login")
 async def login() -> Any:
     """Go to the identity provider, or show the development sign-in form."""
-    nxt = _safe_next(request.args.get("next"))
+    nxt = safe_next(request.args.get("next"))
     provider = oidc()
     if provider is not None:
         try:
@@ -116,7 +110,7 @@ async def callback() -> Any:
 
     _user, key = await get_db().write(sign_in)
     sessions.remember(key)
-    return redirect(_safe_next(pending.get("next"))), 303
+    return redirect(safe_next(pending.get("next"))), 303
 
 
 @bp.post("/login/dev")
@@ -129,7 +123,7 @@ async def login_dev() -> Any:
         ), 404
     form = await request.form
     email = (form.get("email") or "").strip().lower()
-    nxt = _safe_next(form.get("next"))
+    nxt = safe_next(form.get("next"))
 
     async def sign_in(db: Any) -> str | None:
         user = await find_user_by_email(db, email) if email else None

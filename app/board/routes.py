@@ -15,6 +15,7 @@ from app.board import bp
 from app.board.view import BoardQuery, BoardView, load_view
 from app.errors import Conflict, Invalid, NotFound, Refusal
 from app.events.log import EVENT_TYPES, last_event_id, task_history
+from app.inputs import row_id
 from app.models import Role, Sprint, SprintStatus, Story, Task
 from app.tasks.editing import clean_title
 from app.tasks.lifecycle import Action, Change, load_task, perform
@@ -107,10 +108,10 @@ def board_context() -> tuple[int, BoardQuery] | None:
     if not ref:
         return None
     parts = urlsplit(ref)
-    tail = parts.path.rsplit("/", 1)[-1]
-    if not tail.isdigit():
+    sprint_id = row_id(parts.path.rsplit("/", 1)[-1])
+    if sprint_id is None:
         return None
-    return int(tail), query_from_args(MultiDict(parse_qsl(parts.query)))
+    return sprint_id, query_from_args(MultiDict(parse_qsl(parts.query)))
 
 
 async def render_after_change(

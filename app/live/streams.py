@@ -14,6 +14,7 @@ from app.errors import NotFound, Refusal
 from app.events import sse
 from app.events.fanout import LiveUpdates, Reset
 from app.events.hub import Closed, Frame
+from app.inputs import row_id
 from app.models import Sprint
 
 T = TypeVar("T")
@@ -38,9 +39,10 @@ def parse_cursor(last_event_id: str | None, after: str | None) -> int | None:
     for value in (last_event_id, after):
         if value is None or value == "":
             continue
-        if not (value.strip().isascii() and value.strip().isdigit()):
+        cursor = row_id(value.strip())
+        if cursor is None:
             raise BadCursor(f"“{value[:40]}” is not an event id (a whole number ≥ 0).")
-        return int(value.strip())
+        return cursor
     return None
 
 
@@ -48,17 +50,16 @@ async def parse_sprint(org_id: int, value: str | None) -> int | None:
     """`sprint=<id>` narrows a stream to one sprint of this organization."""
     if value is None or value == "":
         return None
-    if not (value.isascii() and value.isdigit()):
+    sprint_id = row_id(value)
+    if sprint_id is None:
         raise BadCursor(f"“{value[:40]}” is not a sprint id.")
-    if int(value) >= 2**31:
-        raise NotFound(f"There is no sprint #{value[:40]} here.")
     async with get_db().read() as db:
         found = await db.scalar(
-            select(Sprint.id).where(Sprint.id == int(value), Sprint.org_id == org_id)
+            select(Sprint.id).where(Sprint.id == sprint_id, Sprint.org_id == org_id)
         )
     if found is None:
-        raise NotFound(f"There is no sprint #{value} here.")
-    return int(value)
+        raise NotFound(f"There is no sprint #{sprint_id} here.")
+    return sprint_id
 
 
 def check_stream_limit(user_id: int) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.db import utcnow
 from app.errors import Forbidden, Invalid, NotFound
 from app.events.log import append_event, append_story_event
+from app.inputs import whole_number
 from app.models import AcceptanceCriterion, Role, Sprint, Story, Task, TaskEvent, User
 
 TITLE_MAX = 200
@@ -74,10 +75,9 @@ def parse_whole(value: object, *, field: str, low: int, high: int, what: str) ->
         return None
     if isinstance(value, bool):
         raise Invalid(f"{what} must be a whole number from {low} to {high}.", field=field)
-    try:
-        number = int(str(value).strip()) if not isinstance(value, int) else value
-    except ValueError:
-        raise Invalid(f"{what} must be a whole number from {low} to {high}.", field=field) from None
+    number = value if isinstance(value, int) else whole_number(str(value).strip())
+    if number is None:
+        raise Invalid(f"{what} must be a whole number from {low} to {high}.", field=field)
     if not low <= number <= high:
         raise Invalid(f"{what} must be from {low} to {high}.", field=field)
     return number
