@@ -188,3 +188,13 @@ async def snapshot(db: Database) -> list[tuple[object, ...]]:
 
 async def token_for(db: Database, user: User) -> str:
     return await db.write(lambda s: create_token(s, user=user, name="test"))
+
+
+async def scene_with_token(database_url: str) -> tuple[Scene, str]:
+    """The test scene written to a database a real server will serve, and bob's token."""
+    db = Database(database_url)
+    try:
+        scene = await build_scene(db)
+        return scene, await token_for(db, scene.bob)
+    finally:
+        await db.close()

@@ -21,13 +21,20 @@ Left out on purpose:
   "not a 5xx" for us and would flag correct 404s as acceptance of bad input.
 - `use_after_free` / `ensure_resource_availability` / `ignored_auth`: stateful and
   auth checks are covered explicitly (and exactly) in test_api.py.
+Beyond schemathesis' checks, every refused request (4xx) must leave the database as it
+was, and the server's log must hold no traceback. The stateful run follows the links
+the OpenAPI document declares (app/api/openapi.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 import shutil
+import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +50,13 @@ from app.auth.accounts import create_token, find_user_by_email
 from app.db import Database
 from app.demo import load_demo
 from app.models import Membership, Sprint, Story, Task
-from tests.server import running_server
+from tests.server import Server, running_server
 
 pytestmark = pytest.mark.server
 
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 MAX_EXAMPLES = 50  # per operation and mode; the whole file runs in well under a minute
+STATEFUL_EXAMPLES = 80  # sequences of up to ten linked calls
 
 
 async def prepare(database_url: str) -> tuple[str, dict[str, list[int]]]:
@@ -74,22 +82,69 @@ async def prepare(database_url: str) -> tuple[str, dict[str, list[int]]]:
         await db.close()
 
 
+# What the API writes: stateful scenarios start from the same rows, so that a sequence
+# does the same thing whenever Hypothesis runs it (it refuses, as flaky, a sequence
+# whose answers changed because an earlier one took a task).
+SAVED = ("task_event", "task", "organization")
+
+
+@dataclass
+class FuzzTarget:
+    """A real server on its own demo database, a bearer token for alice, real ids."""
+
+    server: Server
+    path: Path
+    token: str
+    ids: dict[str, list[int]]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def state(self) -> tuple[object, ...]:
+        """What a refused request must leave as it was: tasks, stories, the event log."""
+        with contextlib.closing(sqlite3.connect(self.path)) as db:
+            return (
+                db.execute("SELECT id, status, owner_id, version, title FROM task").fetchall(),
+                db.execute("SELECT id, title, points FROM story").fetchall(),
+                db.execute("SELECT id, last_event_id FROM organization").fetchall(),
+                db.execute("SELECT count(*) FROM task_event").fetchall(),
+            )
+
+    def save(self) -> dict[str, list[tuple[object, ...]]]:
+        """The rows the API changes, to put back between stateful scenarios."""
+        with contextlib.closing(sqlite3.connect(self.path)) as db:
+            return {table: db.execute(f"SELECT * FROM {table}").fetchall() for table in SAVED}
+
+    def restore(self, saved: dict[str, list[tuple[object, ...]]]) -> None:
+        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+            db.execute("PRAGMA foreign_keys=OFF")
+            for table in SAVED:
+                db.execute(f"DELETE FROM {table}")
+                if saved[table]:
+                    marks = ", ".join("?" * len(saved[table][0]))
+                    db.executemany(f"INSERT INTO {table} VALUES ({marks})", saved[table])
+
+    def assert_no_traceback(self) -> None:
+        log = "".join(self.server.log)
+        assert "Traceback" not in log and "Error in ASGI" not in log, log[-3000:]
+
+
 @pytest.fixture(scope="module")
 def fuzz_target(
     migrated_sqlite: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str, dict[str, list[int]]]]:
-    """(base url, bearer token, demo ids) of a real server on its own demo database."""
+) -> Iterator[FuzzTarget]:
     target = tmp_path_factory.mktemp("fuzz") / "sprintboard.db"
     shutil.copy(migrated_sqlite, target)
     database_url = f"sqlite+aiosqlite:///{target}"
     token, ids = asyncio.run(prepare(database_url))
     with running_server(database_url) as server:
-        yield server.url, token, ids
+        yield FuzzTarget(server, target, token, ids)
 
 
 @pytest.fixture(scope="module")
-def api_schema(fuzz_target: tuple[str, str, dict[str, list[int]]]) -> Any:
-    url, _token, _ids = fuzz_target
+def api_schema(fuzz_target: FuzzTarget) -> Any:
+    url = fuzz_target.url
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json", timeout=10)
     schema.config.update(base_url=url)
     schema.config.generation.update(deterministic=True)
@@ -103,6 +158,7 @@ def api_schema(fuzz_target: tuple[str, str, dict[str, list[int]]]) -> Any:
 # test_every_documented_operation_is_fuzzed keeps this list complete.
 OPERATIONS = [
     ("GET", "/api/v1/users/me"),
+    ("GET", "/api/v1/sprints"),
     ("GET", "/api/v1/users/{user_id}"),
     ("GET", "/api/v1/sprints/{sprint_id}/tasks"),
     ("GET", "/api/v1/stories/{story_id}/tasks"),
@@ -142,15 +198,11 @@ def cases(operation: Any, mode: Any, ids: dict[str, list[int]]) -> st.SearchStra
 @pytest.mark.parametrize("mode", ["positive", "negative"])
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_no_server_errors(
-    api_schema: Any,
-    fuzz_target: tuple[str, str, dict[str, list[int]]],
-    method: str,
-    path: str,
-    mode: str,
+    api_schema: Any, fuzz_target: FuzzTarget, method: str, path: str, mode: str
 ) -> None:
-    url, token, ids = fuzz_target
+    url, ids = fuzz_target.url, fuzz_target.ids
     operation = api_schema[path][method]
-    auth = {"Authorization": f"Bearer {token}"}
+    auth = {"Authorization": f"Bearer {fuzz_target.token}"}
 
     @given(case=cases(operation, schemathesis.GenerationMode(mode), ids))
     @settings(
@@ -161,6 +213,79 @@ def test_no_server_errors(
         suppress_health_check=list(HealthCheck),
     )
     def fuzz(case: Any) -> None:
-        case.call_and_validate(base_url=url, headers=auth, checks=CHECKS, timeout=10)
+        before = fuzz_target.state()
+        response = case.call(base_url=url, headers=auth, timeout=10)
+        case.validate_response(response, checks=CHECKS)
+        if response.status_code >= 400:
+            assert fuzz_target.state() == before, f"a refused {case.method} changed something"
 
     fuzz()
+    fuzz_target.assert_no_traceback()
+
+
+def test_stateful_sequences_along_the_documented_links(fuzz_target: FuzzTarget) -> None:
+    """Create a task, then take, start, complete or release it, read it and its history…
+    following the links the OpenAPI document declares, with real ids from real answers."""
+    auth = {"Authorization": f"Bearer {fuzz_target.token}"}
+    steps: list[tuple[str, int]] = []
+    schema = schemathesis.openapi.from_url(f"{fuzz_target.url}/openapi.json", timeout=10)
+    schema.config.update(base_url=fuzz_target.url)
+    # Valid requests, so that sequences get past the first call; the stateless tests
+    # above send the invalid ones.
+    schema.config.generation.update(modes=[schemathesis.GenerationMode.POSITIVE])
+
+    known = {name: set(values) for name, values in fuzz_target.ids.items()}
+    steer = random.Random(7)
+
+    initial = fuzz_target.save()
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            fuzz_target.restore(initial)
+            steer.seed(7)
+            known["task_id"] = set(fuzz_target.ids["task_id"])
+
+        def before_call(self, case: Any) -> None:
+            case.headers = {**(case.headers or {}), **auth}
+            # A made-up id nearly never names a row: half of them are swapped for a real
+            # one, so that sequences can start (ids that came through a link are real).
+            for name, value in (case.path_parameters or {}).items():
+                if name in known and value not in known[name] and steer.random() < 0.5:
+                    case.path_parameters[name] = steer.choice(sorted(known[name]))
+
+        def after_call(self, response: Any, case: Any) -> None:
+            if response.status_code == 201 and "task_id" in response.json():
+                known["task_id"].add(int(response.json()["task_id"]))
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"timeout": 10}
+
+        def call(self, case: Any, **kwargs: Any) -> Any:
+            before = fuzz_target.state()
+            response = case.call(**kwargs)
+            if response.status_code >= 400:
+                assert fuzz_target.state() == before, f"a refused {case.method} changed something"
+            steps.append((f"{case.method} {case.path}", response.status_code))
+            return response
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            case.validate_response(response, checks=CHECKS)
+
+    Workflow.run(
+        settings=settings(
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=10,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    assert len(steps) > STATEFUL_EXAMPLES  # sequences ran, not single calls
+    succeeded = {operation for operation, status in steps if 200 <= status < 300}
+    # Linked calls reached real tasks: created ones, taken ones, started ones.
+    assert {
+        "POST /api/v1/stories/{story_id}/tasks",
+        "PUT /api/v1/tasks/{task_id}/ownership",
+    } <= succeeded
+    fuzz_target.assert_no_traceback()

@@ -15,7 +15,7 @@ from app.db import Database
 from app.events.hub import Closed
 from app.models import Invitation, Membership, Task
 from tests.conftest import CSRF
-from tests.factories import Scene, build_scene, fetch_task, token_for
+from tests.factories import Scene, fetch_task, scene_with_token, token_for
 from tests.server import Server, running_server
 from tests.sse_client import open_stream
 
@@ -388,12 +388,7 @@ async def test_a_refused_change_ends_no_stream(app: Quart, sign_in_as, scene: Sc
 @pytest.fixture
 async def acme_server(database_url: str) -> AsyncIterator[tuple[Server, Scene, str]]:
     """A real Hypercorn process on the test scene, and a bearer token of bob's."""
-    db = Database(database_url)
-    try:
-        scene = await build_scene(db)
-        token = await token_for(db, scene.bob)
-    finally:
-        await db.close()
+    scene, token = await scene_with_token(database_url)
     with running_server(database_url, SPRINTBOARD_HEARTBEAT_SECONDS="0.5") as server:
         yield server, scene, token
 
