@@ -8,10 +8,16 @@ plain form posts and 303 redirects. Only Playwright's auto-waiting expectations 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
+from sqlalchemy import select
 
+from app.auth.accounts import find_org, find_user_by_email
+from app.db import Database
+from app.models import Role, Sprint
+from app.tasks.editing import CriterionFields, StoryFields, TaskFields, create_story, create_task
 from tests.browser_kit import (
     BOARD_URL,
     COMPLETE,
@@ -417,3 +423,68 @@ async def test_grouping_and_status_filter_live_in_the_url(demo_server: Server, b
     )
     await expect(group_by_link(page, "Status")).to_have_attribute("aria-current", "true")
     await assert_showing_matches(page)
+
+
+# --- long unbroken words --------------------------------------------------------------------
+
+LONG_WORD = "Supercalifragilistic" * 10  # 200 characters, not one space
+SIDEWAYS_JS = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+async def add_long_words(database_url: str) -> tuple[int, int]:
+    """A story and a task whose every text is one long word: (sprint id, task id)."""
+    db = Database(database_url)
+    try:
+
+        async def add(session: Any) -> tuple[int, int]:
+            org = await find_org(session, "acme")
+            alice = await find_user_by_email(session, "alice@example.com")
+            assert alice is not None
+            sprint = await session.scalar(
+                select(Sprint).where(Sprint.org_id == org.id, Sprint.status == "active")
+            )
+            story = await create_story(
+                session,
+                org_id=org.id,
+                sprint=sprint,
+                fields=StoryFields(
+                    title=LONG_WORD,
+                    description=LONG_WORD * 3,
+                    points=3,
+                    criteria=[CriterionFields(LONG_WORD, LONG_WORD, LONG_WORD)],
+                ),
+                actor=alice,
+                role=Role.OWNER,
+            )
+            task, _event = await create_task(
+                session,
+                story=story,
+                fields=TaskFields(title=LONG_WORD, description=LONG_WORD * 5, ac_refs=["AC1"]),
+                actor=alice,
+                role=Role.OWNER,
+            )
+            return sprint.id, task.id
+
+        return await db.write(add)
+    finally:
+        await db.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+async def test_long_unbroken_words_never_make_a_page_scroll_sideways(
+    demo_server: Server, browser: Browser, database_url: str, width: int
+):
+    sprint_id, task_id = await add_long_words(database_url)
+    context = await browser.new_context(viewport={"width": width, "height": 900})
+    context.set_default_timeout(10_000)
+    page = await sign_in(context, demo_server, "alice@example.com")
+    for path in (
+        f"/o/acme/sprints/{sprint_id}",
+        f"/o/acme/sprints/{sprint_id}?group=status",
+        f"/o/acme/tasks/{task_id}",
+        f"/o/acme/tasks/{task_id}/edit",
+    ):
+        await page.goto(demo_server.url + path)
+        await expect(page.locator("main")).to_contain_text(LONG_WORD[:40])
+        assert await page.evaluate(SIDEWAYS_JS) <= 0, f"{path} scrolls sideways at {width} px"
+    await context.close()

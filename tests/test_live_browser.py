@@ -459,6 +459,7 @@ async def test_the_websocket_transport_updates_the_board_live_too(
 ):
     alice = await board_as(browser, demo_server, "alice@example.com", "?transport=ws")
     await expect(alice.locator("#board")).to_have_attribute("data-transport", "ws")
+    errors = await collect_errors(alice)
     navigations = await mark_page(alice)
     task = await others.task_id("Mine and available filters")
 
@@ -472,6 +473,51 @@ async def test_the_websocket_transport_updates_the_board_live_too(
     )
     await settled(alice, await others.newest())
     await assert_no_page_load(alice, navigations)
+    assert errors == []
+    assert await alice.evaluate("window.__htmxErrors") == []
+
+
+async def collect_errors(page: Page) -> list[str]:
+    """Console errors, and htmx's error events (which it also logs), from now on."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    await page.evaluate(
+        """() => {
+          window.__htmxErrors = [];
+          for (const name of ["htmx:oobErrorNoTarget", "htmx:swapError", "htmx:targetError"]) {
+            document.body.addEventListener(name, (e) =>
+              window.__htmxErrors.push(name + " " + (e.detail.target || "")));
+          }
+        }"""
+    )
+    return errors
+
+
+# --- 6b. signed out while looking ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws"])
+async def test_signing_out_everywhere_turns_an_open_board_to_signed_out(
+    demo_server: Server, browser: Browser, transport: str
+):
+    query = "?transport=ws" if transport == "ws" else ""
+    alice = await board_as(browser, demo_server, "alice@example.com", query)
+    elsewhere = await sign_in(await new_context(browser), demo_server, "alice@example.com")
+    await elsewhere.goto(f"{demo_server.url}/settings/tokens")
+    await elsewhere.get_by_role("button", name="Sign out everywhere").click()
+    await expect(elsewhere).to_have_url(re.compile(r"/login"))
+
+    connection = alice.locator("#connection")
+    await expect(connection).to_have_attribute("data-state", "signed-out")
+    await expect(connection.locator(".connection-text")).to_have_text("Signed out")
+    link = connection.locator("a.connection-signin")
+    await expect(link).to_be_visible()
+    await expect(link).to_have_attribute("href", re.compile(r"^/login\?next=/o/acme/sprints/"))
+    if transport == "sse":
+        # The extension reconnects from this attribute: gone, it stops trying.
+        await expect(alice.locator("#board")).not_to_have_attribute("sse-connect", re.compile("."))
+    await link.click()
+    await expect(alice).to_have_url(re.compile(r"/login\?next="))
 
 
 # --- 7. resume after a server restart -------------------------------------------------------

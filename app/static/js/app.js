@@ -14,19 +14,36 @@
     ];
   });
 
+  // Keyboard focus on a card that gets re-rendered (by my own action, or by a change
+  // that arrives live) stays on that card. Focus that was on an action's button goes to
+  // the same action's button when it is still offered, else to the card's first one;
+  // focus anywhere else in the card goes to the card.
+  function visibleButton(card, action) {
+    var selector = action ? 'form[data-action="' + action + '"] button' : "form[data-action] button";
+    return Array.prototype.find.call(card.querySelectorAll(selector), function (button) {
+      return button.offsetParent !== null;
+    });
+  }
+
+  function focusCard(card, action) {
+    if (!card || !card.isConnected) return;
+    var target = action ? visibleButton(card, action) || visibleButton(card) : null;
+    (target || card).focus({ preventScroll: true });
+  }
+
+  window.Sprintboard = { focusCard: focusCard };
+
   // After an action re-rendered the card a button lived in, keep keyboard focus on
   // that card instead of letting it fall back to the top of the page.
   document.addEventListener("htmx:afterSettle", function (event) {
     var form = event.detail.elt;
     if (!form || !form.matches || !form.matches("form[data-action]")) return;
     if (document.activeElement && document.activeElement !== document.body) return;
-    var id = form.closest && form.closest("[data-task-id]");
-    var taskId = id ? id.getAttribute("data-task-id") : form.getAttribute("hx-post").split("/")[4];
-    var card = document.getElementById("task-" + taskId);
-    if (!card) return;
-    var button = Array.prototype.find.call(card.querySelectorAll("form[data-action] button"), function (b) {
-      return b.offsetParent !== null;
-    });
-    (button || card).focus({ preventScroll: true });
+    // The form may have left the page with its old card; that card still holds the id.
+    var old = form.closest("[data-task-id]");
+    if (old) {
+      focusCard(document.getElementById("task-" + old.getAttribute("data-task-id")),
+                form.getAttribute("data-action"));
+    }
   });
 })();

@@ -1,7 +1,7 @@
-// The live board: places the cards that arrive over the stream, keeps the counts true,
-// shows who did what, keeps the resume cursor, and says whether the board is live.
-// The server renders each event once for everyone; everything that depends on who is
-// looking (their grouping, their filters, "mine") is decided here.
+// The live board: what must be decided per viewer when a change arrives. The server
+// renders each event once for everyone; this places the card for this viewer's grouping
+// and filters, keeps the counts true, folds toasts, keeps the resume cursor, and says
+// whether the board is live. htmx and its SSE / WebSocket extensions do the rest.
 (function () {
   "use strict";
 
@@ -17,29 +17,32 @@
 
   // ---------------------------------------------------------------- cursor ----------
 
+  // The newest event this page shows. Every (re)connection resumes after it: the
+  // extensions open a new EventSource or WebSocket on each retry (sending no
+  // Last-Event-ID), so the URL they ask for gets the cursor as `after=`.
   function cursor() {
     return parseInt(board.getAttribute("data-event-id"), 10) || 0;
   }
 
-  function withCursor(url, id) {
-    return url.replace(/([?&])after=\d*/, "$1after=" + id);
+  function withCursor(url) {
+    return url.replace(/([?&])after=\d*/, "$1after=" + cursor());
   }
 
   function advance(id) {
-    if (!(id > cursor())) return;
-    board.setAttribute("data-event-id", String(id));
-    // htmx-ext-sse's own retry opens a new EventSource from this attribute and sends no
-    // Last-Event-ID, so the attribute must always carry the newest id we have seen.
-    var attr = transport === "ws" ? "ws-connect" : "sse-connect";
-    board.setAttribute(attr, withCursor(board.getAttribute(attr), id));
+    if (id > cursor()) board.setAttribute("data-event-id", String(id));
   }
 
-  if (transport === "ws") {
-    // The WebSocket extension keeps the URL it started with; reconnect from where we are.
-    htmx.createWebSocket = function (url) {
-      return new WebSocket(withCursor(url, cursor()), []);
-    };
-  }
+  var signedOut = false;
+
+  htmx.createEventSource = function (url) {
+    return new EventSource(withCursor(url), { withCredentials: true });
+  };
+  htmx.createWebSocket = function (url) {
+    // Once signed out, hand the extension a socket that is already closed and never
+    // says so: its retries stop here.
+    if (signedOut) return { readyState: 3, addEventListener: function () {}, close: function () {} };
+    return new WebSocket(withCursor(url), []);
+  };
 
   // ---------------------------------------------------------------- placing cards ---
 
@@ -52,6 +55,7 @@
     };
   }
 
+  // The same rule as BoardQuery.matches on the server (filters narrow: all must hold).
   function matches(card) {
     var f = filters();
     var status = card.getAttribute("data-status");
@@ -80,7 +84,7 @@
     container.appendChild(card);
   }
 
-  // Remember what had focus inside a card, so a swap does not throw keyboard users out.
+  // Where keyboard focus was inside a card, so a swap does not throw keyboard users out.
   function focusInside(card) {
     var active = document.activeElement;
     if (!card || !active || !card.contains(active)) return null;
@@ -88,22 +92,11 @@
     return { action: form ? form.getAttribute("data-action") : null };
   }
 
-  function restoreFocus(card, remembered) {
-    if (!remembered || !card.isConnected) return;
-    var target = null;
-    if (remembered.action) {
-      var form = card.querySelector('form[data-action="' + remembered.action + '"]');
-      target = form && form.querySelector("button");
-      if (target && target.offsetParent === null) target = null;
-    }
-    (target || card).focus({ preventScroll: true });
-  }
-
   var needsRefresh = false;
 
   function placeCard(card) {
     var old = document.getElementById(card.id);
-    var remembered = focusInside(old);
+    var focused = focusInside(old);
     var group = groupFor(card);
     var container = group && group.querySelector(".cards");
     if (!matches(card) || !container) {
@@ -118,21 +111,7 @@
       insertSorted(container, card);
     }
     htmx.process(card);
-    restoreFocus(card, remembered);
-  }
-
-  function applyMessage(html) {
-    var holder = document.createElement("template");
-    holder.innerHTML = html;
-    if (holder.content.querySelector("template[data-live-story]")) {
-      // A story was added or renamed: its group (and every card's story name) changed.
-      needsRefresh = true;
-      return;
-    }
-    var live = holder.content.querySelector("template[data-live-card]");
-    if (!live) return;
-    var card = live.content.querySelector(".card");
-    if (card) placeCard(document.importNode(card, true));
+    if (focused) window.Sprintboard.focusCard(card, focused.action);
   }
 
   // ---------------------------------------------------------------- counts ----------
@@ -200,6 +179,8 @@
 
   // ---------------------------------------------------------------- toasts ----------
 
+  // My own actions' toasts arrive too (the message is the same for everyone); a CSS
+  // rule keyed on my user id hides them, and they go by like any other.
   var toasts = document.getElementById("toasts");
 
   function dismiss(toast) {
@@ -218,11 +199,10 @@
     toasts.querySelectorAll(".toast:not([data-seen])").forEach(function (toast) {
       toast.setAttribute("data-seen", "");
       var actor = toast.getAttribute("data-actor-id");
-      if (!actor || actor === me) { toast.remove(); return; } // my own actions: no toast
       // A burst from one person folds into their latest toast.
       var previous = toast.previousElementSibling;
       while (previous && !previous.hasAttribute("data-seen")) previous = previous.previousElementSibling;
-      if (previous && previous.getAttribute("data-actor-id") === actor && Date.now() - previous._at < FOLD_MS) {
+      if (actor && previous && previous.getAttribute("data-actor-id") === actor && Date.now() - previous._at < FOLD_MS) {
         var n = (parseInt(previous.getAttribute("data-folded"), 10) || 1) + 1;
         previous.setAttribute("data-folded", String(n));
         setText(previous.querySelector(".toast-text"),
@@ -234,8 +214,10 @@
       }
       arm(toast);
     });
-    var all = toasts.querySelectorAll(".toast");
-    for (var i = 0; i < all.length - MAX_TOASTS; i++) dismiss(all[i]);
+    var others = Array.prototype.filter.call(toasts.querySelectorAll(".toast"), function (toast) {
+      return toast.getAttribute("data-actor-id") !== me;
+    });
+    for (var i = 0; i < others.length - MAX_TOASTS; i++) dismiss(others[i]);
   }
 
   if (toasts) {
@@ -254,7 +236,10 @@
     connection.hidden = false;
     connection.setAttribute("data-state", state);
     setText(connection.querySelector(".connection-text"), words);
+    var signIn = connection.querySelector(".connection-signin");
+    if (signIn) signIn.hidden = state !== "signed-out";
     var synced = connection.querySelector(".connection-synced");
+    if (synced) synced.hidden = state === "signed-out";
     if (synced && lastSync) {
       setText(synced, "· synced " + lastSync.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }));
       synced.setAttribute("title", "Last in sync with the server at " + lastSync.toLocaleString());
@@ -269,12 +254,32 @@
   function connected() { lastSync = new Date(); show("live", "Live"); }
 
   function lost() {
+    if (signedOut) return;
     if (navigator.onLine === false) show("offline", "Offline — changes will appear when you are back");
     else show("reconnecting", "Reconnecting…");
   }
 
+  // A refused reconnection may mean the session is over (signed out everywhere, or the
+  // server restarted with a new key). Ask once: then say so, and stop retrying.
+  var checking = false;
+
+  function checkSession() {
+    if (checking || signedOut) return;
+    checking = true;
+    fetch("/api/v1/users/me", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { if (response.status === 401) endSession(); })
+      .catch(function () { /* the network is away: keep reconnecting */ })
+      .then(function () { checking = false; });
+  }
+
+  function endSession() {
+    signedOut = true;
+    board.removeAttribute("sse-connect"); // the SSE extension retries from this attribute
+    show("signed-out", "Signed out");
+  }
+
   window.addEventListener("offline", lost);
-  window.addEventListener("online", function () { show("reconnecting", "Reconnecting…"); });
+  window.addEventListener("online", function () { if (!signedOut) show("reconnecting", "Reconnecting…"); });
 
   // ---------------------------------------------------------------- messages --------
 
@@ -286,14 +291,26 @@
     window.location.reload();
   }
 
-  function receive(id, type, html) {
-    if (type === "reset") { reset(); return false; }
-    if (id && id <= cursor()) return false; // already shown: drop the duplicate
-    applyMessage(html);
-    return true;
+  function parse(html) {
+    var holder = document.createElement("template");
+    holder.innerHTML = html;
+    return holder.content;
   }
 
-  function settle(id) {
+  // One message (either transport), parsed once: our card placed, the rest (header,
+  // toast) swapped out of band by htmx, then the counts and the cursor brought along.
+  function receive(id, type, message) {
+    if (type === "reset") { reset(); return; }
+    if (id && id <= cursor()) return; // already shown: drop the duplicate
+    if (message.querySelector("template[data-live-story]")) {
+      // A story was added or renamed: its group (and every card's story name) changed.
+      needsRefresh = true;
+    } else {
+      var live = message.querySelector("template[data-live-card]");
+      var card = live && live.content.querySelector(".card");
+      if (card) placeCard(document.importNode(card, true));
+    }
+    htmx.swap(board, message, { swapStyle: "none", swapDelay: 0, settleDelay: 0 });
     if (id) advance(id);
     recount();
     adoptToasts();
@@ -308,28 +325,28 @@
 
   if (transport === "ws") {
     board.addEventListener("htmx:wsOpen", connected);
-    board.addEventListener("htmx:wsClose", lost);
+    board.addEventListener("htmx:wsClose", function () { lost(); checkSession(); });
     board.addEventListener("htmx:wsError", lost);
     board.addEventListener("htmx:wsBeforeMessage", function (event) {
-      var holder = document.createElement("template");
-      holder.innerHTML = event.detail.message;
-      var tagged = holder.content.querySelector("[data-event-id]");
-      var id = tagged ? parseInt(tagged.getAttribute("data-event-id"), 10) : 0;
-      var type = holder.content.querySelector("template[data-live-reset]") ? "reset" : "message";
-      board._pendingId = id;
-      if (!receive(id, type, event.detail.message)) event.preventDefault();
+      event.preventDefault(); // handled here, in one pass
+      var message = parse(event.detail.message);
+      var tagged = message.querySelector("template[data-event-id]");
+      var type = message.querySelector("template[data-live-reset]") ? "reset" : "message";
+      receive(tagged ? parseInt(tagged.getAttribute("data-event-id"), 10) : 0, type, message);
     });
-    board.addEventListener("htmx:wsAfterMessage", function () { settle(board._pendingId); });
   } else {
     board.addEventListener("htmx:sseOpen", connected);
-    board.addEventListener("htmx:sseError", lost);
-    board.addEventListener("htmx:sseBeforeMessage", function (event) {
-      var message = event.detail;
-      var id = parseInt(message.lastEventId, 10) || 0;
-      board._pendingId = id;
-      if (!receive(id, message.type, message.data)) event.preventDefault();
+    board.addEventListener("htmx:sseError", function (event) {
+      lost();
+      var source = event.detail.source;
+      // The server answered, and not with a stream: maybe the session is gone.
+      if (source && source.readyState === EventSource.CLOSED) checkSession();
     });
-    board.addEventListener("htmx:sseMessage", function () { settle(board._pendingId); });
+    board.addEventListener("htmx:sseBeforeMessage", function (event) {
+      event.preventDefault(); // handled here, in one pass
+      var message = event.detail;
+      receive(parseInt(message.lastEventId, 10) || 0, message.type, parse(message.data));
+    });
   }
 
   // The actor's own htmx answers swap groups out of band: keep the counts true then too.
