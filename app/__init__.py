@@ -101,7 +101,7 @@ def _register_blueprints(app: Quart) -> None:
             log.exception("health check: database")
             database = "down"
         broker = app.extensions["live"].broker
-        # CONTRACT.md: "memory" in one process; "ok" or "down" for Redis.
+        # "memory" in one process; "ok" or "down" for Redis.
         broker_state = "memory" if broker.kind == "memory" else ("ok" if broker.healthy else "down")
         healthy = database == "ok" and broker_state != "down"
         body = {
@@ -142,7 +142,8 @@ def _wants_json() -> bool:
 
 
 def _register_error_handlers(app: Quart) -> None:
-    from app.auth.guards import Unauthenticated, login_redirect
+    from app.auth.guards import login_redirect
+    from app.errors import Unauthenticated
 
     def json_error(status: int, code: str, message: str) -> Any:
         return jsonify({"error": {"code": code, "message": message}}), status
@@ -206,9 +207,9 @@ def _register_error_handlers(app: Quart) -> None:
 
 def _register_lifecycle(app: Quart, settings: Settings) -> None:
     from app.events.broker import MemoryBroker
-    from app.events.fanout import Broker, LiveUpdates
     from app.events.redis_broker import RedisBroker
-    from app.events.render import Renderer
+    from app.live.fanout import Broker, LiveUpdates
+    from app.live.render import Renderer
 
     @app.before_serving
     async def start() -> None:

@@ -43,7 +43,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read the settings from environment variables (CONTRACT.md, "Configuration")."""
+        """Read the settings from environment variables (the README's "Configuration")."""
         env = os.environ if environ is None else environ
         return cls(
             env=env.get("SPRINTBOARD_ENV", "production"),

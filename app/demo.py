@@ -1,4 +1,4 @@
-"""Demo data: two organizations with a lively active sprint each (CONTRACT.md, "Demo data").
+"""Demo data: two organizations with a lively active sprint each (the README's demo people).
 
 Task states are reached through the real life cycle, so every demo task has a history.
 """
@@ -16,7 +16,7 @@ from app.auth.accounts import DEV_ISSUER
 from app.db import Database
 from app.models import Membership, Organization, Role, Sprint, SprintStatus, User
 from app.tasks.editing import CriterionFields, StoryFields, TaskFields, create_story, create_task
-from app.tasks.lifecycle import Action, perform
+from app.tasks.lifecycle import Action, change_task
 
 # Each task: title, estimate, and the path it walks: (who, [actions]) or None (available).
 Plan = tuple[str, int | None, tuple[str, tuple[Action, ...]] | None]
@@ -234,8 +234,6 @@ async def _create(session: AsyncSession, seed: OrgSeed) -> None:
             if path is None:
                 continue
             email, actions = path
-            user, role = people[email]
+            user, _role = people[email]
             for action in actions:
-                await perform(
-                    session, org_id=org.id, task_id=task.id, action=action, actor=user, role=role
-                )
+                await change_task(session, actor=user, org=org.id, task_id=task.id, action=action)

@@ -18,6 +18,18 @@ class Refusal(Exception):
         self.message = message
 
 
+class BadInput(Refusal):
+    """Something the client sent cannot be read (a malformed cursor, say)."""
+
+    status = 400
+    code = "bad_cursor"
+
+
+class Unauthenticated(Refusal):
+    status = 401
+    code = "unauthenticated"
+
+
 class NotFound(Refusal):
     status = 404
     code = "not_found"
@@ -31,6 +43,13 @@ class Forbidden(Refusal):
 class Conflict(Refusal):
     status = 409
     code = "conflict"
+
+
+class TooMany(Refusal):
+    """A limit on what one person may hold at once (open streams, say)."""
+
+    status = 429
+    code = "too_many_streams"
 
 
 class Invalid(Refusal):

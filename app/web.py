@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from quart import Quart, g, request
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.accounts import member_access
 from app.auth.csrf import csrf_token
+from app.db import get_db
 from app.models import Role, Story, Task, TaskStatus
 from app.tasks.lifecycle import RULES, Action, actions_from
 from app.timefmt import ago, iso
@@ -40,6 +44,22 @@ def local_referrer(prefix: str) -> str | None:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
+T = TypeVar("T")
+
+
+async def change_as_member(work: Callable[[AsyncSession, Role], Awaitable[T]]) -> T:
+    """Run `work(db, role)` as one write, with the role the signed-in person has in this
+    page's organization there and then: a role changed a moment ago is the one that
+    counts, whatever the page was rendered with."""
+    user, org_id = g.user, g.org.id
+
+    async def write(db: AsyncSession) -> T:
+        access = await member_access(db, user.id, org_id)
+        return await work(db, access.role)
+
+    return await get_db().write(write)
+
+
 def today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
@@ -65,7 +85,6 @@ def install_template_helpers(app: Quart) -> None:
     async def memberships_context() -> dict[str, Any]:
         """The organizations the signed-in person can switch between (full pages only)."""
         from app.auth.accounts import memberships_of
-        from app.auth.guards import get_db
 
         user = g.get("user")
         if user is None or is_htmx():

@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account import bp
 from app.auth.accounts import create_token, revoke_token, tokens_of
-from app.auth.guards import current_user, get_db, login_redirect
+from app.auth.guards import current_user, login_redirect
+from app.db import get_db
 from app.errors import Forbidden, Invalid
+from app.events.hub import Whose
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -82,7 +84,7 @@ async def revoke(token_id: int) -> Any:
         return row.name or row.prefix
 
     name = await get_db().write(run)
-    current_app.extensions["live"].end_streams("token revoked", token_id=token_id)
+    current_app.extensions["live"].end_streams("token revoked", Whose(token_id=token_id))
     await flash(f"The token “{name}” is revoked.", "success")
     return redirect(url_for("account.tokens")), 303
 

@@ -7,13 +7,11 @@ from typing import Any
 from quart import g, request
 from quart_schema import (
     document_querystring,
-    document_request,
     document_response,
     validate_request,
     validate_response,
 )
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api import bp
 from app.api.schemas import (
@@ -30,27 +28,22 @@ from app.api.schemas import (
     TaskOut,
     UserOut,
 )
-from app.auth.accounts import access_of, memberships_of
+from app.auth.accounts import memberships_of
 from app.auth.guards import (
-    NO_SUCH_ORGANIZATION,
-    Unauthenticated,
     current_user,
-    get_db,
     resolve_membership,
     use_membership,
 )
 from app.board.view import BoardQuery, build_view, load_sprint, load_sprint_rows
-from app.errors import Conflict, NotFound
+from app.db import get_db
+from app.errors import Conflict, NotFound, Unauthenticated
 from app.events.log import task_history
 from app.events.serialize import event_json
 from app.models import Membership, Sprint, Task, TaskStatus, User
 from app.tasks.editing import TaskFields, create_task, load_story
-from app.tasks.lifecycle import RULES, Action, Change, action_for_target, load_task, perform
+from app.tasks.lifecycle import Action, action_for_target, change_task, load_task
 from app.timefmt import iso
 from app.web import today
-
-REFUSALS = {401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody}
-NO_ORGANIZATION = "You are not a member of any organization."
 
 
 def task_json(task: Task) -> dict[str, Any]:
@@ -91,16 +84,7 @@ def org_ref() -> str | None:
 
 async def use_api_org() -> None:
     """Pick the organization: X-Organization-Id, ?org=, or the user's first."""
-    user = require_user()
-    ref = org_ref()
-    if ref:
-        use_membership(await resolve_membership(ref))
-        return
-    async with get_db().read() as db:
-        rows = await memberships_of(db, user.id)
-    if not rows:
-        raise NotFound(NO_ORGANIZATION)
-    use_membership(rows[0])
+    use_membership(await resolve_membership(org_ref()))
 
 
 @bp.get("/users/me")
@@ -277,22 +261,11 @@ async def get_task(task_id: int) -> Any:
 
 
 async def act(task_id: int, action: Action) -> dict[str, Any]:
-    """Apply `action` as the user, in the organization the request names.
-
-    The membership is read inside the change's own transaction: one transaction per
-    change, and a role changed a moment ago is the role the change is judged by.
-    """
+    """Apply `action` as the user, in the organization the request names."""
     user, ref = require_user(), org_ref()
-
-    async def change_as_member(db: AsyncSession) -> Change:
-        access = await access_of(db, user.id, ref)
-        if access is None:
-            raise NotFound(NO_SUCH_ORGANIZATION if ref else NO_ORGANIZATION)
-        return await perform(
-            db, org_id=access.org_id, task_id=task_id, action=action, actor=user, role=access.role
-        )
-
-    change = await get_db().write(change_as_member)
+    change = await get_db().write(
+        lambda db: change_task(db, actor=user, org=ref, task_id=task_id, action=action)
+    )
     return {"success": True, "message": change.message, "task": task_json(change.task)}
 
 
@@ -359,6 +332,3 @@ async def history(task_id: int) -> Any:
         task = await load_task(db, g.org.id, task_id)
         events = await task_history(db, g.org.id, task.id)
     return {"events": [event_json(e) for e in events]}
-
-
-__all__ = ["REFUSALS", "RULES", "document_request"]

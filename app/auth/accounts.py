@@ -16,10 +16,12 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import table_of, utcnow
-from app.errors import Conflict, Invalid, NotFound
+from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.inputs import row_id
 from app.models import ApiToken, Invitation, Membership, Organization, Role, User
 
+NO_ORGANIZATION = "You are not a member of any organization."
+NO_SUCH_ORGANIZATION = "There is no such organization, or you are not a member of it."
 # The issuer of people known only by email: demo people, development sign-in, and
 # anyone added before they signed in. A provider sign-in with their email adopts them.
 DEV_ISSUER = "urn:sprintboard:dev"
@@ -211,6 +213,9 @@ _ACCESS_BY_REF = (
     )
     .limit(1)
 )
+_ACCESS_BY_ID = select(_membership.c.org_id, _membership.c.role).where(
+    _membership.c.user_id == bindparam("user_id"), _membership.c.org_id == bindparam("org_id")
+)
 _FIRST_ACCESS = (
     select(_membership.c.org_id, _membership.c.role)
     .where(_membership.c.user_id == bindparam("user_id"))
@@ -224,14 +229,43 @@ def org_id_in(org_ref: str) -> int | None:
     return row_id(org_ref)
 
 
-async def access_of(session: AsyncSession, user_id: int, org_ref: str | None) -> Access | None:
-    """The user's organization (`org_ref`, a slug or id; else their first) and role there."""
-    if org_ref:
-        params = {"user_id": user_id, "slug": org_ref, "org_id": org_id_in(org_ref)}
-        row = (await session.execute(_ACCESS_BY_REF, params)).one_or_none()
+async def access_of(session: AsyncSession, user_id: int, org: int | str | None) -> Access | None:
+    """The user's organization and role there: `org` is an id, a reference a client
+    sent (a slug or an id), or None for their first organization."""
+    params: dict[str, object] = {"user_id": user_id}
+    if isinstance(org, int):
+        query = _ACCESS_BY_ID
+        params["org_id"] = org
+    elif org:
+        query = _ACCESS_BY_REF
+        params |= {"slug": org, "org_id": org_id_in(org)}
     else:
-        row = (await session.execute(_FIRST_ACCESS, {"user_id": user_id})).one_or_none()
+        query = _FIRST_ACCESS
+    row = (await session.execute(query, params)).one_or_none()
     return None if row is None else Access(org_id=row.org_id, role=Role(row.role))
+
+
+async def member_access(session: AsyncSession, user_id: int, org: int | str | None) -> Access:
+    """`access_of`, or the NotFound a person reads when they are not a member there.
+
+    Changes call it inside their own transaction, so that a role changed a moment ago
+    is the role they are judged by."""
+    access = await access_of(session, user_id, org)
+    if access is None:
+        raise NotFound(NO_ORGANIZATION if org is None else NO_SUCH_ORGANIZATION)
+    return access
+
+
+def require_contributor(role: Role) -> None:
+    """Refuse (403) unless `role` may change tasks: members and owners."""
+    if not role.can_contribute:
+        raise Forbidden("Viewers can follow the board but not change it.")
+
+
+def require_owner(role: Role) -> None:
+    """Refuse (403) unless `role` may manage members, sprints and stories: owners."""
+    if not role.can_manage:
+        raise Forbidden("Only owners of this organization can do that.")
 
 
 def hash_token(token: str) -> str:
@@ -246,15 +280,6 @@ async def create_token(session: AsyncSession, *, user: User, name: str = "") -> 
     )
     await session.flush()
     return token
-
-
-async def token_record(session: AsyncSession, token: str) -> ApiToken | None:
-    """The live (unrevoked) token with this text, with its user."""
-    return await session.scalar(
-        select(ApiToken).where(
-            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
-        )
-    )
 
 
 @dataclass(frozen=True)

@@ -12,28 +12,27 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
-from quart import current_app, g, has_websocket_context, redirect, request, session, websocket
+from quart import g, has_websocket_context, redirect, request, session, websocket
 from sqlalchemy import bindparam, or_, select
 
 from app.auth import sessions
-from app.auth.accounts import memberships_of, org_id_in, token_use, touch_token
-from app.db import Database, utcnow
-from app.errors import Forbidden, NotFound, Refusal
+from app.auth.accounts import (
+    NO_ORGANIZATION,
+    NO_SUCH_ORGANIZATION,
+    memberships_of,
+    org_id_in,
+    require_contributor,
+    require_owner,
+    token_use,
+    touch_token,
+)
+from app.db import get_db, utcnow
+from app.errors import NotFound, Unauthenticated
 from app.models import Membership, Organization, Role, User
 
 P = ParamSpec("P")
 TOKEN_TOUCH_EVERY = dt.timedelta(minutes=5)
-NO_SUCH_ORGANIZATION = "There is no such organization, or you are not a member of it."
 R = TypeVar("R")
-
-
-class Unauthenticated(Refusal):
-    status = 401
-    code = "unauthenticated"
-
-
-def get_db() -> Database:
-    return current_app.extensions["db"]  # type: ignore[no-any-return]
 
 
 def connection() -> Any:
@@ -114,16 +113,20 @@ _MEMBERSHIP_BY_REF = (
 )
 
 
-async def resolve_membership(org_ref: str) -> Membership:
-    """The signed-in user's membership in `org_ref` (slug or id), or NotFound."""
+async def resolve_membership(org_ref: str | None) -> Membership:
+    """The signed-in user's membership in `org_ref` (a slug or id), or in their first
+    organization when it is None; NotFound when there is none."""
     user = current_user()
     if user is None:
         raise Unauthenticated("Sign in first.")
-    params = {"user_id": user.id, "slug": org_ref, "org_id": org_id_in(org_ref)}
     async with get_db().read() as db:
-        membership = await db.scalar(_MEMBERSHIP_BY_REF, params)
+        if org_ref:
+            params = {"user_id": user.id, "slug": org_ref, "org_id": org_id_in(org_ref)}
+            membership = await db.scalar(_MEMBERSHIP_BY_REF, params)
+        else:
+            membership = next(iter(await memberships_of(db, user.id)), None)
     if membership is None:
-        raise NotFound(NO_SUCH_ORGANIZATION)
+        raise NotFound(NO_SUCH_ORGANIZATION if org_ref else NO_ORGANIZATION)
     return membership
 
 
@@ -159,8 +162,4 @@ def org_member_required(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitabl
 
 def require_role(role: Role) -> None:
     """Refuse with 403 unless the current membership has at least `role`."""
-    current: Role = g.role
-    if role is Role.OWNER and not current.can_manage:
-        raise Forbidden("Only owners of this organization can do that.")
-    if role is Role.MEMBER and not current.can_contribute:
-        raise Forbidden("Viewers can follow the board but not change it.")
+    (require_owner if role is Role.OWNER else require_contributor)(g.role)

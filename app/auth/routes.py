@@ -9,9 +9,11 @@ from sqlalchemy import select
 
 from app.auth import bp, sessions
 from app.auth.accounts import DEV_ISSUER, find_user_by_email, sign_in_user
-from app.auth.guards import current_user, default_membership, get_db, login_redirect
+from app.auth.guards import current_user, default_membership, login_redirect
 from app.auth.oidc import OIDCClient, SignInRefused, remember_pending
+from app.db import get_db
 from app.errors import Invalid
+from app.events.hub import Whose
 from app.inputs import safe_next
 from app.models import Invitation, Membership, Sprint, SprintStatus, User
 
@@ -154,7 +156,7 @@ async def logout() -> Any:
     key = session.get("sid")
     ended = await get_db().write(lambda db: sessions.end(db, str(key))) if key else None
     if ended is not None:
-        current_app.extensions["live"].end_streams("signed out", session_id=ended.id)
+        current_app.extensions["live"].end_streams("signed out", Whose(session_id=ended.id))
     session.clear()
     g.user = None
     provider = oidc()
@@ -173,7 +175,7 @@ async def logout_everywhere() -> Any:
     user = current_user()
     if user is not None:
         await get_db().write(lambda db: sessions.end_all(db, user.id))
-        current_app.extensions["live"].end_streams("signed out", user_id=user.id)
+        current_app.extensions["live"].end_streams("signed out", Whose(user_id=user.id))
     session.clear()
     await flash("You are signed out everywhere.", "info")
     return redirect(url_for("auth.login")), 303

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -10,16 +9,17 @@ from quart import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
-from app.auth.guards import get_db, org_member_required, require_role
+from app.auth.guards import org_member_required
 from app.board import bp
 from app.board.view import BoardQuery, BoardView, load_view
+from app.db import get_db
 from app.errors import Conflict, Invalid, NotFound, Refusal
 from app.events.log import EVENT_TYPES, last_event_id, task_history
 from app.inputs import row_id
-from app.models import Role, Sprint, SprintStatus, Story, Task
-from app.tasks.editing import clean_title
-from app.tasks.lifecycle import Action, Change, load_task, perform
-from app.web import is_htmx, local_referrer, today
+from app.models import Sprint, SprintStatus, Story, Task
+from app.tasks.lifecycle import Action, Change, change_task, load_task
+from app.tasks.sprints import SprintFields, advance_sprint, plan_sprint
+from app.web import change_as_member, is_htmx, local_referrer, today
 
 
 def query_from_args(args: Any) -> BoardQuery:
@@ -61,12 +61,10 @@ async def act(org: str, task_id: int, action: str) -> Any:
         verb = Action(action)
     except ValueError:
         raise NotFound(f"“{action}” is not something a task can do.") from None
-    user, role, org_id = g.user, g.role, g.org.id
+    user, org_id = g.user, g.org.id
     try:
         change = await get_db().write(
-            lambda db: perform(
-                db, org_id=org_id, task_id=task_id, action=verb, actor=user, role=role
-            )
+            lambda db: change_task(db, actor=user, org=org_id, task_id=task_id, action=verb)
         )
     except Refusal as refusal:
         return await answer_refusal(refusal, task_id)
@@ -190,75 +188,36 @@ async def sprints(org: str) -> Any:
 @org_member_required
 async def create_sprint(org: str) -> Any:
     """Plan a new sprint (owners)."""
-    require_role(Role.OWNER)
     form = await request.form
+    fields = SprintFields(
+        name=form.get("name", ""),
+        goal=form.get("goal", ""),
+        start_date=form.get("start_date", ""),
+        end_date=form.get("end_date", ""),
+    )
+    org_id = g.org.id
     try:
-        name = clean_title(form.get("name"), "sprint")
-        start = _parse_date(form.get("start_date"), "start_date", "start date")
-        end = _parse_date(form.get("end_date"), "end_date", "end date")
-        if end < start:
-            raise Invalid("The sprint must end on or after its start date.", field="end_date")
+        sprint = await change_as_member(
+            lambda db, role: plan_sprint(db, org_id=org_id, fields=fields, role=role)
+        )
     except Invalid as refusal:
         await flash(refusal.message, "error")
-        return redirect(url_for("board.sprints", org=org)), 303
-    org_id = g.org.id
-
-    async def create(db: Any) -> Sprint:
-        sprint = Sprint(
-            org_id=org_id,
-            name=name,
-            goal=(form.get("goal") or "").strip(),
-            start_date=start,
-            end_date=end,
-        )
-        db.add(sprint)
-        await db.flush()
-        return sprint
-
-    await get_db().write(create)
-    await flash(f"Sprint “{name}” is planned.", "success")
+    else:
+        await flash(f"Sprint “{sprint.name}” is planned.", "success")
     return redirect(url_for("board.sprints", org=org)), 303
 
 
-@bp.post("/o/<org>/sprints/<int:sprint_id>/advance")
+@bp.post("/o/<org>/sprints/<int:sprint_id>/advance", endpoint="advance_sprint")
 @org_member_required
-async def advance_sprint(org: str, sprint_id: int) -> Any:
+async def advance(org: str, sprint_id: int) -> Any:
     """Move a sprint one step on: planning → active → review → completed (owners)."""
-    require_role(Role.OWNER)
     org_id = g.org.id
-
-    async def advance(db: Any) -> str:
-        sprint = await db.scalar(
-            select(Sprint).where(Sprint.id == sprint_id, Sprint.org_id == org_id)
+    try:
+        sprint = await change_as_member(
+            lambda db, role: advance_sprint(db, org_id=org_id, sprint_id=sprint_id, role=role)
         )
-        if sprint is None:
-            raise NotFound(f"There is no sprint #{sprint_id} here.")
-        nxt = SprintStatus(sprint.status).next
-        if nxt is None:
-            raise Conflict(f"“{sprint.name}” is already completed.")
-        if nxt is SprintStatus.ACTIVE:
-            active = await db.scalar(
-                select(Sprint.name).where(
-                    Sprint.org_id == org_id, Sprint.status == SprintStatus.ACTIVE.value
-                )
-            )
-            if active:
-                raise Conflict(f"“{active}” is still active; move it to review first.")
-        sprint.status = nxt.value
-        return f"“{sprint.name}” is now {nxt.value}."
-
-    try:
-        message = await get_db().write(advance)
-        await flash(message, "success")
-    except Refusal as refusal:
-        if isinstance(refusal, NotFound):
-            raise
+    except Conflict as refusal:
         await flash(refusal.message, "error")
+    else:
+        await flash(f"“{sprint.name}” is now {sprint.status}.", "success")
     return redirect(url_for("board.sprints", org=org)), 303
-
-
-def _parse_date(value: str | None, field: str, what: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat((value or "").strip())
-    except ValueError:
-        raise Invalid(f"Give the {what} as a date (YYYY-MM-DD).", field=field) from None

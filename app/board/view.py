@@ -7,16 +7,17 @@ loaded rows, so the page, the htmx answer and the JSON board agree by constructi
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Invalid, NotFound
+from app.db import find_in_org
+from app.errors import Invalid
 from app.models import Sprint, Story, Task, TaskStatus
+from app.tasks.sprints import SprintSummary, summarize
 
 GROUPINGS = ("story", "status")
 
@@ -123,23 +124,6 @@ class Group:
 
 
 @dataclass
-class SprintSummary:
-    """The header: dates, days left, progress, stories; viewer-independent."""
-
-    sprint: Sprint
-    total: int
-    done: int
-    stories: int
-    days_remaining: int
-    status_counts: Mapping[TaskStatus, int]
-    owner_counts: Mapping[int, int] = field(default_factory=dict)
-
-    @property
-    def progress(self) -> int:
-        return round(100 * self.done / self.total) if self.total else 0
-
-
-@dataclass
 class BoardView:
     sprint: Sprint
     summary: SprintSummary
@@ -164,10 +148,7 @@ class BoardView:
 
 
 async def load_sprint(db: AsyncSession, org_id: int, sprint_id: int) -> Sprint:
-    sprint = await db.scalar(select(Sprint).where(Sprint.id == sprint_id, Sprint.org_id == org_id))
-    if sprint is None:
-        raise NotFound(f"There is no sprint #{sprint_id} here.")
-    return sprint
+    return await find_in_org(db, Sprint, org_id, sprint_id, what="sprint")
 
 
 async def load_sprint_rows(
@@ -190,60 +171,6 @@ async def load_sprint_rows(
         )
     )
     return stories, tasks
-
-
-def summarize(
-    sprint: Sprint, stories: Sequence[Story], tasks: Sequence[Task], today: dt.date
-) -> SprintSummary:
-    """The header of a sprint whose rows are loaded (the board page has them anyway)."""
-    tally = Counter((task.status, task.owner_id) for task in tasks)
-    return summary_from_tally(sprint, len(stories), tally.items(), today)
-
-
-# Built once: every live update runs them.
-_STORY_COUNT = select(func.count(Story.id)).where(
-    Story.org_id == bindparam("org_id"), Story.sprint_id == bindparam("sprint_id")
-)
-_TASK_TALLY = (
-    select(Task.status, Task.owner_id, func.count(Task.id))
-    .join(Story, Story.id == Task.story_id)
-    .where(Task.org_id == bindparam("org_id"), Story.sprint_id == bindparam("sprint_id"))
-    .group_by(Task.status, Task.owner_id)
-)
-
-
-async def load_summary(db: AsyncSession, sprint: Sprint, today: dt.date) -> SprintSummary:
-    """The header of a sprint, counted by the database (a live update needs no rows)."""
-    where = {"org_id": sprint.org_id, "sprint_id": sprint.id}
-    stories = await db.scalar(_STORY_COUNT, where)
-    tally = await db.execute(_TASK_TALLY, where)
-    return summary_from_tally(
-        sprint, stories or 0, (((status, owner), n) for status, owner, n in tally), today
-    )
-
-
-def summary_from_tally(
-    sprint: Sprint,
-    stories: int,
-    tally: Iterable[tuple[tuple[str, int | None], int]],
-    today: dt.date,
-) -> SprintSummary:
-    """Assemble the header from task counts per (status, owner)."""
-    counts = {s: 0 for s in TaskStatus}
-    owners: dict[int, int] = {}
-    for (status, owner_id), number in tally:
-        counts[TaskStatus(status)] += number
-        if owner_id is not None:
-            owners[owner_id] = owners.get(owner_id, 0) + number
-    return SprintSummary(
-        sprint=sprint,
-        total=sum(counts.values()),
-        done=counts[TaskStatus.COMPLETED],
-        stories=stories,
-        days_remaining=sprint.days_remaining(today),
-        status_counts=counts,
-        owner_counts=owners,
-    )
 
 
 def build_view(

@@ -1,1 +1,1 @@
-"""The event log and, later, its live fan-out."""
+"""The event log, and what carries news of it: the brokers and the per-stream queues."""

@@ -80,9 +80,6 @@ class Mailbox(Generic[T]):
     def clear(self) -> None:
         self._items.clear()
 
-    def qsize(self) -> int:
-        return len(self._items)
-
 
 @dataclass(frozen=True, eq=False)
 class Frame:
@@ -137,6 +134,25 @@ class Subscriber:
         self.queue.put_nowait(Closed(reason))
 
 
+@dataclass(frozen=True)
+class Whose:
+    """Which streams: those of a user, in an organization, of a session, of a token.
+    Every field given must match; the ones left out match anything."""
+
+    user_id: int | None = None
+    org_id: int | None = None
+    session_id: int | None = None
+    token_id: int | None = None
+
+    def matches(self, subscriber: Subscriber) -> bool:
+        return (
+            (self.user_id is None or subscriber.user_id == self.user_id)
+            and (self.org_id is None or subscriber.org_id == self.org_id)
+            and (self.session_id is None or subscriber.session_id == self.session_id)
+            and (self.token_id is None or subscriber.token_id == self.token_id)
+        )
+
+
 class Hub:
     """Who is listening to which organization, and handing them frames."""
 
@@ -183,10 +199,6 @@ class Hub:
 
     def subscribers(self, org_id: int) -> list[Subscriber]:
         return list(self._subscribers.get(org_id, ()))
-
-    def organizations(self) -> list[int]:
-        """The organizations with at least one open stream here."""
-        return [org for org, group in self._subscribers.items() if group]
 
     def has_subscribers(self, org_id: int) -> bool:
         return bool(self._subscribers.get(org_id))
@@ -246,27 +258,14 @@ class Hub:
             self._to_wake.popleft().wake()
         self._start_waking()  # the rest, in the next round
 
-    def close_where(
-        self,
-        reason: str,
-        *,
-        user_id: int | None = None,
-        org_id: int | None = None,
-        session_id: int | None = None,
-        token_id: int | None = None,
-    ) -> int:
-        """End the streams matching every given field (a user, in an organization, of a
-        session or a token): signed out, removed, role changed, token revoked."""
+    def close_where(self, reason: str, whose: Whose) -> int:
+        """End the streams `whose` names: signed out, removed, role changed, token revoked."""
         closed = 0
         for org, group in list(self._subscribers.items()):
-            if org_id is not None and org != org_id:
+            if whose.org_id is not None and org != whose.org_id:
                 continue
             for subscriber in list(group):
-                if (
-                    (user_id is None or subscriber.user_id == user_id)
-                    and (session_id is None or subscriber.session_id == session_id)
-                    and (token_id is None or subscriber.token_id == token_id)
-                ):
+                if whose.matches(subscriber):
                     subscriber.close(reason)
                     closed += 1
         return closed

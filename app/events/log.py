@@ -126,6 +126,12 @@ async def last_event_id(session: AsyncSession, org_id: int) -> int:
     return int(value or 0)
 
 
+async def newest_event_ids(session: AsyncSession) -> dict[int, int]:
+    """The id of the newest event of every organization."""
+    rows = await session.execute(select(Organization.id, Organization.last_event_id))
+    return {org_id: last for org_id, last in rows}
+
+
 async def task_history(session: AsyncSession, org_id: int, task_id: int) -> Sequence[TaskEvent]:
     """Every event of one task, newest first."""
     rows = await session.scalars(

@@ -1,33 +1,25 @@
-"""What every live stream shares: cursor and sprint parsing, limits, replay-then-follow."""
+"""What every live stream shares: the checks before it opens, then replay-then-follow."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from quart import current_app, g
+from quart import current_app, g, websocket
 from sqlalchemy import select
 
-from app.auth.guards import get_db
-from app.errors import NotFound, Refusal
-from app.events import sse
-from app.events.fanout import LiveUpdates, Reset
+from app.auth.csrf import same_origin_websocket
+from app.auth.guards import resolve_membership, use_membership
+from app.db import get_db
+from app.errors import BadInput, NotFound, Refusal, TooMany
 from app.events.hub import Closed, Frame
 from app.inputs import row_id
+from app.live import sse
+from app.live.fanout import LiveUpdates, Reset
 from app.models import Sprint
 
 T = TypeVar("T")
-
-
-class BadCursor(Refusal):
-    status = 400
-    code = "bad_cursor"
-
-
-class TooManyStreams(Refusal):
-    status = 429
-    code = "too_many_streams"
 
 
 def live_updates() -> LiveUpdates:
@@ -41,7 +33,7 @@ def parse_cursor(last_event_id: str | None, after: str | None) -> int | None:
             continue
         cursor = row_id(value.strip())
         if cursor is None:
-            raise BadCursor(f"“{value[:40]}” is not an event id (a whole number ≥ 0).")
+            raise BadInput(f"“{value[:40]}” is not an event id (a whole number ≥ 0).")
         return cursor
     return None
 
@@ -52,7 +44,7 @@ async def parse_sprint(org_id: int, value: str | None) -> int | None:
         return None
     sprint_id = row_id(value)
     if sprint_id is None:
-        raise BadCursor(f"“{value[:40]}” is not a sprint id.")
+        raise BadInput(f"“{value[:40]}” is not a sprint id.")
     async with get_db().read() as db:
         found = await db.scalar(
             select(Sprint.id).where(Sprint.id == sprint_id, Sprint.org_id == org_id)
@@ -65,7 +57,7 @@ async def parse_sprint(org_id: int, value: str | None) -> int | None:
 def check_stream_limit(user_id: int) -> None:
     limit = current_app.config["SETTINGS"].max_streams_per_user
     if live_updates().hub.count(user_id=user_id) >= limit:
-        raise TooManyStreams(
+        raise TooMany(
             f"You already have {limit} live streams open here; close a tab and try again."
         )
 
@@ -83,17 +75,48 @@ class Viewer:
         return cls(g.user.id, g.get("session_id"), g.get("token_id"))
 
 
+@dataclass(frozen=True)
+class Opening:
+    """A stream about to open: whose, of which organization, narrowed how, from where."""
+
+    org_id: int
+    viewer: Viewer
+    sprint_id: int | None
+    cursor: int | None
+
+
+async def open_stream(
+    org_ref: str | None, args: Mapping[str, str], last_event_id: str | None = None
+) -> Opening:
+    """Everything a stream (SSE or WebSocket, HTML or JSON) checks before it opens:
+    a signed-in member of the organization (`org_ref`, or their first), a well-formed
+    cursor and sprint, and room under the per-person stream limit. Raises the refusal."""
+    use_membership(await resolve_membership(org_ref))
+    cursor = parse_cursor(last_event_id, args.get("after"))
+    sprint_id = await parse_sprint(g.org.id, args.get("sprint"))
+    check_stream_limit(g.user.id)
+    return Opening(g.org.id, Viewer.current(), sprint_id, cursor)
+
+
+async def open_websocket(org_ref: str | None) -> Opening | tuple[str, int]:
+    """`open_stream` for a WebSocket, whose refusals must come before the handshake: a
+    foreign Origin is refused too (a browser always sends one)."""
+    if not same_origin_websocket():
+        return "This connection came from another site and was refused.", 403
+    try:
+        return await open_stream(org_ref, websocket.args)
+    except Refusal as refusal:
+        return refusal.message, refusal.status
+
+
 async def messages(
     live: LiveUpdates,
-    org_id: int,
-    viewer: Viewer,
-    sprint_id: int | None,
-    cursor: int | None,
+    opening: Opening,
     *,
     frame: Callable[[Frame], T],
     reset: Callable[[int], T],
     heartbeat: Callable[[], T] | None = None,
-    opening: T | None = None,
+    hello: T | None = None,
     closing: T | None = None,
     join: Callable[[list[T]], T] | None = None,
 ) -> AsyncIterator[T]:
@@ -102,21 +125,23 @@ async def messages(
     The subscription comes first, so an event committed while the log is being read
     reaches the queue as well; ids already sent are dropped there. Runs outside any
     request context (a streamed body outlives it), so it is handed what it needs.
-    `closing` is sent when the server ends the stream (shutdown, fell behind, signed out).
+    `hello` is sent first; `closing` when the server ends the stream (shutdown, fell
+    behind, signed out).
     With `join`, frames that are waiting together go out as one message (one write).
     This loop runs once per stream per event: keep it free of timers and extra layers.
     """
+    viewer = opening.viewer
     with live.hub.subscribe(
-        org_id,
+        opening.org_id,
         user_id=viewer.user_id,
-        sprint_id=sprint_id,
+        sprint_id=opening.sprint_id,
         session_id=viewer.session_id,
         token_id=viewer.token_id,
     ) as subscriber:
-        if opening is not None:
-            yield opening  # only once subscribed: a client that sees it is counted
+        if hello is not None:
+            yield hello  # only once subscribed: a client that sees it is counted
         try:
-            replayed, sent = await live.replay(subscriber, cursor)
+            replayed, sent = await live.replay(subscriber, opening.cursor)
         except Reset as too_far:
             sent, replayed = too_far.newest, []
             yield reset(sent)

@@ -7,6 +7,7 @@ anyway, because the guards read memberships on every request.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from quart import current_app, flash, g, redirect, render_template, request, url_for
@@ -14,11 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.datastructures import MultiDict
 
 from app.auth import membership
-from app.auth.accounts import parse_role
-from app.auth.guards import get_db, org_member_required, require_role
+from app.auth.accounts import parse_role, require_owner
+from app.auth.guards import org_member_required, require_role
+from app.db import get_db
 from app.errors import Conflict, Invalid, NotFound, Refusal
+from app.events.hub import Whose
 from app.members import bp
 from app.models import Membership, Role, User
+from app.web import change_as_member
 
 
 @bp.get("/o/<org>/members")
@@ -45,6 +49,31 @@ async def render_members(
     return html, (error.status if error else 200)
 
 
+Change = Callable[[AsyncSession], Awaitable[tuple[str, int | None]]]
+
+
+async def manage(
+    change: Change, *, form: MultiDict[str, str] | None = None, then: str | None = None
+) -> Any:
+    """Run an owner's change to the members as one write (the role judged there and
+    then), and say how it went: back to the members page with a message, or the page
+    with the refusal's sentence. `change` returns the message and whose streams to end
+    (the person whose membership changed), if anyone's."""
+
+    async def as_owner(db: AsyncSession, role: Role) -> tuple[str, int | None]:
+        require_owner(role)
+        return await change(db)
+
+    try:
+        message, affected = await change_as_member(as_owner)
+    except (Invalid, Conflict) as refusal:
+        return await render_members(error=refusal, form=form)
+    if affected is not None:
+        _end_streams(affected)
+    await flash(message, "success")
+    return redirect(then or url_for("members.members", org=g.org.slug)), 303
+
+
 @bp.post("/o/<org>/members/invite")
 @org_member_required
 async def invite(org: str) -> Any:
@@ -64,14 +93,7 @@ async def invite(org: str) -> Any:
             return f"{name} is now {_a(role)} of {org_row.name}.", result.user_id
         return f"Invited {result.email} to join as {_a(role)}.", None
 
-    try:
-        message, user_id = await get_db().write(run)
-    except (Invalid, Conflict) as refusal:
-        return await render_members(error=refusal, form=form)
-    if user_id is not None:
-        _end_streams(user_id)
-    await flash(message, "success")
-    return redirect(url_for("members.members", org=org)), 303
+    return await manage(run, form=form)
 
 
 @bp.post("/o/<org>/members/<int:user_id>/role")
@@ -82,18 +104,12 @@ async def change_role(org: str, user_id: int) -> Any:
     form = await request.form
     org_id = g.org.id
 
-    async def run(db: AsyncSession) -> str:
+    async def run(db: AsyncSession) -> tuple[str, int | None]:
         role = parse_role(form.get("role", ""))
         changed = await membership.change_role(db, org_id, user_id, role)
-        return f"{changed.user.name} is now {_a(role)}."
+        return f"{changed.user.name} is now {_a(role)}.", user_id
 
-    try:
-        message = await get_db().write(run)
-    except (Invalid, Conflict) as refusal:
-        return await render_members(error=refusal)
-    _end_streams(user_id)
-    await flash(message, "success")
-    return redirect(url_for("members.members", org=org)), 303
+    return await manage(run)
 
 
 @bp.get("/o/<org>/members/<int:user_id>/remove")
@@ -116,19 +132,12 @@ async def remove(org: str, user_id: int) -> Any:
     require_role(Role.OWNER)
     org_id, org_name = g.org.id, g.org.name
 
-    async def run(db: AsyncSession) -> str:
+    async def run(db: AsyncSession) -> tuple[str, int | None]:
         removed = await membership.remove_member(db, org_id, user_id)
-        return f"{removed.user.name} is no longer a member of {org_name}."
+        return f"{removed.user.name} is no longer a member of {org_name}.", user_id
 
-    try:
-        message = await get_db().write(run)
-    except Conflict as refusal:
-        return await render_members(error=refusal)
-    _end_streams(user_id)
-    await flash(message, "success")
-    if user_id == g.user.id:
-        return redirect("/"), 303  # I removed myself: this page is no longer mine
-    return redirect(url_for("members.members", org=org)), 303
+    # Removing myself: this organization's pages are no longer mine.
+    return await manage(run, then="/" if user_id == g.user.id else None)
 
 
 @bp.post("/o/<org>/members/invitations/<int:invitation_id>/cancel")
@@ -138,19 +147,17 @@ async def cancel_invitation(org: str, invitation_id: int) -> Any:
     require_role(Role.OWNER)
     org_id = g.org.id
 
-    async def run(db: AsyncSession) -> str:
+    async def run(db: AsyncSession) -> tuple[str, int | None]:
         cancelled = await membership.cancel_invitation(db, org_id, invitation_id)
-        return f"The invitation to {cancelled.email} is cancelled."
+        return f"The invitation to {cancelled.email} is cancelled.", None
 
-    await flash(await get_db().write(run), "success")
-    return redirect(url_for("members.members", org=org)), 303
+    return await manage(run)
 
 
 def _end_streams(user_id: int) -> None:
     """Close that person's open streams here: what they may see has changed."""
-    current_app.extensions["live"].end_streams(
-        "membership changed", user_id=user_id, org_id=g.org.id
-    )
+    whose = Whose(user_id=user_id, org_id=g.org.id)
+    current_app.extensions["live"].end_streams("membership changed", whose)
 
 
 def _a(role: Role) -> str:

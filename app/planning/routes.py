@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from quart import flash, g, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.datastructures import MultiDict
 
-from app.auth.guards import get_db, org_member_required, require_role
+from app.auth.guards import org_member_required, require_role
 from app.board.view import load_sprint
+from app.db import get_db
 from app.errors import Invalid
 from app.events.log import task_history
 from app.models import Role, Story
@@ -25,6 +27,7 @@ from app.tasks.editing import (
     update_task,
 )
 from app.tasks.lifecycle import load_task
+from app.web import change_as_member
 
 BLANK_CRITERIA = 3
 
@@ -48,66 +51,6 @@ def task_fields(form: MultiDict[str, str]) -> TaskFields:
     )
 
 
-@bp.route("/o/<org>/stories/<int:story_id>/tasks/new", methods=["GET", "POST"])
-@org_member_required
-async def new_task(org: str, story_id: int) -> Any:
-    """Add a task to a story (members and owners)."""
-    require_role(Role.MEMBER)
-    async with get_db().read() as db:
-        story = await load_story(db, g.org.id, story_id)
-    form: MultiDict[str, str] = MultiDict()
-    if request.method == "POST":
-        form = await request.form
-        user, role = g.user, g.role
-
-        async def create(db: Any) -> Any:
-            fresh = await load_story(db, story.org_id, story.id)
-            return await create_task(
-                db, story=fresh, fields=task_fields(form), actor=user, role=role
-            )
-
-        try:
-            task, _event = await get_db().write(create)
-        except Invalid as error:
-            return await render_template(
-                "tasks/form.html", story=story, task=None, form=form, error=error
-            ), 422
-        await flash(f"Added {task.short_id} “{task.title}”.", "success")
-        return redirect(_board_or_task(org, story.sprint_id, task.id)), 303
-    return await render_template("tasks/form.html", story=story, task=None, form=form, error=None)
-
-
-@bp.route("/o/<org>/tasks/<int:task_id>/edit", methods=["GET", "POST"])
-@org_member_required
-async def edit_task(org: str, task_id: int) -> Any:
-    """Edit a task's title, description, criteria and estimate (members and owners)."""
-    require_role(Role.MEMBER)
-    async with get_db().read() as db:
-        task = await load_task(db, g.org.id, task_id)
-    form: MultiDict[str, str] = MultiDict()
-    if request.method == "POST":
-        form = await request.form
-        user, role = g.user, g.role
-
-        async def edit(db: Any) -> Any:
-            fresh = await load_task(db, task.org_id, task.id)
-            return await update_task(
-                db, task=fresh, fields=task_fields(form), actor=user, role=role
-            )
-
-        try:
-            await get_db().write(edit)
-        except Invalid as error:
-            return await render_template(
-                "tasks/form.html", story=task.story, task=task, form=form, error=error
-            ), 422
-        await flash(f"Saved {task.short_id}.", "success")
-        return redirect(url_for("planning.task_page", org=org, task_id=task.id)), 303
-    return await render_template(
-        "tasks/form.html", story=task.story, task=task, form=form, error=None
-    )
-
-
 def story_fields(form: MultiDict[str, str], start: int) -> StoryFields:
     """The story's fields, with the blank criterion rows numbered from `start`."""
     criteria = [
@@ -126,6 +69,65 @@ def story_fields(form: MultiDict[str, str], start: int) -> StoryFields:
     )
 
 
+Save = Callable[[AsyncSession, MultiDict[str, str], Role], Awaitable[tuple[str, str]]]
+
+
+async def form_page(template: str, save: Save, **context: Any) -> Any:
+    """A plain form: GET shows it; POST saves it and goes on (303, with a message), or
+    shows it again with the refusal's sentence (422) and what was typed.
+
+    `save(db, form, role)` runs as one write, with the person's role there and then,
+    and returns the message and where to go next."""
+    form: MultiDict[str, str] = MultiDict()
+    if request.method == "POST":
+        form = await request.form
+        try:
+            message, where = await change_as_member(lambda db, role: save(db, form, role))
+        except Invalid as error:
+            return await render_template(template, form=form, error=error, **context), 422
+        await flash(message, "success")
+        return redirect(where), 303
+    return await render_template(template, form=form, error=None, **context)
+
+
+@bp.route("/o/<org>/stories/<int:story_id>/tasks/new", methods=["GET", "POST"])
+@org_member_required
+async def new_task(org: str, story_id: int) -> Any:
+    """Add a task to a story (members and owners)."""
+    require_role(Role.MEMBER)
+    async with get_db().read() as db:
+        story = await load_story(db, g.org.id, story_id)
+    actor = g.user
+
+    async def save(db: AsyncSession, form: MultiDict[str, str], role: Role) -> tuple[str, str]:
+        fresh = await load_story(db, story.org_id, story.id)
+        task, _event = await create_task(
+            db, story=fresh, fields=task_fields(form), actor=actor, role=role
+        )
+        return f"Added {task.short_id} “{task.title}”.", _board_or_task(
+            org, story.sprint_id, task.id
+        )
+
+    return await form_page("tasks/form.html", save, story=story, task=None)
+
+
+@bp.route("/o/<org>/tasks/<int:task_id>/edit", methods=["GET", "POST"])
+@org_member_required
+async def edit_task(org: str, task_id: int) -> Any:
+    """Edit a task's title, description, criteria and estimate (members and owners)."""
+    require_role(Role.MEMBER)
+    async with get_db().read() as db:
+        task = await load_task(db, g.org.id, task_id)
+    actor = g.user
+
+    async def save(db: AsyncSession, form: MultiDict[str, str], role: Role) -> tuple[str, str]:
+        fresh = await load_task(db, task.org_id, task.id)
+        await update_task(db, task=fresh, fields=task_fields(form), actor=actor, role=role)
+        return f"Saved {task.short_id}.", url_for("planning.task_page", org=org, task_id=task.id)
+
+    return await form_page("tasks/form.html", save, story=task.story, task=task)
+
+
 @bp.route("/o/<org>/sprints/<int:sprint_id>/stories/new", methods=["GET", "POST"])
 @org_member_required
 async def new_story(org: str, sprint_id: int) -> Any:
@@ -133,34 +135,15 @@ async def new_story(org: str, sprint_id: int) -> Any:
     require_role(Role.OWNER)
     async with get_db().read() as db:
         sprint = await load_sprint(db, g.org.id, sprint_id)
-    form: MultiDict[str, str] = MultiDict()
-    if request.method == "POST":
-        form = await request.form
-        org_id, user, role = g.org.id, g.user, g.role
+    org_id, actor = g.org.id, g.user
 
-        async def create(db: Any) -> Story:
-            return await create_story(
-                db,
-                org_id=org_id,
-                sprint=sprint,
-                fields=story_fields(form, 1),
-                actor=user,
-                role=role,
-            )
+    async def save(db: AsyncSession, form: MultiDict[str, str], role: Role) -> tuple[str, str]:
+        story = await create_story(
+            db, org_id=org_id, sprint=sprint, fields=story_fields(form, 1), actor=actor, role=role
+        )
+        return f"Added the story “{story.title}”.", _board_or_story(org, story)
 
-        try:
-            story = await get_db().write(create)
-        except Invalid as error:
-            return await render_template(
-                "stories/form.html", sprint=sprint, story=None, form=form, error=error, first_new=1
-            ), 422
-        await flash(f"Added the story “{story.title}”.", "success")
-        return redirect(
-            url_for("board.board", org=org, sprint_id=sprint_id) + f"#group-story-{story.id}"
-        ), 303
-    return await render_template(
-        "stories/form.html", sprint=sprint, story=None, form=form, error=None, first_new=1
-    )
+    return await form_page("stories/form.html", save, sprint=sprint, story=None, first_new=1)
 
 
 @bp.route("/o/<org>/stories/<int:story_id>/edit", methods=["GET", "POST"])
@@ -171,10 +154,9 @@ async def edit_story(org: str, story_id: int) -> Any:
     async with get_db().read() as db:
         story = await load_story(db, g.org.id, story_id)
     first_new = max((c.number for c in story.criteria), default=0) + 1
-    form: MultiDict[str, str] = MultiDict()
-    if request.method == "POST":
-        form = await request.form
-        user, role = g.user, g.role
+    actor = g.user
+
+    async def save(db: AsyncSession, form: MultiDict[str, str], role: Role) -> tuple[str, str]:
         edits = {
             c.number: CriterionFields(
                 form.get(f"ac-{c.number}-given", c.given),
@@ -183,34 +165,18 @@ async def edit_story(org: str, story_id: int) -> Any:
             )
             for c in story.criteria
         }
+        fresh = await load_story(db, story.org_id, story.id)
+        await update_story(
+            db,
+            story=fresh,
+            fields=story_fields(form, first_new),
+            edits=edits,
+            actor=actor,
+            role=role,
+        )
+        return f"Saved the story “{story.title}”.", _board_or_story(org, story)
 
-        async def edit(db: Any) -> Story:
-            fresh = await load_story(db, story.org_id, story.id)
-            return await update_story(
-                db,
-                story=fresh,
-                fields=story_fields(form, first_new),
-                edits=edits,
-                actor=user,
-                role=role,
-            )
-
-        try:
-            await get_db().write(edit)
-        except Invalid as error:
-            return await render_template(
-                "stories/form.html",
-                sprint=None,
-                story=story,
-                form=form,
-                error=error,
-                first_new=first_new,
-            ), 422
-        await flash(f"Saved the story “{story.title}”.", "success")
-        return redirect(_board_or_story(org, story)), 303
-    return await render_template(
-        "stories/form.html", sprint=None, story=story, form=form, error=None, first_new=first_new
-    )
+    return await form_page("stories/form.html", save, sprint=None, story=story, first_new=first_new)
 
 
 def _board_or_task(org: str, sprint_id: int | None, task_id: int) -> str:
@@ -225,6 +191,3 @@ def _board_or_story(org: str, story: Story) -> str:
             url_for("board.board", org=org, sprint_id=story.sprint_id) + f"#group-story-{story.id}"
         )
     return url_for("board.sprints", org=org)
-
-
-__all__ = ["bp", "select"]

@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.db import utcnow
-from app.errors import Forbidden, Invalid, NotFound
+from app.auth.accounts import require_contributor, require_owner
+from app.db import find_in_org, utcnow
+from app.errors import Invalid
 from app.events.log import append_event, append_story_event
 from app.inputs import whole_number
 from app.models import AcceptanceCriterion, Role, Sprint, Story, Task, TaskEvent, User
@@ -108,21 +109,8 @@ def clean_ac_refs(story: Story, refs: Iterable[object]) -> list[str]:
     return sorted(wanted, key=known.__getitem__)
 
 
-def require_contributor(role: Role) -> None:
-    if not role.can_contribute:
-        raise Forbidden("Viewers can follow the board but not change tasks.")
-
-
-def require_owner(role: Role) -> None:
-    if not role.can_manage:
-        raise Forbidden("Only owners of this organization can manage stories and sprints.")
-
-
 async def load_story(session: AsyncSession, org_id: int, story_id: int) -> Story:
-    story = await session.scalar(select(Story).where(Story.id == story_id, Story.org_id == org_id))
-    if story is None:
-        raise NotFound(f"There is no story #{story_id} here.")
-    return story
+    return await find_in_org(session, Story, org_id, story_id, what="story")
 
 
 async def create_task(

@@ -18,8 +18,9 @@ from sqlalchemy.orm import joinedload, raiseload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from app.db import table_of, utcnow
-from app.errors import Conflict, Forbidden, NotFound
+from app.auth.accounts import member_access, require_contributor
+from app.db import find_in_org, table_of, utcnow
+from app.errors import Conflict, NotFound
 from app.events.log import append_event
 from app.models import Role, Story, Task, TaskEvent, TaskStatus, User
 from app.timefmt import ago
@@ -42,7 +43,7 @@ class Action(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Rule:
-    """One row of the life-cycle table in PRODUCT.md."""
+    """One row of the life-cycle table: from which statuses, to which, and who may."""
 
     sources: frozenset[TaskStatus]
     target: TaskStatus
@@ -93,14 +94,7 @@ class Change:
 
 async def load_task(session: AsyncSession, org_id: int, task_id: int) -> Task:
     """The task with this id in this organization, or NotFound."""
-    task = await session.scalar(
-        select(Task)
-        .where(Task.id == task_id, Task.org_id == org_id)
-        .execution_options(populate_existing=True)
-    )
-    if task is None:
-        raise NotFound(f"There is no task #{task_id} here.")
-    return task
+    return await find_in_org(session, Task, org_id, task_id, what="task")
 
 
 def check(
@@ -111,8 +105,7 @@ def check(
     `holder` is the name of the task's owner, if it has one.
     """
     rule = RULES[action]
-    if not role.can_contribute:
-        raise Forbidden("Viewers can follow the board but not change tasks.")
+    require_contributor(role)
     status = task.status_enum
     mine = task.owner_id == actor.id
     if action is Action.TAKE and status is not AVAILABLE:
@@ -179,6 +172,28 @@ _CHANGE_TASK = (
 )
 
 
+async def change_task(
+    session: AsyncSession, *, actor: User, org: int | str | None, task_id: int, action: Action
+) -> Change:
+    """The one way to change a task, for pages, the API and the CLI alike.
+
+    Who (`actor`), in which organization (`org`: an id, a reference a client sent, or
+    None for the actor's first), which task, which action. The actor's role is read
+    here, in the change's own transaction, so a role changed a moment ago is the role
+    the change is judged by. Raises the refusal a person should read, or returns the
+    change (committed with its event when the caller's transaction commits).
+    """
+    access = await member_access(session, actor.id, org)
+    return await perform(
+        session,
+        org_id=access.org_id,
+        task_id=task_id,
+        action=action,
+        actor=actor,
+        role=access.role,
+    )
+
+
 async def perform(
     session: AsyncSession,
     *,
@@ -188,7 +203,8 @@ async def perform(
     actor: User,
     role: Role,
 ) -> Change:
-    """Apply one life-cycle action and write its event, in the caller's transaction."""
+    """Apply one life-cycle action as someone with `role`, and write its event, in the
+    caller's transaction. Callers outside this module go through `change_task`."""
     for _attempt in range(3):
         now = utcnow()
         task, holder = await _task_for_change(session, org_id, task_id)

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from quart import Quart, render_template
 from sqlalchemy import bindparam, select
 
-from app.board.view import SprintSummary, load_summary
 from app.db import Database
-from app.events import sse
 from app.events.hub import Frame
 from app.events.serialize import event_json
+from app.live import sse
 from app.models import Organization, Sprint, Task, TaskEvent, TaskStatus
+from app.tasks.sprints import SprintSummary, load_summary
 
 CACHE_SIZE = 4096
 # Line breaks and the indentation around them. None of the broadcast's markup keeps

@@ -11,15 +11,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict, fields
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, select
 
 from app.db import Database
-from app.events import sse
-from app.events.hub import Frame, Hub, Subscriber
-from app.events.render import Renderer
-from app.models import Organization, TaskEvent
+from app.events.hub import Frame, Hub, Subscriber, Whose
+from app.events.log import last_event_id, newest_event_ids
+from app.live.render import Renderer
+from app.models import TaskEvent
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,7 @@ class LiveUpdates:
 
     async def start(self) -> None:
         async with self.db.read() as session:
-            rows = await session.execute(select(Organization.id, Organization.last_event_id))
-            self._last_seen = {org_id: last for org_id, last in rows}
+            self._last_seen = await newest_event_ids(session)
         self.broker.on_connected = self.catch_up_everything
         self.broker.on_control = self._apply_control
         await self.broker.start()
@@ -121,8 +121,7 @@ class LiveUpdates:
         may come from another process that announced nothing, like the CLI).
         """
         async with self.db.read() as session:
-            rows = await session.execute(select(Organization.id, Organization.last_event_id))
-            newest = {org_id: last for org_id, last in rows}
+            newest = await newest_event_ids(session)
         for org_id, last in newest.items():
             if last <= self._last_seen.get(org_id, 0):
                 continue
@@ -149,34 +148,15 @@ class LiveUpdates:
             self.hub.beat()
 
     def _apply_control(self, command: dict[str, object]) -> None:
-        where = {k: command.get(k) for k in ("user_id", "org_id", "session_id", "token_id")}
-        self.hub.close_where(str(command.get("reason", "closed")), **where)  # type: ignore[arg-type]
+        """Another instance asks to close some streams (see `end_streams`)."""
+        whose = Whose(**{f.name: command.get(f.name) for f in fields(Whose)})  # type: ignore[arg-type]
+        self.hub.close_where(str(command.get("reason", "closed")), whose)
 
-    def end_streams(
-        self,
-        reason: str,
-        *,
-        user_id: int | None = None,
-        org_id: int | None = None,
-        session_id: int | None = None,
-        token_id: int | None = None,
-    ) -> int:
-        """Close the matching live streams (signed out, removed, token revoked), here and
+    def end_streams(self, reason: str, whose: Whose) -> int:
+        """Close the streams `whose` names (signed out, removed, token revoked), here and
         on every other instance."""
-        control = getattr(self.broker, "control", None)
-        if control is not None:
-            control(
-                {
-                    "reason": reason,
-                    "user_id": user_id,
-                    "org_id": org_id,
-                    "session_id": session_id,
-                    "token_id": token_id,
-                }
-            )
-        return self.hub.close_where(
-            reason, user_id=user_id, org_id=org_id, session_id=session_id, token_id=token_id
-        )
+        self.broker.control({"reason": reason, **asdict(whose)})
+        return self.hub.close_where(reason, whose)
 
     def on_commit(self, events: Sequence[TaskEvent]) -> None:
         """Called after a write commits: announce its events (never blocks)."""
@@ -232,31 +212,24 @@ class LiveUpdates:
                 break
 
     async def read_events(
-        self,
-        org_id: int,
-        *,
-        after: int,
-        limit: int,
-        sprint_id: int | None = None,
-        upto: int | None = None,
+        self, org_id: int, *, after: int, limit: int, upto: int | None = None
     ) -> list[TaskEvent]:
+        """The organization's events after `after` (and up to `upto`), oldest first."""
         async with self.db.read() as session:
-            if upto is None and sprint_id is None:  # the fan-out's own read, every event
+            if upto is None:  # the fan-out's own read, every event
                 params = {"org_id": org_id, "after": after, "limit": limit}
                 return list(await session.scalars(_EVENTS_AFTER, params))
-            query = select(TaskEvent).where(TaskEvent.org_id == org_id, TaskEvent.id > after)
-            if upto is not None:
-                query = query.where(TaskEvent.id <= upto)
-            if sprint_id is not None:
-                query = query.where(TaskEvent.sprint_id == sprint_id)
-            return list(await session.scalars(query.order_by(TaskEvent.id).limit(limit)))
+            query = (
+                select(TaskEvent)
+                .where(TaskEvent.org_id == org_id, TaskEvent.id > after, TaskEvent.id <= upto)
+                .order_by(TaskEvent.id)
+                .limit(limit)
+            )
+            return list(await session.scalars(query))
 
     async def newest_id(self, org_id: int) -> int:
         async with self.db.read() as session:
-            value = await session.scalar(
-                select(Organization.last_event_id).where(Organization.id == org_id)
-            )
-        return int(value or 0)
+            return await last_event_id(session, org_id)
 
     async def replay(self, subscriber: Subscriber, cursor: int | None) -> tuple[list[Frame], int]:
         """What a stream opening at `cursor` must send first, and the id it is then at.
@@ -279,18 +252,12 @@ class LiveUpdates:
         after = cursor
         while after < newest:
             events = await self.read_events(
-                subscriber.org_id,
-                after=after,
-                limit=BATCH,
-                sprint_id=subscriber.sprint_id,
-                upto=newest,
+                subscriber.org_id, after=after, limit=BATCH, upto=newest
             )
             if not events:
                 break
-            frames.extend(await self.renderer.frames(subscriber.org_id, events))
+            rendered = await self.renderer.frames(subscriber.org_id, events)
+            # The same rule as live delivery (`Hub.publish`): what this stream wants.
+            frames.extend(frame for frame in rendered if subscriber.wants(frame))
             after = events[-1].id
         return frames, newest
-
-
-def reset_message(newest: int) -> bytes:
-    return sse.encode(data="reset", event="reset", id=newest)
