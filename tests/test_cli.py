@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from app.auth.accounts import token_record
+from app.auth.accounts import token_use
 from app.db import Database
 from app.models import Invitation, Membership, Organization, Sprint, Task, User
 
@@ -110,8 +110,8 @@ async def test_org_member_and_token_commands(database_url: str):
         printed = token.stdout.strip()
         assert token.stdout == printed + "\n" and printed.startswith("sbt_")
         async with db.read() as s:
-            record = await token_record(s, printed)
-            user = record.user if record else None
+            found = await token_use(s, printed)
+            user = found.user if found else None
             assert user is not None and user.email == "peter@example.com"
             member = await s.scalar(select(Membership).where(Membership.user_id == user.id))
             assert member is not None and member.role == "owner"

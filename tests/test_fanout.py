@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.db import Database
 from app.events.broker import MemoryBroker
-from app.events.fanout import LiveUpdates
+from app.live.fanout import LiveUpdates
 from tests.factories import Scene
 
 

@@ -337,6 +337,55 @@ async def test_after_a_burst_of_changes_every_live_view_equals_a_fresh_load(
         assert live == fresh, f"live board at {query or '(default)'} differs from a reload"
 
 
+# The page script decides per viewer whether a card passes the filters (live.js
+# `matches`), a copy of the server's rule (BoardQuery.matches). One filter at a time:
+# a change brings a card into the view and another takes one out; live equals reload.
+FILTERS = ["?status=owned", "?status=owned&status=inprogress", "?mine=1", "?available=1"]
+
+
+@pytest.mark.parametrize("query", FILTERS)
+async def test_each_filter_places_live_changes_as_a_reload_would(
+    demo_server: Server, browser: Browser, others: Others, query: str
+):
+    context = await new_context(browser)
+    alice = await sign_in(context, demo_server, "alice@example.com")
+    base = alice.url.split("?")[0]
+    await alice.goto(base + query)
+    await expect_live(alice)
+    toast_task = await others.task_id("Toast for others' changes")  # available
+    keep = await others.task_id("Keep filters in the URL")  # available
+    replay = await others.task_id("Replay from the event log")  # bob holds it
+    if query == "?available=1":
+        # In: bob gives his task up. Out: carol takes an available one.
+        await others.release("bob@example.com", replay)
+        await others.take("carol@example.com", keep)
+        entered, left = replay, keep
+    elif query == "?status=owned":
+        # In: alice takes one (owned). Out: alice starts one she owns (now in progress).
+        await others.take("alice@example.com", toast_task)
+        owned_by_alice = await others.task_id("Connection indicator")
+        await others.start("alice@example.com", owned_by_alice)
+        entered, left = toast_task, owned_by_alice
+    elif query == "?status=owned&status=inprogress":
+        # In: bob takes one. Out: carol completes the one she works on.
+        await others.take("bob@example.com", toast_task)
+        sse = await others.task_id("SSE endpoint with resume")
+        await others.complete("carol@example.com", sse)
+        entered, left = toast_task, sse
+    else:  # ?mine=1
+        # In: alice takes one. Out: alice gives one of hers up.
+        await others.take("alice@example.com", toast_task)
+        mine = await others.task_id("Connection indicator")
+        await others.release("alice@example.com", mine)
+        entered, left = toast_task, mine
+    await settled(alice, await others.newest())
+    await expect(alice.locator(f"#task-{entered}")).to_have_count(1)
+    await expect(alice.locator(f"#task-{left}")).to_have_count(0)
+    live = await snapshot(alice)
+    fresh_page = await open_page(context, base + query)
+    assert live == await snapshot(fresh_page), f"live board at {query} differs from a reload"
+
+
 # --- 3. toasts -----------------------------------------------------------------------------
 
 
