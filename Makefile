@@ -47,9 +47,9 @@ chromium: ## install Debian's Chromium for the browser tests when it is missing
 	  echo "installing chromium with apt-get…"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(VENV)/.installed-dev chromium ## install test needs; run the whole suite on SQLite, then on PostgreSQL
-	SPRINTBOARD_ENV=test $(BIN)/pytest $(PYTEST_ARGS)
-	SPRINTBOARD_ENV=test SPRINTBOARD_TEST_DATABASE=postgresql $(BIN)/pytest $(PYTEST_ARGS)
+test: $(VENV)/.installed-dev chromium ## install test needs; run the whole suite on SQLite, then what uses the database on PostgreSQL
+	SPRINTBOARD_ENV=test $(BIN)/pytest --durations=10 $(PYTEST_ARGS)
+	SPRINTBOARD_ENV=test SPRINTBOARD_TEST_DATABASE=postgresql $(BIN)/pytest --durations=10 $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev ## ruff lint and format check, mypy
 	$(BIN)/ruff check app tests migrations bench
