@@ -8,7 +8,11 @@ export SPRINTBOARD_ENV ?= development
 HTMX_VERSION := 2.0.11
 HTMX_SSE_VERSION := 2.2.4
 HTMX_WS_VERSION := 2.0.4
+SORTABLE_VERSION := 1.15.7
+AXE_VERSION := 4.14.1
 VENDOR := app/static/vendor
+# Browser code only the tests load (never served by the app).
+TEST_VENDOR := tests/vendor
 
 .DEFAULT_GOAL := help
 .PHONY: help run serve test lint fmt typecheck migrate revision demo vendor chromium bench bench-quick clean
@@ -60,17 +64,22 @@ fmt: $(VENV)/.installed-dev ## format and fix what ruff can
 	$(BIN)/ruff format app tests migrations bench
 	$(BIN)/ruff check --fix app tests migrations bench
 
-vendor: ## fetch pinned htmx and its SSE and WebSocket extensions from the npm registry
-	rm -rf build/vendor && mkdir -p build/vendor $(VENDOR)
-	cd build/vendor && npm pack --silent htmx.org@$(HTMX_VERSION) htmx-ext-sse@$(HTMX_SSE_VERSION) htmx-ext-ws@$(HTMX_WS_VERSION) >/dev/null
-	cd build/vendor && mkdir htmx sse ws && tar -xzf htmx.org-$(HTMX_VERSION).tgz -C htmx && tar -xzf htmx-ext-sse-$(HTMX_SSE_VERSION).tgz -C sse && tar -xzf htmx-ext-ws-$(HTMX_WS_VERSION).tgz -C ws
+vendor: ## fetch pinned htmx, its SSE and WebSocket extensions, SortableJS (and axe-core for the tests) from the npm registry
+	rm -rf build/vendor && mkdir -p build/vendor $(VENDOR) $(TEST_VENDOR)
+	cd build/vendor && npm pack --silent htmx.org@$(HTMX_VERSION) htmx-ext-sse@$(HTMX_SSE_VERSION) htmx-ext-ws@$(HTMX_WS_VERSION) sortablejs@$(SORTABLE_VERSION) axe-core@$(AXE_VERSION) >/dev/null
+	cd build/vendor && mkdir htmx sse ws sortable axe && tar -xzf htmx.org-$(HTMX_VERSION).tgz -C htmx && tar -xzf htmx-ext-sse-$(HTMX_SSE_VERSION).tgz -C sse && tar -xzf htmx-ext-ws-$(HTMX_WS_VERSION).tgz -C ws && tar -xzf sortablejs-$(SORTABLE_VERSION).tgz -C sortable && tar -xzf axe-core-$(AXE_VERSION).tgz -C axe
 	cp build/vendor/htmx/package/dist/htmx.min.js $(VENDOR)/htmx.min.js
 	cp build/vendor/htmx/package/LICENSE $(VENDOR)/htmx.LICENSE
 	cp build/vendor/sse/package/sse.js $(VENDOR)/sse.js
 	cp build/vendor/sse/package/LICENSE $(VENDOR)/sse.LICENSE
 	cp build/vendor/ws/package/ws.js $(VENDOR)/ws.js
 	cp build/vendor/ws/package/LICENSE $(VENDOR)/ws.LICENSE
-	printf 'htmx.org %s (npm) -> htmx.min.js, license htmx.LICENSE (0BSD)\nhtmx-ext-sse %s (npm) -> sse.js, license sse.LICENSE\nhtmx-ext-ws %s (npm) -> ws.js, license ws.LICENSE\nRegenerate with: make vendor\n' $(HTMX_VERSION) $(HTMX_SSE_VERSION) $(HTMX_WS_VERSION) > $(VENDOR)/VERSIONS
+	cp build/vendor/sortable/package/Sortable.min.js $(VENDOR)/Sortable.min.js
+	cp build/vendor/sortable/package/LICENSE $(VENDOR)/Sortable.LICENSE
+	printf 'htmx.org %s (npm) -> htmx.min.js, license htmx.LICENSE (0BSD)\nhtmx-ext-sse %s (npm) -> sse.js, license sse.LICENSE\nhtmx-ext-ws %s (npm) -> ws.js, license ws.LICENSE\nsortablejs %s (npm) -> Sortable.min.js, license Sortable.LICENSE (MIT)\nRegenerate with: make vendor\n' $(HTMX_VERSION) $(HTMX_SSE_VERSION) $(HTMX_WS_VERSION) $(SORTABLE_VERSION) > $(VENDOR)/VERSIONS
+	cp build/vendor/axe/package/axe.min.js $(TEST_VENDOR)/axe.min.js
+	cp build/vendor/axe/package/LICENSE $(TEST_VENDOR)/axe.LICENSE
+	printf 'axe-core %s (npm) -> axe.min.js, license axe.LICENSE (MPL-2.0); loaded by the browser tests only\nRegenerate with: make vendor\n' $(AXE_VERSION) > $(TEST_VENDOR)/VERSIONS
 	rm -rf build/vendor; rmdir build 2>/dev/null || true
 
 bench: $(VENV)/.installed-dev ## run the benchmarks (at most 10 minutes) and write docs/benchmarks.md

@@ -20,7 +20,7 @@ from app.demo import load_demo
 from app.migrate import upgrade
 from app.models import User
 from tests import pg
-from tests.browser_kit import CHROMIUM, CHROMIUM_ARGS
+from tests.browser_kit import CHROMIUM, CHROMIUM_ARGS, Others
 from tests.factories import Scene, build_scene
 from tests.server import Server, running_server
 
@@ -164,3 +164,12 @@ async def browser() -> AsyncIterator[Browser]:
             yield chromium
         finally:
             await chromium.close()
+
+
+@pytest.fixture
+async def others(demo_server: Server, database_url: str) -> AsyncIterator[Others]:
+    db = Database(database_url)
+    try:
+        yield Others(demo_server, db)
+    finally:
+        await db.close()

@@ -158,7 +158,7 @@ async def test_take_without_javascript_redirects_back_to_the_same_view(
     assert response.status_code == 303
     assert response.headers["Location"] == view
     page = await (await client.get(view)).get_data(as_text=True)
-    assert "You took “acme task 1.1”." in page
+    assert "You took “acme task 1.1”; it is now in Owned." in page
     assert attrs(page, task.id)["status"] == "owned"
     assert (await fetch_task(db, task.id)).owner_id == scene.bob.id
 

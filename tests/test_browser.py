@@ -144,7 +144,9 @@ async def test_take_start_complete_with_js_update_card_header_and_counts_without
     await expect(card.locator(".owner-you")).to_be_visible()
     await expect(card.locator(".owner-you")).to_have_text(re.compile(r"\bYou\b"))
     await expect(card.locator(".owner-name")).to_be_hidden()
-    await expect(page.locator("#flash")).to_contain_text("You took")
+    await expect(page.locator("#announcer")).to_have_text(
+        re.compile(r"^You took “.+”; it is now in Owned\.$")
+    )
     await expect(page.locator("a.chip[data-value=available] .chip-count")).to_have_attribute(
         "data-count", str(available - 1)
     )
@@ -170,7 +172,9 @@ async def test_take_start_complete_with_js_update_card_header_and_counts_without
     await card.locator(COMPLETE).click()
     await expect(card).to_have_attribute("data-status", "completed")
     await expect(header).to_have_attribute("data-done", str(done + 1))
-    await expect(page.locator("#flash")).to_contain_text("You completed")
+    await expect(page.locator("#announcer")).to_have_text(
+        re.compile(r"^You completed “.+”; it is now in Done\.$")
+    )
     if group == "status":
         await expect(page.locator("[data-group=completed]")).to_have_attribute(
             "data-count", str(completed_group + 1)
@@ -256,7 +260,9 @@ async def test_release_with_js_asks_a_native_confirm_and_only_accepting_releases
     await expect(card).to_have_attribute("data-status", "available")
     await expect(card).to_have_attribute("data-owner-id", "")
     await expect(card).to_have_attribute("data-owner", "")
-    await expect(page.locator("#flash")).to_contain_text("You released")
+    await expect(page.locator("#announcer")).to_have_text(
+        re.compile(r"^You released “.+”; it is now in Available\.$")
+    )
     assert len(dialogs) == 2
     await assert_no_page_load(page, navigations)
 
@@ -394,7 +400,7 @@ async def test_grouping_and_status_filter_live_in_the_url(demo_server: Server, b
     await page.locator("a.chip[data-value=owned]").click()
     await expect(page).to_have_url(re.compile(r"[?&]status=owned(&|$)"))
     await expect(page).to_have_url(re.compile(r"[?&]group=status(&|$)"))
-    await expect(page.locator("a.chip[data-value=owned]")).to_have_attribute("aria-pressed", "true")
+    await expect(page.locator("a.chip[data-value=owned]")).to_have_attribute("aria-current", "true")
     cards = page.locator("[data-task-id]")
     await expect(cards.first).to_be_visible()
     await expect(page.locator("[data-task-id]:not([data-status=owned])")).to_have_count(0)
@@ -417,9 +423,9 @@ async def test_grouping_and_status_filter_live_in_the_url(demo_server: Server, b
     url = page.url
     await page.reload()
     await expect(page).to_have_url(url)
-    await expect(page.locator("a.chip[data-value=owned]")).to_have_attribute("aria-pressed", "true")
+    await expect(page.locator("a.chip[data-value=owned]")).to_have_attribute("aria-current", "true")
     await expect(page.locator("a.chip[data-value=inprogress]")).to_have_attribute(
-        "aria-pressed", "true"
+        "aria-current", "true"
     )
     await expect(group_by_link(page, "Status")).to_have_attribute("aria-current", "true")
     await assert_showing_matches(page)

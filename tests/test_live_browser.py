@@ -10,60 +10,31 @@ id of its organization; only Playwright's auto-waiting expectations wait.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
-from sqlalchemy import select
+from playwright.async_api import Browser, Locator, Page, expect
 
-from app.auth.accounts import create_token
-from app.db import Database
-from app.models import Membership, Organization, Role, Task, User
-from app.tasks.lifecycle import Action, perform
-from tests.browser_kit import COMPLETE, TAKE, assert_no_page_load, mark_page, new_context, sign_in
+from app.models import Membership, Role
+from app.tasks.lifecycle import Action
+from tests.browser_kit import (
+    COMPLETE,
+    TAKE,
+    Others,
+    assert_no_page_load,
+    expect_live,
+    int_attr,
+    live_board,
+    mark_page,
+    new_context,
+    open_page,
+    settled,
+    sign_in,
+    snapshot,
+)
 from tests.server import Server, start_server
 
 pytestmark = pytest.mark.browser
-
-# What a reload would show, read off a page: groups and their cards in order, the
-# header, the filter chips, "Showing X of Y", and which actions each card offers.
-SNAPSHOT_JS = """() => {
-  const visible = (el) => el.checkVisibility();
-  const text = (el) => (el ? el.textContent.trim() : null);
-  const groups = [...document.querySelectorAll('[data-group]')].map((g) => ({
-    group: g.getAttribute('data-group'),
-    count: g.getAttribute('data-count'),
-    badge: text(g.querySelector('.group-head .count')),
-    empty: !!g.querySelector('.cards > .group-empty'),
-    cards: [...g.querySelectorAll('.cards > .card')].map((c) => ({
-      id: c.id,
-      status: c.getAttribute('data-status'),
-      owner: c.getAttribute('data-owner-id'),
-      ownerName: c.getAttribute('data-owner'),
-      actions: [...c.querySelectorAll('form[data-action]')].filter(visible)
-        .map((f) => f.getAttribute('data-action')),
-    })),
-  }));
-  const h = document.getElementById('sprint-header');
-  const showing = document.getElementById('showing');
-  return {
-    groups,
-    header: ['data-progress', 'data-done', 'data-total', 'data-stories']
-      .map((name) => [name, h.getAttribute(name)]),
-    chips: [...document.querySelectorAll('.chip')].map((c) => [
-      c.getAttribute('data-filter'), c.getAttribute('data-value'),
-      text(c.querySelector('.chip-count')),
-      c.querySelector('.chip-count').getAttribute('data-count'),
-    ]),
-    showing: [
-      showing.getAttribute('data-shown'), showing.getAttribute('data-total'),
-      text(showing.querySelector('[data-shown]')), text(showing.querySelector('[data-total]')),
-    ],
-  };
-}"""
 
 CARDS_JS = """() => [...document.querySelectorAll('.card[data-task-id]')].map((c) =>
   [c.id, c.getAttribute('data-status'), c.getAttribute('data-owner-id'),
@@ -78,143 +49,8 @@ FOCUSED_JS = """() => {
 }"""
 
 
-# --- the browser -------------------------------------------------------------------------
-
-
-async def board_as(browser: Browser, server: Server, email: str, query: str = "") -> Page:
-    """A signed-in board (at `query`), its stream open."""
-    page = await sign_in(await new_context(browser), server, email)
-    if query:
-        await page.goto(page.url.split("?")[0] + query)
-        await expect(page.locator("#sprint-header")).to_be_visible()
-    await expect_live(page)
-    return page
-
-
-async def open_page(context: BrowserContext, url: str) -> Page:
-    page = await context.new_page()
-    await page.goto(url)
-    await expect(page.locator("#sprint-header")).to_be_visible()
-    return page
-
-
-async def expect_live(page: Page, within_ms: float = 10_000) -> None:
-    connection = page.locator("#connection")
-    await expect(connection).to_have_attribute("data-state", "live", timeout=within_ms)
-    await expect(connection).to_be_visible()
-    await expect(connection.locator(".connection-text")).to_have_text("Live")
-
-
-async def settled(page: Page, event_id: int, within_ms: float = 10_000) -> None:
-    """Wait until the page has taken in every event up to `event_id`."""
-    await expect(page.locator("#board")).to_have_attribute(
-        "data-event-id", str(event_id), timeout=within_ms
-    )
-
-
-async def int_attr(locator: Locator, name: str) -> int:
-    value = await locator.get_attribute(name)
-    assert value is not None and value.isdigit(), f"{name}={value!r}"
-    return int(value)
-
-
 def chip(page: Page, value: str) -> Locator:
     return page.locator(f".chip[data-value={value}] .chip-count")
-
-
-async def snapshot(page: Page) -> dict[str, Any]:
-    return await page.evaluate(SNAPSHOT_JS)  # type: ignore[no-any-return]
-
-
-# --- others, through the API and the database -------------------------------------------
-
-
-@dataclass
-class Others:
-    """Changes made by other people: API calls with their tokens, reads of the log."""
-
-    server: Server
-    db: Database
-    tokens: dict[str, str] = field(default_factory=dict)
-
-    async def user(self, email: str) -> User:
-        async with self.db.read() as s:
-            found = await s.scalar(select(User).where(User.email == email))
-        assert found is not None, email
-        return found
-
-    async def token(self, email: str) -> str:
-        if email not in self.tokens:
-            user = await self.user(email)
-            self.tokens[email] = await self.db.write(
-                lambda s: create_token(s, user=user, name="live browser test")
-            )
-        return self.tokens[email]
-
-    async def call(
-        self, email: str, method: str, path: str, *, org: str = "acme", body: Any = None
-    ) -> Any:
-        headers = {"Authorization": f"Bearer {await self.token(email)}", "X-Organization-Id": org}
-        async with httpx.AsyncClient(base_url=self.server.url, timeout=30) as client:
-            response = await client.request(method, f"/api/v1{path}", headers=headers, json=body)
-        assert response.is_success, f"{method} {path}: {response.status_code} {response.text}"
-        return response.json()
-
-    async def take(self, email: str, task_id: int, org: str = "acme") -> None:
-        await self.call(email, "PUT", f"/tasks/{task_id}/ownership", org=org)
-
-    async def release(self, email: str, task_id: int) -> None:
-        await self.call(email, "DELETE", f"/tasks/{task_id}/ownership")
-
-    async def start(self, email: str, task_id: int) -> None:
-        await self.call(email, "POST", f"/tasks/{task_id}/work/start")
-
-    async def complete(self, email: str, task_id: int) -> None:
-        await self.call(email, "POST", f"/tasks/{task_id}/work/complete")
-
-    async def task(self, title: str) -> Task:
-        async with self.db.read() as s:
-            found = await s.scalar(select(Task).where(Task.title == title))
-        assert found is not None, title
-        return found
-
-    async def task_id(self, title: str) -> int:
-        return (await self.task(title)).id
-
-    async def newest(self, slug: str = "acme") -> int:
-        async with self.db.read() as s:
-            value = await s.scalar(
-                select(Organization.last_event_id).where(Organization.slug == slug)
-            )
-        return int(value or 0)
-
-    async def org_id(self, slug: str) -> int:
-        async with self.db.read() as s:
-            value = await s.scalar(select(Organization.id).where(Organization.slug == slug))
-        assert value is not None
-        return int(value)
-
-    async def perform(self, email: str, title: str, action: Action, slug: str = "acme") -> None:
-        """A change straight through the life cycle (the server may be down)."""
-        actor, task, org_id = (
-            await self.user(email),
-            await self.task(title),
-            await self.org_id(slug),
-        )
-        await self.db.write(
-            lambda s: perform(
-                s, org_id=org_id, task_id=task.id, action=action, actor=actor, role=Role.MEMBER
-            )
-        )
-
-
-@pytest.fixture
-async def others(demo_server: Server, database_url: str) -> AsyncIterator[Others]:
-    db = Database(database_url)
-    try:
-        yield Others(demo_server, db)
-    finally:
-        await db.close()
 
 
 # --- 1. two people on one board ------------------------------------------------------------
@@ -223,8 +59,8 @@ async def others(demo_server: Server, database_url: str) -> AsyncIterator[Others
 async def test_a_take_by_bob_reaches_alices_open_board_in_place_with_counts_and_a_toast(
     demo_server: Server, browser: Browser, others: Others
 ):
-    alice = await board_as(browser, demo_server, "alice@example.com", "?group=status")
-    bob = await board_as(browser, demo_server, "bob@example.com")
+    alice = await live_board(browser, demo_server, "alice@example.com", "?group=status")
+    bob = await live_board(browser, demo_server, "bob@example.com")
     header = alice.locator("#sprint-header")
     done, total = await int_attr(header, "data-done"), await int_attr(header, "data-total")
     groups = {
@@ -392,7 +228,7 @@ async def test_each_filter_places_live_changes_as_a_reload_would(
 async def test_a_burst_by_one_person_folds_into_one_toast_that_goes_by_itself_or_on_dismiss(
     demo_server: Server, browser: Browser, others: Others
 ):
-    alice = await board_as(browser, demo_server, "alice@example.com")
+    alice = await live_board(browser, demo_server, "alice@example.com")
     toasts = alice.locator("#toasts .toast")
     task = await others.task_id("Accept invitations on first sign-in")
 
@@ -421,8 +257,8 @@ async def test_a_burst_by_one_person_folds_into_one_toast_that_goes_by_itself_or
 async def test_connection_says_live_and_another_organizations_board_sees_none_of_acmes_changes(
     demo_server: Server, browser: Browser, others: Others
 ):
-    alice = await board_as(browser, demo_server, "alice@example.com")
-    dave = await board_as(browser, demo_server, "dave@example.com")
+    alice = await live_board(browser, demo_server, "alice@example.com")
+    dave = await live_board(browser, demo_server, "dave@example.com")
     await expect(dave).to_have_url(re.compile(r"/o/globex/sprints/\d+"))
     # Bob belongs to both organizations from now on: his acme changes must still stay in acme.
     bob, globex = await others.user("bob@example.com"), await others.org_id("globex")
@@ -474,7 +310,7 @@ async def test_connection_says_live_and_another_organizations_board_sees_none_of
 async def test_keyboard_focus_on_my_card_survives_remote_changes(
     demo_server: Server, browser: Browser, others: Others
 ):
-    alice = await board_as(browser, demo_server, "alice@example.com")
+    alice = await live_board(browser, demo_server, "alice@example.com")
     mine = await others.task_id("Connection indicator")  # alice holds it (owned)
     card = alice.locator(f"#task-{mine}")
     await expect(card).to_have_attribute("data-owner", "Alice Archer")
@@ -506,7 +342,7 @@ async def test_keyboard_focus_on_my_card_survives_remote_changes(
 async def test_the_websocket_transport_updates_the_board_live_too(
     demo_server: Server, browser: Browser, others: Others
 ):
-    alice = await board_as(browser, demo_server, "alice@example.com", "?transport=ws")
+    alice = await live_board(browser, demo_server, "alice@example.com", "?transport=ws")
     await expect(alice.locator("#board")).to_have_attribute("data-transport", "ws")
     errors = await collect_errors(alice)
     navigations = await mark_page(alice)
@@ -550,7 +386,7 @@ async def test_signing_out_everywhere_turns_an_open_board_to_signed_out(
     demo_server: Server, browser: Browser, transport: str
 ):
     query = "?transport=ws" if transport == "ws" else ""
-    alice = await board_as(browser, demo_server, "alice@example.com", query)
+    alice = await live_board(browser, demo_server, "alice@example.com", query)
     elsewhere = await sign_in(await new_context(browser), demo_server, "alice@example.com")
     await elsewhere.goto(f"{demo_server.url}/settings/tokens")
     await elsewhere.get_by_role("button", name="Sign out everywhere").click()
@@ -575,7 +411,7 @@ async def test_signing_out_everywhere_turns_an_open_board_to_signed_out(
 async def test_after_a_server_restart_the_board_replays_what_it_missed_and_is_live_again(
     demo_server: Server, browser: Browser, others: Others, database_url: str
 ):
-    alice = await board_as(browser, demo_server, "alice@example.com")
+    alice = await live_board(browser, demo_server, "alice@example.com")
     navigations = await mark_page(alice)
     connection = alice.locator("#connection")
     toast_task = await others.task_id("Toast for others' changes")

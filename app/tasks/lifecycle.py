@@ -51,17 +51,32 @@ class Rule:
     event_type: str
     button: str  # what the button says
     past: str  # "took", for messages and toasts
+    key: str  # its one-key shortcut on a focused card (aria-keyshortcuts)
 
 
+# Shortcut keys are single letters with no modifier: arrows and modifier combinations
+# belong to the browser and to screen readers.
 RULES: dict[Action, Rule] = {
-    Action.TAKE: Rule(frozenset({AVAILABLE}), OWNED, False, "ownership_taken", "I'm on it", "took"),
-    Action.START: Rule(frozenset({OWNED}), INPROGRESS, True, "status_changed", "Start", "started"),
-    Action.PAUSE: Rule(frozenset({INPROGRESS}), OWNED, True, "status_changed", "Pause", "paused"),
+    Action.TAKE: Rule(
+        frozenset({AVAILABLE}), OWNED, False, "ownership_taken", "I'm on it", "took", "t"
+    ),
+    Action.START: Rule(
+        frozenset({OWNED}), INPROGRESS, True, "status_changed", "Start", "started", "s"
+    ),
+    Action.PAUSE: Rule(
+        frozenset({INPROGRESS}), OWNED, True, "status_changed", "Pause", "paused", "p"
+    ),
     Action.COMPLETE: Rule(
-        frozenset({OWNED, INPROGRESS}), COMPLETED, True, "status_changed", "Done", "completed"
+        frozenset({OWNED, INPROGRESS}), COMPLETED, True, "status_changed", "Done", "completed", "d"
     ),
     Action.RELEASE: Rule(
-        frozenset({OWNED, INPROGRESS}), AVAILABLE, True, "ownership_released", "Give up", "released"
+        frozenset({OWNED, INPROGRESS}),
+        AVAILABLE,
+        True,
+        "ownership_released",
+        "Give up",
+        "released",
+        "g",
     ),
 }
 
@@ -89,7 +104,9 @@ class Change:
 
     @property
     def message(self) -> str:
-        return f"You {RULES[self.action].past} “{self.task.title}”."
+        """ "You took “Write API tests”; it is now in Owned." (said to the one who acted)."""
+        rule = RULES[self.action]
+        return f"You {rule.past} “{self.task.title}”; it is now in {rule.target.label}."
 
 
 async def load_task(session: AsyncSession, org_id: int, task_id: int) -> Task:

@@ -2,8 +2,14 @@
 (function () {
   "use strict";
 
+  // Styles for what needs JavaScript (key hints, say) key on this class.
+  document.documentElement.classList.add("js");
+
   document.addEventListener("DOMContentLoaded", function () {
     if (!window.htmx) return;
+    // New content is wired up (its buttons made htmx buttons) as it is swapped in, not
+    // 20 ms later: a key pressed at once on a re-rendered card must not post the plain form.
+    htmx.config.defaultSettleDelay = 0;
     // Refusals (403 role, 404 gone, 409 conflict, 422 bad field) carry a sentence and
     // fresh copies of what changed: swap them in like a success instead of dropping them.
     htmx.config.responseHandling = [

@@ -297,9 +297,21 @@
     return holder.content;
   }
 
+  // While a card is being dragged, messages wait (a card swapped out from under the
+  // pointer would end the drag); they are taken in, in order, once it is dropped.
+  var held = null;
+
+  document.addEventListener("sprintboard:dragstart", function () { held = held || []; });
+  document.addEventListener("sprintboard:dragend", function () {
+    var waiting = held || [];
+    held = null;
+    waiting.forEach(function (args) { receive.apply(null, args); });
+  });
+
   // One message (either transport), parsed once: our card placed, the rest (header,
   // toast) swapped out of band by htmx, then the counts and the cursor brought along.
   function receive(id, type, message) {
+    if (held) { held.push([id, type, message]); return; }
     if (type === "reset") { reset(); return; }
     if (id && id <= cursor()) return; // already shown: drop the duplicate
     if (message.querySelector("template[data-live-story]")) {
