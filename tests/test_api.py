@@ -17,7 +17,7 @@ from sqlalchemy import update
 from app.auth.accounts import add_member, hash_token
 from app.db import Database
 from app.models import ApiToken, Role
-from app.web import today
+from app.timefmt import local_today
 from tests.factories import Scene, events_of, fetch_task, snapshot, token_for
 
 ISO_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3,6}Z$")
@@ -272,7 +272,7 @@ async def test_board_grouped_by_story(call, scene: Scene):
     )
     assert header["startDate"] == sprint.start_date.isoformat()
     assert header["endDate"] == sprint.end_date.isoformat()
-    assert header["daysRemaining"] == sprint.days_remaining(today())
+    assert header["daysRemaining"] == sprint.days_remaining(local_today("UTC"))
     assert (header["totalStories"], header["totalTasks"], header["completedTasks"]) == (2, 6, 0)
     assert header["progressPercentage"] == 0
 

@@ -18,6 +18,7 @@ from app.api.schemas import (
     ActionResult,
     BoardArgs,
     BoardOut,
+    BurndownOut,
     Created,
     ErrorBody,
     History,
@@ -42,8 +43,8 @@ from app.events.serialize import event_json
 from app.models import Membership, Sprint, Task, TaskStatus, User
 from app.tasks.editing import TaskFields, create_task, load_story
 from app.tasks.lifecycle import Action, action_for_target, change_task, load_task
-from app.timefmt import iso
-from app.web import today
+from app.tasks.sprints import load_summary
+from app.timefmt import iso, local_today
 
 
 def task_json(task: Task) -> dict[str, Any]:
@@ -168,7 +169,7 @@ async def sprint_board(sprint_id: int) -> Any:
     async with get_db().read() as db:
         sprint = await load_sprint(db, g.org.id, sprint_id)
         stories, tasks = await load_sprint_rows(db, g.org.id, sprint_id)
-    view = build_view(sprint, stories, tasks, query, g.user.id, today())
+    view = build_view(sprint, stories, tasks, query, g.user.id, local_today(g.org.time_zone))
     summary = view.summary
     shown = [t for group in view.groups for t in group.tasks]
     return {
@@ -209,6 +210,29 @@ async def sprint_board(sprint_id: int) -> Any:
             }
             for group in view.groups
         },
+    }
+
+
+@bp.get("/sprints/<int:sprint_id>/burndown")
+@validate_response(BurndownOut)
+@document_response(ErrorBody, 404)
+async def burndown(sprint_id: int) -> Any:
+    """Tasks not done at the end of each day of the sprint, and the ideal (the header's chart)."""
+    await use_api_org()
+    time_zone = g.org.time_zone
+    async with get_db().read() as db:
+        sprint = await load_sprint(db, g.org.id, sprint_id)
+        summary = await load_summary(db, sprint, local_today(time_zone))
+        chart = (await summary.chart(db, time_zone)).burndown
+    assert chart is not None
+    return {
+        "sprintId": str(sprint.id),
+        "total": chart.total,
+        "remaining": chart.remaining,
+        "days": [
+            {"date": day.date.isoformat(), "remaining": day.remaining, "ideal": day.ideal}
+            for day in chart.days
+        ],
     }
 
 

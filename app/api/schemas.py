@@ -126,6 +126,19 @@ class SprintList(BaseModel):
     sprints: list[SprintListItem]
 
 
+class BurndownDayOut(BaseModel):
+    date: str
+    remaining: int | None
+    ideal: float
+
+
+class BurndownOut(BaseModel):
+    sprintId: str
+    total: int
+    remaining: int
+    days: list[BurndownDayOut]
+
+
 class BoardTaskOut(BaseModel):
     id: str
     storyId: str

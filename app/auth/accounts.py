@@ -19,6 +19,7 @@ from app.db import table_of, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.inputs import row_id
 from app.models import ApiToken, Invitation, Membership, Organization, Role, User
+from app.timefmt import clean_time_zone
 
 NO_ORGANIZATION = "You are not a member of any organization."
 NO_SUCH_ORGANIZATION = "There is no such organization, or you are not a member of it."
@@ -266,6 +267,16 @@ def require_owner(role: Role) -> None:
     """Refuse (403) unless `role` may manage members, sprints and stories: owners."""
     if not role.can_manage:
         raise Forbidden("Only owners of this organization can do that.")
+
+
+async def set_time_zone(session: AsyncSession, *, org_id: int, name: str, role: Role) -> str:
+    """Where the organization's days begin and end (owners); returns the zone's name."""
+    require_owner(role)
+    zone_name = clean_time_zone(name)
+    await session.execute(
+        update(Organization).where(Organization.id == org_id).values(time_zone=zone_name)
+    )
+    return zone_name
 
 
 def hash_token(token: str) -> str:

@@ -42,6 +42,8 @@ class Organization(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     last_event_id: Mapped[int] = mapped_column(default=0)
+    # An IANA zone ("Europe/Paris"): where the organization's days begin and end.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -19,6 +19,7 @@ from app.auth.accounts import require_owner
 from app.db import find_in_org
 from app.errors import Conflict, Invalid
 from app.models import Role, Sprint, SprintStatus, Story, Task, TaskStatus
+from app.tasks.burndown import Burndown, load_burndown
 from app.tasks.editing import clean_title
 
 GOAL_MAX = 500
@@ -96,10 +97,22 @@ class SprintSummary:
     days_remaining: int
     status_counts: Mapping[TaskStatus, int]
     owner_counts: Mapping[int, int] = field(default_factory=dict)
+    burndown: Burndown | None = None
 
     @property
     def progress(self) -> int:
         return round(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.done
+
+    async def chart(self, session: AsyncSession, time_zone: str) -> SprintSummary:
+        """This header with its burndown (one query), for a page or an answer."""
+        self.burndown = await load_burndown(
+            session, self.sprint, time_zone=time_zone, total=self.total, remaining=self.remaining
+        )
+        return self
 
 
 def summarize(

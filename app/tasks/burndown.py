@@ -1,0 +1,284 @@
+"""The burndown: how many of a sprint's tasks were not done at the end of each day.
+
+It is read backwards from now. Today's figure is the board's own (the header's "X of
+Y": Y − X remain), and each earlier day undoes what the event log says happened after
+that day ended: a completion after day d means the task was still open at the end of d;
+a task created after d was not there yet. Days are the organization's, in its time zone.
+Only the events that can move the chart are read, in one bounded query per sprint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Sprint, Story, Task, TaskEvent, TaskStatus
+from app.timefmt import local_today, zone
+
+DONE = TaskStatus.COMPLETED.value
+
+
+def moves(event_type: str, old_status: str | None, new_status: str | None) -> tuple[int, int]:
+    """How an event moves the chart: (tasks not done, tasks in the sprint).
+
+    A new task arrives not done; a completion takes one off; a reopening (a done task
+    going back, should the life cycle ever allow it) puts one back. Everything else
+    (taking, starting, pausing, giving up, editing) leaves both where they were.
+    """
+    if event_type == "task_created":
+        return (0, 1) if new_status == DONE else (1, 1)
+    was_done, is_done = old_status == DONE, new_status == DONE
+    if is_done and not was_done:
+        return (-1, 0)
+    if was_done and not is_done:
+        return (1, 0)
+    return (0, 0)
+
+
+@dataclass(frozen=True)
+class Shift:
+    """The chart's movement on one local day: tasks not done, and tasks in the sprint."""
+
+    day: dt.date
+    remaining: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Day:
+    date: dt.date
+    remaining: int | None  # None: the day has not begun
+    total: int | None
+    ideal: float
+
+
+@dataclass(frozen=True)
+class Burndown:
+    """One sprint's chart, as of `today` (the organization's date)."""
+
+    sprint_id: int
+    total: int  # tasks in the sprint now
+    remaining: int  # not done now
+    today: dt.date
+    days: tuple[Day, ...]
+
+    @property
+    def series(self) -> list[int]:
+        """Remaining at the end of each day that has begun, day one first."""
+        return [d.remaining for d in self.days if d.remaining is not None]
+
+    @property
+    def day_number(self) -> int:
+        """Which day of the sprint it is (0 before it begins, past the end after it)."""
+        return (self.today - self.days[0].date).days + 1 if self.days else 0
+
+    @property
+    def current(self) -> Day | None:
+        """Today's day, or the last one that has begun."""
+        begun = [d for d in self.days if d.remaining is not None]
+        return begun[-1] if begun else None
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.days) and self.today > self.days[-1].date
+
+    @property
+    def done_at_end(self) -> int | None:
+        """Tasks done by the end of the last day (a finished sprint's velocity)."""
+        if not self.finished:
+            return None
+        last = self.days[-1]
+        assert last.total is not None and last.remaining is not None
+        return last.total - last.remaining
+
+    def sentence(self) -> str:
+        """What the chart says, in one sentence (its <desc>)."""
+        length = len(self.days)
+        current = self.current
+        if current is None:
+            return (
+                f"The sprint has not begun: {self.total} tasks over {length} days, "
+                f"starting {self.days[0].date:%b %-d}."
+                if self.days
+                else "The sprint has no days."
+            )
+        number = self.days.index(current) + 1
+        ideal = f"{current.ideal:g}"
+        if self.finished:
+            return (
+                f"The sprint has ended: {current.remaining} of {current.total} tasks remained "
+                f"after day {number} of {length}; ideal {ideal}."
+            )
+        return (
+            f"{current.remaining} of {current.total} tasks remain on day {number} of "
+            f"{length}; ideal {ideal}."
+        )
+
+
+def chart(
+    sprint: Sprint, *, total: int, remaining: int, shifts: Iterable[Shift], today: dt.date
+) -> Burndown:
+    """The chart from what is true now (`total`, `remaining`) and what moved it since."""
+    length = (sprint.end_date - sprint.start_date).days + 1
+    after: Counter[dt.date] = Counter()
+    grown: Counter[dt.date] = Counter()
+    for shift in shifts:
+        after[shift.day] += shift.remaining
+        grown[shift.day] += shift.total
+    days = []
+    for index in range(max(0, length)):
+        date = sprint.start_date + dt.timedelta(days=index)
+        ideal = round(total * (length - 1 - index) / (length - 1), 1) if length > 1 else 0.0
+        if date > today:
+            days.append(Day(date, None, None, ideal))
+            continue
+        # What happened after this day ended, undone (today: nothing has).
+        later = [d for d in after if d > date]
+        days.append(
+            Day(
+                date,
+                remaining - sum(after[d] for d in later),
+                total - sum(grown[d] for d in later),
+                ideal,
+            )
+        )
+    return Burndown(sprint.id, total, remaining, today, tuple(days))
+
+
+# Built once: every event that moves a chart runs it.
+_MOVES = (
+    select(TaskEvent.created_at, TaskEvent.type, TaskEvent.old_status, TaskEvent.new_status)
+    .where(
+        TaskEvent.org_id == bindparam("org_id"),
+        TaskEvent.sprint_id == bindparam("sprint_id"),
+        TaskEvent.created_at >= bindparam("since"),
+        or_(
+            TaskEvent.type == "task_created",
+            TaskEvent.old_status == DONE,
+            TaskEvent.new_status == DONE,
+        ),
+    )
+    .order_by(TaskEvent.id)
+)
+
+
+async def load_shifts(session: AsyncSession, sprint: Sprint, time_zone: str) -> list[Shift]:
+    """What moved the chart after the sprint's first day ended, by local day."""
+    tz = zone(time_zone)
+    since = dt.datetime.combine(sprint.start_date + dt.timedelta(days=1), dt.time(), tz)
+    params = {"org_id": sprint.org_id, "sprint_id": sprint.id, "since": since.astimezone(dt.UTC)}
+    shifts = []
+    for at, event_type, old, new in await session.execute(_MOVES, params):
+        remaining, total = moves(event_type, old, new)
+        if remaining or total:
+            shifts.append(Shift(at.astimezone(tz).date(), remaining, total))
+    return shifts
+
+
+# For the sprints page: every sprint's counts, and what moved its chart, in two queries.
+_TALLIES = (
+    select(Story.sprint_id, func.count(Task.id), func.count(Task.id).filter(Task.status == DONE))
+    .join(Story, Story.id == Task.story_id)
+    .where(Task.org_id == bindparam("org_id"), Story.sprint_id.is_not(None))
+    .group_by(Story.sprint_id)
+)
+_ALL_MOVES = (
+    select(
+        TaskEvent.sprint_id,
+        TaskEvent.created_at,
+        TaskEvent.type,
+        TaskEvent.old_status,
+        TaskEvent.new_status,
+    )
+    .where(
+        TaskEvent.org_id == bindparam("org_id"),
+        TaskEvent.sprint_id.is_not(None),
+        or_(
+            TaskEvent.type == "task_created",
+            TaskEvent.old_status == DONE,
+            TaskEvent.new_status == DONE,
+        ),
+    )
+    .order_by(TaskEvent.id)
+)
+
+
+async def load_charts(
+    session: AsyncSession, org_id: int, sprints: Iterable[Sprint], time_zone: str
+) -> dict[int, Burndown]:
+    """Every given sprint's chart (the sprints page's sparklines and velocity)."""
+    tz, today = zone(time_zone), local_today(time_zone)
+    counts = {
+        sprint_id: (total, done)
+        for sprint_id, total, done in await session.execute(_TALLIES, {"org_id": org_id})
+    }
+    shifts: dict[int, list[Shift]] = {}
+    for sprint_id, at, event_type, old, new in await session.execute(
+        _ALL_MOVES, {"org_id": org_id}
+    ):
+        remaining, total = moves(event_type, old, new)
+        if sprint_id is not None and (remaining or total):
+            shifts.setdefault(sprint_id, []).append(
+                Shift(at.astimezone(tz).date(), remaining, total)
+            )
+    charts = {}
+    for sprint in sprints:
+        total, done = counts.get(sprint.id, (0, 0))
+        charts[sprint.id] = chart(
+            sprint,
+            total=total,
+            remaining=total - done,
+            shifts=shifts.get(sprint.id, ()),
+            today=today,
+        )
+    return charts
+
+
+async def load_burndown(
+    session: AsyncSession, sprint: Sprint, *, time_zone: str, total: int, remaining: int
+) -> Burndown:
+    """A sprint's chart, read now (`total` and `remaining` are the board's own counts)."""
+    shifts = await load_shifts(session, sprint, time_zone)
+    return chart(
+        sprint, total=total, remaining=remaining, shifts=shifts, today=local_today(time_zone)
+    )
+
+
+@dataclass(frozen=True)
+class Plot:
+    """Where the chart's lines go in an SVG of `width` × `height`."""
+
+    width: int
+    height: int
+    actual: str  # "x,y x,y …": remaining, one point per day that has begun
+    ideal: str  # from day one's ideal to the last day's
+    today: tuple[float, float] | None  # today's point, if the sprint is under way
+    top: int  # what the top of the chart stands for
+
+
+def plot(burndown: Burndown, *, width: int = 240, height: int = 72, pad: int = 5) -> Plot:
+    """The chart's geometry: days across, tasks up, the most tasks the sprint had on top."""
+    days = burndown.days
+    count = len(days)
+    top = max([burndown.total, 1, *(d.total for d in days if d.total is not None)])
+
+    def x(index: int) -> float:
+        return pad + (width - 2 * pad) * (index / (count - 1) if count > 1 else 0.5)
+
+    def y(value: float) -> float:
+        return pad + (height - 2 * pad) * (1 - value / top)
+
+    actual = " ".join(
+        f"{x(i):.1f},{y(d.remaining):.1f}" for i, d in enumerate(days) if d.remaining is not None
+    )
+    ideal = f"{x(0):.1f},{y(days[0].ideal):.1f} {x(count - 1):.1f},{y(days[-1].ideal):.1f}"
+    today = None
+    for i, d in enumerate(days):
+        if d.date == burndown.today and d.remaining is not None:
+            today = (round(x(i), 1), round(y(d.remaining), 1))
+    return Plot(width, height, actual, ideal, today, top)

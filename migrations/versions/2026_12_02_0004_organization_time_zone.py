@@ -1,0 +1,30 @@
+"""organization.time_zone: where an organization's days begin and end (burndown).
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-02 15:00:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("organization", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("time_zone", sa.String(length=64), nullable=False, server_default="UTC")
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("organization", schema=None) as batch_op:
+        batch_op.drop_column("time_zone")
