@@ -210,6 +210,7 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
     from app.events.redis_broker import RedisBroker
     from app.live.fanout import Broker, LiveUpdates
     from app.live.render import Renderer
+    from app.logs import configure as configure_logging
 
     @app.before_serving
     async def start() -> None:
@@ -226,6 +227,7 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
         app.extensions["live"] = live
         if not settings.testing:  # a test process would keep every test's garbage
             tune_garbage_collector()
+            configure_logging()
         db.on_commit.append(live.on_commit)
         await live.start()
 

@@ -9,12 +9,12 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.accounts import DEV_ISSUER
-from app.db import Database
-from app.models import Membership, Organization, Role, Sprint, SprintStatus, User
+from app.db import Database, table_of, utcnow
+from app.models import Membership, Organization, Role, Sprint, SprintStatus, Task, TaskEvent, User
 from app.tasks.editing import CriterionFields, StoryFields, TaskFields, create_story, create_task
 from app.tasks.lifecycle import Action, change_task
 
@@ -237,3 +237,42 @@ async def _create(session: AsyncSession, seed: OrgSeed) -> None:
             user, _role = people[email]
             for action in actions:
                 await change_task(session, actor=user, org=org.id, task_id=task.id, action=action)
+    await _spread_over_the_sprint(session, org, sprint)
+
+
+async def _spread_over_the_sprint(session: AsyncSession, org: Organization, sprint: Sprint) -> None:
+    """Give the demo a past: the stories and tasks written on the eve of day one, the
+    work since spread over the days the sprint has run, so its burndown has a shape.
+
+    Everything above happened just now, in the order it is logged; only the clock moves.
+    """
+    events = list(
+        await session.scalars(
+            select(TaskEvent).where(TaskEvent.org_id == org.id).order_by(TaskEvent.id)
+        )
+    )
+    planned = [e for e in events if e.type in ("story_created", "task_created")]
+    work = [e for e in events if e not in planned]
+    eve = dt.datetime.combine(sprint.start_date, dt.time(8), dt.UTC) - dt.timedelta(days=1)
+    first = dt.datetime.combine(sprint.start_date, dt.time(9, 30), dt.UTC)
+    last = min(utcnow(), dt.datetime.combine(utcnow().date(), dt.time(9), dt.UTC))
+    step = (last - first) / max(1, len(work))
+    when = {e.id: eve + dt.timedelta(minutes=i) for i, e in enumerate(planned)}
+    when |= {e.id: first + step * i for i, e in enumerate(work)}
+    event_table = table_of(TaskEvent)
+    for event in events:
+        await session.execute(
+            update(event_table)
+            .where(event_table.c.org_id == org.id, event_table.c.id == event.id)
+            .values(created_at=when[event.id])
+        )
+    # The tasks' own timestamps follow their events.
+    for task in await session.scalars(select(Task).where(Task.org_id == org.id)):
+        mine = [e for e in events if e.task_id == task.id]
+        task.created_at = when[mine[0].id]
+        task.updated_at = when[mine[-1].id]
+        taken = [e for e in mine if e.type == "ownership_taken"]
+        done = [e for e in mine if e.new_status == "completed"]
+        task.owned_at = when[taken[-1].id] if task.owner_id else None
+        task.completed_at = when[done[-1].id] if done else None
+    await session.flush()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -14,6 +13,7 @@ from app.auth.accounts import member_access
 from app.auth.csrf import csrf_token
 from app.db import get_db
 from app.models import Role, Story, Task, TaskStatus
+from app.tasks.burndown import plot
 from app.tasks.lifecycle import RULES, Action, actions_from
 from app.timefmt import ago, iso
 
@@ -60,10 +60,6 @@ async def change_as_member(work: Callable[[AsyncSession, Role], Awaitable[T]]) -
     return await get_db().write(write)
 
 
-def today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
-
-
 def install_template_helpers(app: Quart) -> None:
     app.jinja_env.globals.update(
         csrf_token=csrf_token,
@@ -73,6 +69,7 @@ def install_template_helpers(app: Quart) -> None:
         Action=Action,
         TaskStatus=TaskStatus,
         Role=Role,
+        plot=plot,
     )
     app.jinja_env.filters.update(ago=ago, iso=iso)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import uvloop
 
 from bench import procs, report, runner, seed
-from bench.fanout import FanoutResult, FloorTarget, ProjectTarget, measure
+from bench.fanout import FanoutResult, FloorTarget, ProjectTarget, measure, render_cost
 from bench.throughput import ThroughputResult, measure_floor, measure_project
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,12 @@ def show_fanout(result: FanoutResult) -> None:
         f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms, "
         f"connected in {result.connect_seconds:.2f} s, {result.kib_per_stream:.1f} KiB/stream, "
         f"{result.cpu_us_per_delivery:.0f} µs CPU/delivery, "
-        f"actor p50 {result.actor_p50_ms:.1f} ms max {result.actor_max_ms:.1f} ms"
+        + (
+            f"render {result.render_ms_per_event:.2f} ms/event, "
+            if result.render_ms_per_event == result.render_ms_per_event  # not NaN
+            else ""
+        )
+        + f"actor p50 {result.actor_p50_ms:.1f} ms max {result.actor_max_ms:.1f} ms"
         + ("" if result.ok else f"  PROBLEM: {_problems(result)}")
     )
 
@@ -97,6 +102,7 @@ async def fanout_pair(
 ) -> tuple[FanoutResult, FanoutResult]:
     with runner.project(work, scenario.database_url) as server:
         project = await measure(ProjectTarget(server, scenario), size, changes=changes)
+    project.render_ms_per_event = render_cost(server.log_text())
     show_fanout(project)
     with runner.floor(work) as server:
         floor = await measure(FloorTarget(server, message), size, changes=changes)

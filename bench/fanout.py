@@ -44,6 +44,8 @@ class FanoutResult:
     actor_errors: int = 0
     kib_per_stream: float = math.nan
     cpu_us_per_delivery: float = math.nan
+    # Reading and rendering one event, from the project's log at exit (app/live/render.py).
+    render_ms_per_event: float = math.nan
     server_errors: list[str] = field(default_factory=list)
 
     @property
@@ -198,6 +200,15 @@ class FloorTarget(Target):
 
     async def event_ids(self, changes: int) -> list[int]:
         return list(range(self.sent - changes + 1, self.sent + 1))
+
+
+RENDERED = re.compile(r"rendered (\d+) events \(median ([\d.]+) ms each\)")
+
+
+def render_cost(log: str) -> float:
+    """Milliseconds of reading and rendering per event, as the project logged at exit."""
+    found = RENDERED.findall(log)
+    return float(found[-1][1]) if found else math.nan
 
 
 async def measure(

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from quart import Quart
+
 from app.db import Database
 from app.events.broker import MemoryBroker
 from app.live.fanout import LiveUpdates
+from app.live.render import Renderer
 from tests.factories import Scene
 
 
 async def test_the_log_check_catches_up_watched_organizations_and_moves_on_for_the_rest(
-    db: Database, scene: Scene
+    app: Quart, db: Database, scene: Scene
 ) -> None:
     acme, globex = scene.acme.org.id, scene.globex.org.id
-    live = LiveUpdates(db, renderer=None, broker=MemoryBroker(), window=100)  # type: ignore[arg-type]
+    live = LiveUpdates(db, Renderer(app, db), broker=MemoryBroker(), window=100)
     # As if both organizations' events came from another process that announced nothing.
     live._last_seen = {acme: 0, globex: 0}
     newest = {org: await live.newest_id(org) for org in (acme, globex)}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from quart import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.datastructures import MultiDict
 
+from app.auth.accounts import set_time_zone
 from app.auth.guards import org_member_required
 from app.board import bp
 from app.board.view import BoardQuery, BoardView, load_view
@@ -16,10 +19,14 @@ from app.db import get_db
 from app.errors import Conflict, Invalid, NotFound, Refusal
 from app.events.log import EVENT_TYPES, last_event_id, task_history
 from app.inputs import row_id
-from app.models import Sprint, SprintStatus, Story, Task
+from app.models import Role, Sprint, SprintStatus, Story, Task
+from app.tasks.burndown import load_charts
 from app.tasks.lifecycle import Action, Change, change_task, load_task
 from app.tasks.sprints import SprintFields, advance_sprint, plan_sprint
-from app.web import change_as_member, is_htmx, local_referrer, today
+from app.timefmt import time_zones
+from app.web import change_as_member, is_htmx, local_referrer
+
+T = TypeVar("T")
 
 
 def query_from_args(args: Any) -> BoardQuery:
@@ -40,7 +47,7 @@ async def render_board(sprint_id: int, query: BoardQuery, *, error: Refusal | No
         # The cursor first: an event committed between the two reads is then replayed to
         # this page (harmlessly, if the view already shows it) instead of skipped.
         cursor = await last_event_id(db, g.org.id)
-        view = await load_view(db, g.org.id, sprint_id, query, g.user.id, today())
+        view = await load_view(db, g.org, sprint_id, query, g.user.id)
     transport = "ws" if request.args.get("transport") == "ws" else "sse"
     html = await render_template(
         "board/page.html",
@@ -127,7 +134,7 @@ async def render_after_change(
         if context is not None:
             sprint_id, query = context
             try:
-                view = await load_view(db, g.org.id, sprint_id, query, g.user.id, today())
+                view = await load_view(db, g.org, sprint_id, query, g.user.id)
             except NotFound:
                 view = None
         history = None
@@ -179,8 +186,45 @@ async def sprints(org: str) -> Any:
             .group_by(Story.sprint_id)
         )
         story_counts = {sprint_id: n for sprint_id, n in counted}
+        charts = await load_charts(db, g.org.id, rows, g.org.time_zone)
     return await render_template(
-        "board/sprints.html", sprints=rows, story_counts=story_counts, SprintStatus=SprintStatus
+        "board/sprints.html",
+        sprints=rows,
+        story_counts=story_counts,
+        charts=charts,
+        time_zones=time_zones(),
+        SprintStatus=SprintStatus,
+    )
+
+
+async def owner_change_then_back(
+    org: str,
+    work: Callable[[AsyncSession, Role], Awaitable[T]],
+    said: Callable[[T], str],
+    *,
+    refused: type[Refusal] = Invalid,
+) -> Any:
+    """An owner's change made from the sprints page, then back to it with a sentence on
+    what happened, or on why not (a refusal of the kind the form expects)."""
+    try:
+        done = await change_as_member(work)
+    except refused as refusal:
+        await flash(refusal.message, "error")
+    else:
+        await flash(said(done), "success")
+    return redirect(url_for("board.sprints", org=org)), 303
+
+
+@bp.post("/o/<org>/time-zone")
+@org_member_required
+async def change_time_zone(org: str) -> Any:
+    """Say where the organization's days begin and end (owners)."""
+    name = (await request.form).get("time_zone", "")
+    org_id, org_name = g.org.id, g.org.name
+    return await owner_change_then_back(
+        org,
+        lambda db, role: set_time_zone(db, org_id=org_id, name=name, role=role),
+        lambda chosen: f"{org_name}'s days now begin and end at midnight in {chosen}.",
     )
 
 
@@ -196,15 +240,11 @@ async def create_sprint(org: str) -> Any:
         end_date=form.get("end_date", ""),
     )
     org_id = g.org.id
-    try:
-        sprint = await change_as_member(
-            lambda db, role: plan_sprint(db, org_id=org_id, fields=fields, role=role)
-        )
-    except Invalid as refusal:
-        await flash(refusal.message, "error")
-    else:
-        await flash(f"Sprint “{sprint.name}” is planned.", "success")
-    return redirect(url_for("board.sprints", org=org)), 303
+    return await owner_change_then_back(
+        org,
+        lambda db, role: plan_sprint(db, org_id=org_id, fields=fields, role=role),
+        lambda sprint: f"Sprint “{sprint.name}” is planned.",
+    )
 
 
 @bp.post("/o/<org>/sprints/<int:sprint_id>/advance", endpoint="advance_sprint")
@@ -212,12 +252,9 @@ async def create_sprint(org: str) -> Any:
 async def advance(org: str, sprint_id: int) -> Any:
     """Move a sprint one step on: planning → active → review → completed (owners)."""
     org_id = g.org.id
-    try:
-        sprint = await change_as_member(
-            lambda db, role: advance_sprint(db, org_id=org_id, sprint_id=sprint_id, role=role)
-        )
-    except Conflict as refusal:
-        await flash(refusal.message, "error")
-    else:
-        await flash(f"“{sprint.name}” is now {sprint.status}.", "success")
-    return redirect(url_for("board.sprints", org=org)), 303
+    return await owner_change_then_back(
+        org,
+        lambda db, role: advance_sprint(db, org_id=org_id, sprint_id=sprint_id, role=role),
+        lambda sprint: f"“{sprint.name}” is now {sprint.status}.",
+        refused=Conflict,
+    )

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import find_in_org
 from app.errors import Invalid
-from app.models import Sprint, Story, Task, TaskStatus
+from app.models import Organization, Sprint, Story, Task, TaskStatus
 from app.tasks.sprints import SprintSummary, summarize
+from app.timefmt import local_today
 
 GROUPINGS = ("story", "status")
 
@@ -212,13 +213,14 @@ def build_view(
 
 async def load_view(
     db: AsyncSession,
-    org_id: int,
+    org: Organization,
     sprint_id: int,
     query: BoardQuery,
     viewer_id: int | None,
-    today: dt.date,
 ) -> BoardView:
-    """Load a sprint and build its board for one viewer."""
-    sprint = await load_sprint(db, org_id, sprint_id)
-    stories, tasks = await load_sprint_rows(db, org_id, sprint_id)
-    return build_view(sprint, stories, tasks, query, viewer_id, today)
+    """Load a sprint and build its board for one viewer, its header's chart included."""
+    sprint = await load_sprint(db, org.id, sprint_id)
+    stories, tasks = await load_sprint_rows(db, org.id, sprint_id)
+    view = build_view(sprint, stories, tasks, query, viewer_id, local_today(org.time_zone))
+    await view.summary.chart(db, org.time_zone)
+    return view

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import statistics
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, fields
 from typing import Any, Protocol
@@ -99,6 +100,13 @@ class LiveUpdates:
         ]
 
     async def stop(self) -> None:
+        times = self.renderer.render_times
+        if times:
+            log.info(
+                "rendered %d events (median %.2f ms each)",
+                len(times),
+                statistics.median(times) * 1000,
+            )
         self.hub.close_all("shutdown")
         for task in self._tasks:
             task.cancel()
@@ -128,7 +136,7 @@ class LiveUpdates:
             if self.hub.has_subscribers(org_id):
                 self.broker.wake(org_id, last)
             else:  # nobody to send them to; checked after the query, so no stream misses them
-                self._last_seen[org_id] = last
+                self._skip(org_id, last)
 
     async def _poll(self) -> None:
         while True:
@@ -184,6 +192,11 @@ class LiveUpdates:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    def _skip(self, org_id: int, upto: int) -> None:
+        """Move on to `upto` without rendering what lies between."""
+        self._last_seen[org_id] = upto
+        self.renderer.forget(org_id)
+
     async def catch_up(self, org_id: int, upto: int) -> None:
         """Publish every event of `org_id` after the last one handled, up to `upto` at least."""
         start = self._last_seen.get(org_id, 0)
@@ -191,14 +204,14 @@ class LiveUpdates:
             return
         if not self.hub.has_subscribers(org_id):
             # Nobody is listening here; a stream that opens later replays from the log.
-            self._last_seen[org_id] = upto
+            self._skip(org_id, upto)
             return
         if upto - start > self.window:
             # Too far behind to send every frame: close the streams; their clients come
             # back with their cursors and get a replay or a reset from the log.
             for subscriber in self.hub.subscribers(org_id):
                 subscriber.close("behind")
-            self._last_seen[org_id] = upto
+            self._skip(org_id, upto)
             return
         while True:
             events = await self.read_events(org_id, after=start, limit=BATCH)

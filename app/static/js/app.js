@@ -39,6 +39,22 @@
 
   window.Sprintboard = { focusCard: focusCard };
 
+  // A <details> marked data-keep-open (the burndown's numbers) stays as its reader left
+  // it when a change re-renders what holds it: a table being read must not snap shut.
+  var keptOpen = {};
+  document.addEventListener("toggle", function (event) {
+    var key = event.target.getAttribute && event.target.getAttribute("data-keep-open");
+    if (key) keptOpen[key] = event.target.open;
+  }, true);
+  function reopen() {
+    document.querySelectorAll("details[data-keep-open]").forEach(function (details) {
+      var open = !!keptOpen[details.getAttribute("data-keep-open")];
+      if (details.open !== open) details.open = open;
+    });
+  }
+  document.addEventListener("htmx:oobAfterSwap", reopen);
+  document.addEventListener("htmx:afterSwap", reopen);
+
   // After an action re-rendered the card a button lived in, keep keyboard focus on
   // that card instead of letting it fall back to the top of the page.
   document.addEventListener("htmx:afterSettle", function (event) {
