@@ -4,6 +4,7 @@ time zone decides when a day of the sprint begins and ends)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from app.errors import Invalid
@@ -47,6 +48,7 @@ def clean_time_zone(value: str) -> str:
     return name
 
 
+@functools.cache
 def time_zones() -> list[str]:
     """Every IANA time zone this machine knows, UTC first."""
     return ["UTC", *sorted(z for z in available_timezones() if z != "UTC" and "/" in z)]

@@ -86,7 +86,8 @@ def replayed(history: History) -> list[int | None]:
         cutoff = min(end_of_day, history.now)
         open_tasks = 0
         for moments in history.tasks:
-            seen = [m for m in moments if m <= cutoff]
+            # An event at the stroke of midnight belongs to the next day, as in the app.
+            seen = [m for m in moments if m < end_of_day and m <= cutoff]
             # Created and then an even number of turns (done, reopened, …): not done.
             if seen and len(seen) % 2 == 1:
                 open_tasks += 1
@@ -198,6 +199,19 @@ async def newest_event(db: Database, org_id: int) -> int:
         )
 
 
+async def created_on_day_one(db: Database, scene: Scene) -> None:
+    """Move the creation of every acme task to 09:00 UTC on the sprint's first day."""
+    acme = scene.acme
+    for task in acme.tasks:
+        async with db.read() as s:
+            created = await s.scalar(
+                text("SELECT id FROM task_event WHERE org_id = :o AND task_id = :t"),
+                {"o": acme.org.id, "t": task.id},
+            )
+        when = dt.datetime.combine(acme.sprint.start_date, dt.time(9), dt.UTC)
+        await backdate(db, acme.org.id, created, when)
+
+
 async def test_the_chart_is_read_from_the_log_and_agrees_with_the_header(
     app: Quart, db: Database, scene: Scene, sign_in_as: Any
 ) -> None:
@@ -205,15 +219,7 @@ async def test_the_chart_is_read_from_the_log_and_agrees_with_the_header(
     completed now, one of them recorded as yesterday."""
     acme = scene.acme
     org_id, sprint = acme.org.id, acme.sprint
-    for task in acme.tasks:  # every task written on day one
-        async with db.read() as s:
-            created = await s.scalar(
-                text("SELECT id FROM task_event WHERE org_id = :o AND task_id = :t"),
-                {"o": org_id, "t": task.id},
-            )
-        await backdate(
-            db, org_id, created, dt.datetime.combine(sprint.start_date, dt.time(9), dt.UTC)
-        )
+    await created_on_day_one(db, scene)
     first, second = acme.tasks[0], acme.tasks[1]
     for task in (first, second):
         await act(db, acme, task, Action.TAKE, scene.bob)
@@ -314,5 +320,65 @@ async def test_rendering_an_event_that_cannot_move_the_chart_reads_nothing_for_i
         assert await render_newest() == []
         await act(db, acme, task, Action.COMPLETE, scene.bob)
         assert len(await render_newest()) == 1  # a completion: one bounded query
+        # The organization moves its day boundary: the next render reads the chart again.
+        await db.write(
+            lambda s: s.execute(
+                update(Organization)
+                .where(Organization.id == acme.org.id)
+                .values(time_zone="Asia/Tokyo")
+            )
+        )
+        await act(db, acme, acme.tasks[1], Action.TAKE, scene.bob)
+        assert len(await render_newest()) == 1
+        await act(db, acme, acme.tasks[1], Action.RELEASE, scene.bob)
+        assert await render_newest() == []
     finally:
         event.remove(db.read_engine.sync_engine, "before_cursor_execute", note)
+
+
+async def test_a_team_in_tokyo_counts_its_own_days_not_utcs(
+    app: Quart, db: Database, scene: Scene
+) -> None:
+    """A task completed just after midnight in Tokyo (still the day before in UTC) counts
+    on Tokyo's day once the organization says Tokyo, on the database, through the API."""
+    acme = scene.acme
+    org_id, sprint = acme.org.id, acme.sprint
+    await created_on_day_one(db, scene)
+    await act(db, acme, acme.tasks[0], Action.TAKE, scene.bob)
+    await act(db, acme, acme.tasks[0], Action.COMPLETE, scene.bob)
+    tokyo = ZoneInfo("Asia/Tokyo")
+    now = dt.datetime.now(dt.UTC)
+    midnight = dt.datetime.combine(now.astimezone(tokyo).date(), dt.time(), tokyo)
+    moment = midnight + min(dt.timedelta(minutes=1), (now - midnight) / 2)
+    await backdate(db, org_id, await newest_event(db, org_id), moment.astimezone(dt.UTC))
+    day_before = moment.astimezone(tokyo).date() - dt.timedelta(days=1)
+    assert moment.astimezone(dt.UTC).date() == day_before  # in UTC, the completion's day
+    index = (day_before - sprint.start_date).days
+    token = await token_for(db, scene.bob)
+
+    async def remaining_by_day(zone: str) -> list[int | None]:
+        await db.write(
+            lambda s: s.execute(
+                update(Organization).where(Organization.id == org_id).values(time_zone=zone)
+            )
+        )
+        answer = await app.test_client().get(
+            f"/api/v1/sprints/{sprint.id}/burndown", headers={"Authorization": f"Bearer {token}"}
+        )
+        return [day["remaining"] for day in (await answer.get_json())["days"]]
+
+    assert (await remaining_by_day("UTC"))[index] == 5
+    in_tokyo = await remaining_by_day("Asia/Tokyo")
+    assert in_tokyo[index] == 6 and in_tokyo[index + 1] == 5
+
+
+async def test_another_organizations_sprint_has_no_burndown_for_me(
+    app: Quart, db: Database, scene: Scene
+) -> None:
+    token = await token_for(db, scene.bob)  # bob is in acme, not in globex
+    answer = await app.test_client().get(
+        f"/api/v1/sprints/{scene.globex.sprint.id}/burndown",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 404
+    assert "globex" not in (await answer.get_data(as_text=True)).lower()

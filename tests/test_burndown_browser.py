@@ -74,6 +74,8 @@ async def test_a_completion_drops_the_other_persons_chart_live_and_it_equals_a_r
         str(remaining - 1)
     )
     await expect(chart.locator("table")).to_be_visible()
+    # …and her keyboard focus stays on the numbers' summary, in its new copy.
+    assert await alice.evaluate("document.activeElement.id") == "burndown-numbers"
     await assert_no_page_load(alice, navigations)
 
     live = await figure(alice)

@@ -78,8 +78,9 @@ class Renderer:
         self.app = app
         self.db = db
         self._cache: OrderedDict[tuple[int, int], Frame] = OrderedDict()
-        # (organization, sprint) → (time zone, what moved its chart by local day)
-        self._shifts: dict[tuple[int, int], tuple[str, list[Shift]]] = {}
+        # (organization, sprint) → (time zone, the log's newest id when read, what moved
+        # its chart by local day); the sprints seen most recently, at most CACHE_SIZE.
+        self._shifts: OrderedDict[tuple[int, int], tuple[str, int, list[Shift]]] = OrderedDict()
         # What rendering has cost: the time per event of the latest renders (the
         # benchmark reads their median from the log at exit).
         self.render_times: deque[float] = deque(maxlen=10_000)
@@ -108,21 +109,28 @@ class Renderer:
             del self._shifts[key]
 
     async def _chart(
-        self, session: AsyncSession, summary: SprintSummary, tz: str, moved: bool
+        self, session: AsyncSession, summary: SprintSummary, org: Organization, moved: bool
     ) -> Burndown:
         """The sprint's burndown: its shifts read again only when an event moved it (or
         the day's time zone changed), so most events cost no query for it."""
-        sprint = summary.sprint
+        sprint, tz = summary.sprint, org.time_zone
         key = (sprint.org_id, sprint.id)
         known = self._shifts.get(key)
         if moved or known is None or known[0] != tz:
-            known = (tz, await load_shifts(session, sprint, tz))
-            self._shifts[key] = known
+            # The log's newest id as this read sees it: a render that read earlier (a
+            # replay and the fan-out can overlap) must not replace a fresher reading.
+            fresh = (tz, org.last_event_id or 0, await load_shifts(session, sprint, tz))
+            if known is None or known[0] != tz or fresh[1] >= known[1]:
+                self._shifts[key] = fresh
+            known = fresh
+        self._shifts.move_to_end(key)
+        while len(self._shifts) > CACHE_SIZE:
+            self._shifts.popitem(last=False)
         return chart(
             sprint,
             total=summary.total,
             remaining=summary.remaining,
-            shifts=known[1],
+            shifts=known[2],
             today=local_today(tz),
         )
 
@@ -143,9 +151,7 @@ class Renderer:
                 _SPRINTS, {"org_id": org_id, "ids": list(sprint_ids)}
             ):
                 summary = await load_summary(session, sprint, today)
-                summary.burndown = await self._chart(
-                    session, summary, org.time_zone, sprint.id in moved
-                )
+                summary.burndown = await self._chart(session, summary, org, sprint.id in moved)
                 summaries[sprint.id] = summary
         frames = []
         # A request context of its own: url_for works, and nothing of the request that

@@ -20,7 +20,11 @@ class TaskEvent(Base):
     """
 
     __tablename__ = "task_event"
-    __table_args__ = (Index("ix_task_event_task_id_id", "task_id", "id"),)
+    __table_args__ = (
+        Index("ix_task_event_task_id_id", "task_id", "id"),
+        # A sprint's burndown reads what moved it since its first day (app/tasks/burndown).
+        Index("ix_task_event_sprint", "org_id", "sprint_id", "created_at"),
+    )
 
     org_id: Mapped[int] = mapped_column(
         ForeignKey("organization.id", ondelete="CASCADE"), primary_key=True

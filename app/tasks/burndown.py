@@ -102,22 +102,25 @@ class Burndown:
         current = self.current
         if current is None:
             return (
-                f"The sprint has not begun: {self.total} tasks over {length} days, "
-                f"starting {self.days[0].date:%b %-d}."
+                f"The sprint has not begun: {_count(self.total, 'task')} over "
+                f"{_count(length, 'day')}, starting {self.days[0].date:%b %-d}."
                 if self.days
                 else "The sprint has no days."
             )
         number = self.days.index(current) + 1
         ideal = f"{current.ideal:g}"
+        of_all = f"{current.remaining} of {_count(current.total or 0, 'task')}"
         if self.finished:
             return (
-                f"The sprint has ended: {current.remaining} of {current.total} tasks remained "
-                f"after day {number} of {length}; ideal {ideal}."
+                f"The sprint has ended: {of_all} remained after day {number} of {length}; "
+                f"ideal {ideal}."
             )
-        return (
-            f"{current.remaining} of {current.total} tasks remain on day {number} of "
-            f"{length}; ideal {ideal}."
-        )
+        verb = "remains" if current.remaining == 1 else "remain"
+        return f"{of_all} {verb} on day {number} of {length}; ideal {ideal}."
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def chart(

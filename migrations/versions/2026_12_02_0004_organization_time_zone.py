@@ -1,4 +1,5 @@
-"""organization.time_zone: where an organization's days begin and end (burndown).
+"""organization.time_zone: where an organization's days begin and end; and an index
+for reading what moved a sprint's burndown without scanning the organization's log.
 
 Revision ID: 0004
 Revises: 0003
@@ -23,8 +24,12 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("time_zone", sa.String(length=64), nullable=False, server_default="UTC")
         )
+    op.create_index(
+        "ix_task_event_sprint", "task_event", ["org_id", "sprint_id", "created_at"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_task_event_sprint", table_name="task_event")
     with op.batch_alter_table("organization", schema=None) as batch_op:
         batch_op.drop_column("time_zone")

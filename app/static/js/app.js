@@ -52,6 +52,8 @@
       if (details.open !== open) details.open = open;
     });
   }
+  // (Keyboard focus on the numbers' <summary> survives the swap too: htmx puts focus
+  // back on the element with the same id, which is why the summary has one.)
   document.addEventListener("htmx:oobAfterSwap", reopen);
   document.addEventListener("htmx:afterSwap", reopen);
 
