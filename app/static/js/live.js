@@ -5,10 +5,13 @@
 (function () {
   "use strict";
 
-  var board = document.getElementById("board");
+  // The element holding the stream: the board, or a task's page.
+  var board = document.getElementById("board") || document.getElementById("task-live");
   if (!board || !window.htmx) return;
 
   var me = document.body.getAttribute("data-user-id") || "";
+  // A task's page follows the same stream, for its one card and its history.
+  var taskPage = board.getAttribute("data-page") === "task" ? board.getAttribute("data-task-id") : null;
   var transport = board.getAttribute("data-transport") || "sse";
   var connection = document.getElementById("connection");
   var TOAST_MS = 4000;
@@ -297,6 +300,22 @@
     return holder.content;
   }
 
+  // On a task's page: its card is replaced where it stands, and its history (newest
+  // first, as a reload would show it) is fetched again, only by the people on this page.
+  function followTask(message) {
+    var live = message.querySelector("template[data-live-card]");
+    var card = live && live.content.querySelector(".card");
+    if (!card || card.getAttribute("data-task-id") !== taskPage) return;
+    var old = document.getElementById(card.id);
+    if (!old) return;
+    var focused = focusInside(old);
+    var fresh = document.importNode(card, true);
+    old.replaceWith(fresh);
+    htmx.process(fresh);
+    if (focused) window.Sprintboard.focusCard(fresh, focused.action);
+    htmx.ajax("GET", window.location.pathname, { target: "#task-history", select: "#task-history", swap: "outerHTML" });
+  }
+
   // While a card is being dragged, messages wait (a card swapped out from under the
   // pointer would end the drag); they are taken in, in order, once it is dropped.
   var held = null;
@@ -314,7 +333,9 @@
     if (held) { held.push([id, type, message]); return; }
     if (type === "reset") { reset(); return; }
     if (id && id <= cursor()) return; // already shown: drop the duplicate
-    if (message.querySelector("template[data-live-story]")) {
+    if (taskPage) {
+      followTask(message);
+    } else if (message.querySelector("template[data-live-story]")) {
       // A story was added or renamed: its group (and every card's story name) changed.
       needsRefresh = true;
     } else {
