@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.accounts import member_access
 from app.auth.csrf import csrf_token
 from app.db import get_db
+from app.events.log import EVENT_TYPES
 from app.models import Role, Story, Task, TaskStatus
 from app.tasks.burndown import plot
 from app.tasks.lifecycle import RULES, Action, actions_from
@@ -58,6 +59,16 @@ async def change_as_member(work: Callable[[AsyncSession, Role], Awaitable[T]]) -
         return await work(db, access.role)
 
     return await get_db().write(write)
+
+
+def live_page(cursor: int) -> dict[str, Any]:
+    """What a page that follows the live stream (the board, a task's page) is rendered
+    with: the event id it shows, the transport asked for, and the events it listens to."""
+    return {
+        "event_id": cursor,
+        "transport": "ws" if request.args.get("transport") == "ws" else "sse",
+        "live_event_types": ",".join(EVENT_TYPES),
+    }
 
 
 def install_template_helpers(app: Quart) -> None:

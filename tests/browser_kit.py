@@ -166,11 +166,14 @@ class Others:
     db: Database
     tokens: dict[str, str] = field(default_factory=dict)
 
-    async def user(self, email: str) -> User:
+    async def _one(self, query: Any, what: str) -> Any:
         async with self.db.read() as s:
-            found = await s.scalar(select(User).where(User.email == email))
-        assert found is not None, email
+            found = await s.scalar(query)
+        assert found is not None, what
         return found
+
+    async def user(self, email: str) -> User:
+        return await self._one(select(User).where(User.email == email), email)  # type: ignore[no-any-return]
 
     async def token(self, email: str) -> str:
         if email not in self.tokens:
@@ -202,10 +205,7 @@ class Others:
         await self.call(email, "POST", f"/tasks/{task_id}/work/complete")
 
     async def task(self, title: str) -> Task:
-        async with self.db.read() as s:
-            found = await s.scalar(select(Task).where(Task.title == title))
-        assert found is not None, title
-        return found
+        return await self._one(select(Task).where(Task.title == title), title)  # type: ignore[no-any-return]
 
     async def task_id(self, title: str) -> int:
         return (await self.task(title)).id
@@ -218,10 +218,7 @@ class Others:
         return int(value or 0)
 
     async def org_id(self, slug: str) -> int:
-        async with self.db.read() as s:
-            value = await s.scalar(select(Organization.id).where(Organization.slug == slug))
-        assert value is not None
-        return int(value)
+        return int(await self._one(select(Organization.id).where(Organization.slug == slug), slug))
 
     async def perform(self, email: str, title: str, action: Action, slug: str = "acme") -> None:
         """A change straight through the life cycle (the server may be down)."""

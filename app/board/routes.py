@@ -17,14 +17,14 @@ from app.board import bp
 from app.board.view import BoardQuery, BoardView, load_view
 from app.db import get_db
 from app.errors import Conflict, Invalid, NotFound, Refusal
-from app.events.log import EVENT_TYPES, last_event_id, task_history
+from app.events.log import last_event_id, task_history
 from app.inputs import row_id
 from app.models import Role, Sprint, SprintStatus, Story, Task
 from app.tasks.burndown import load_charts
 from app.tasks.lifecycle import Action, Change, change_task, load_task
 from app.tasks.sprints import SprintFields, advance_sprint, plan_sprint
 from app.timefmt import time_zones
-from app.web import change_as_member, is_htmx, local_referrer
+from app.web import change_as_member, is_htmx, live_page, local_referrer
 
 T = TypeVar("T")
 
@@ -48,15 +48,7 @@ async def render_board(sprint_id: int, query: BoardQuery, *, error: Refusal | No
         # this page (harmlessly, if the view already shows it) instead of skipped.
         cursor = await last_event_id(db, g.org.id)
         view = await load_view(db, g.org, sprint_id, query, g.user.id)
-    transport = "ws" if request.args.get("transport") == "ws" else "sse"
-    html = await render_template(
-        "board/page.html",
-        view=view,
-        event_id=cursor,
-        error=error,
-        transport=transport,
-        live_event_types=",".join(EVENT_TYPES),
-    )
+    html = await render_template("board/page.html", view=view, error=error, **live_page(cursor))
     return html, (error.status if error else 200)
 
 

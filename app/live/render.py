@@ -47,22 +47,23 @@ def compact(html: str) -> str:
     return _WHITE_RUNS.sub(" ", html).strip()
 
 
+# What a teammate did, by event type (status changes are worded by their statuses).
+_DID = {
+    "ownership_taken": "took",
+    "ownership_released": "released",
+    "task_created": "added",
+    "task_updated": "edited",
+    "story_created": "added the story",
+    "story_updated": "edited the story",
+}
+
+
 def toast_text(event: TaskEvent) -> str:
     """ "Bob took “Write API tests”", in the words a teammate would use."""
     who = event.actor.first_name if event.actor else "Someone"
     title = f"“{event.title}”"
-    if event.type == "ownership_taken":
-        return f"{who} took {title}"
-    if event.type == "ownership_released":
-        return f"{who} released {title}"
-    if event.type == "task_created":
-        return f"{who} added {title}"
-    if event.type == "task_updated":
-        return f"{who} edited {title}"
-    if event.type == "story_created":
-        return f"{who} added the story {title}"
-    if event.type == "story_updated":
-        return f"{who} edited the story {title}"
+    if event.type in _DID:
+        return f"{who} {_DID[event.type]} {title}"
     if event.new_status == TaskStatus.COMPLETED.value:
         return f"{who} completed {title}"
     if event.new_status == TaskStatus.OWNED.value and event.old_status == "inprogress":

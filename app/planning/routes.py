@@ -13,7 +13,7 @@ from app.auth.guards import org_member_required, require_role
 from app.board.view import load_sprint
 from app.db import get_db
 from app.errors import Invalid
-from app.events.log import EVENT_TYPES, last_event_id, task_history
+from app.events.log import last_event_id, task_history
 from app.models import Role, Story
 from app.planning import bp
 from app.tasks.editing import (
@@ -27,7 +27,7 @@ from app.tasks.editing import (
     update_task,
 )
 from app.tasks.lifecycle import load_task
-from app.web import change_as_member
+from app.web import change_as_member, live_page
 
 BLANK_CRITERIA = 3
 
@@ -42,14 +42,7 @@ async def task_page(org: str, task_id: int) -> Any:
         cursor = await last_event_id(db, g.org.id)
         task = await load_task(db, g.org.id, task_id)
         history = await task_history(db, g.org.id, task.id)
-    return await render_template(
-        "tasks/page.html",
-        task=task,
-        history=history,
-        event_id=cursor,
-        transport="ws" if request.args.get("transport") == "ws" else "sse",
-        live_event_types=",".join(EVENT_TYPES),
-    )
+    return await render_template("tasks/page.html", task=task, history=history, **live_page(cursor))
 
 
 def task_fields(form: MultiDict[str, str]) -> TaskFields:
