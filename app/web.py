@@ -6,13 +6,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from quart import Quart, g, request
+from quart import Quart, current_app, g, request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.accounts import member_access
 from app.auth.csrf import csrf_token
 from app.db import get_db
 from app.events.log import EVENT_TYPES
+from app.live import presence
+from app.live.presence import Seen
 from app.models import Role, Story, Task, TaskStatus
 from app.tasks.burndown import plot
 from app.tasks.lifecycle import RULES, Action, actions_from
@@ -61,13 +63,24 @@ async def change_as_member(work: Callable[[AsyncSession, Role], Awaitable[T]]) -
     return await get_db().write(write)
 
 
-def live_page(cursor: int) -> dict[str, Any]:
+def live_page(cursor: int, sprint_id: int | None) -> dict[str, Any]:
     """What a page that follows the live stream (the board, a task's page) is rendered
-    with: the event id it shows, the transport asked for, and the events it listens to."""
+    with: the event id it shows, the transport asked for, the events it listens to, and
+    who else is looking at its sprint now (`viewers`, and by task, `viewing`)."""
+    others: list[Seen] = []
+    if sprint_id is not None:
+        everyone = current_app.extensions["live"].presence.viewers((g.org.id, sprint_id))
+        others = [seen for seen in everyone if seen.user_id != g.user.id]
+    viewing: dict[int, list[Seen]] = {}
+    for seen in others:
+        if seen.task_id is not None:
+            viewing.setdefault(seen.task_id, []).append(seen)
     return {
         "event_id": cursor,
         "transport": "ws" if request.args.get("transport") == "ws" else "sse",
-        "live_event_types": ",".join(EVENT_TYPES),
+        "live_event_types": ",".join((*EVENT_TYPES, presence.EVENT)),
+        "viewers": others,
+        "viewing": viewing,
     }
 
 

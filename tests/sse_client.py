@@ -12,7 +12,7 @@ import httpx
 
 @dataclass
 class Message:
-    """One SSE message; `kind` is "event", "comment" or "retry"."""
+    """One SSE message; `kind` is "event", "presence", "comment" or "retry"."""
 
     kind: str
     id: int | None = None
@@ -27,8 +27,19 @@ class Stream:
         self._lines = response.aiter_lines()
 
     async def next(self, wait: float = 10.0) -> Message:
-        """The next message (comments and retry lines included), or TimeoutError."""
-        return await asyncio.wait_for(self._read(), wait)
+        """The next message (comments and retry lines included, presence notices not:
+        they come whenever someone opens or closes a page), or TimeoutError."""
+        while True:
+            message = await asyncio.wait_for(self._read(), wait)
+            if message.kind != "presence":
+                return message
+
+    async def next_presence(self, wait: float = 10.0) -> Message:
+        """The next presence notice, skipping everything else."""
+        while True:
+            message = await asyncio.wait_for(self._read(), wait)
+            if message.kind == "presence":
+                return message
 
     async def next_event(self, wait: float = 10.0) -> Message:
         """The next real event, skipping heartbeats and retry lines."""
@@ -69,10 +80,11 @@ def _message(fields: dict[str, list[str]]) -> Message:
         return Message("comment", data=fields["_comment"][0])
     if "retry" in fields and "data" not in fields:
         return Message("retry", retry=int(fields["retry"][0]))
+    event = fields.get("event", ["message"])[0]
     return Message(
-        "event",
+        "presence" if event == "presence" else "event",
         id=int(fields["id"][0]) if "id" in fields else None,
-        event=fields.get("event", ["message"])[0],
+        event=event,
         data="\n".join(fields.get("data", [])),
     )
 

@@ -165,6 +165,7 @@ OPERATIONS = [
     ("GET", "/api/v1/users/{user_id}"),
     ("GET", "/api/v1/sprints/{sprint_id}/tasks"),
     ("GET", "/api/v1/sprints/{sprint_id}/burndown"),
+    ("GET", "/api/v1/sprints/{sprint_id}/presence"),
     ("GET", "/api/v1/stories/{story_id}/tasks"),
     ("POST", "/api/v1/stories/{story_id}/tasks"),
     ("GET", "/api/v1/tasks/{task_id}"),

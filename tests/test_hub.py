@@ -216,6 +216,7 @@ async def _stream(live: LiveUpdates, **options: object) -> asyncio.Queue[bytes]:
             Opening(org_id=1, viewer=Viewer(user_id=1), sprint_id=None, cursor=None),
             frame=lambda f: f.sse,
             reset=lambda newest: b"reset",
+            notice=lambda n: n.sse,
             heartbeat=lambda: b": keep-alive\n\n",
             hello=b"open",
             closing=b"bye",

@@ -45,6 +45,7 @@ LINKS: dict[str, dict[int, dict[str, tuple[str, dict[str, str]]]]] = {
         200: {
             "get_sprint_board": ("get_sprint_board", {"sprint_id": "$response.body#/sprints/0/id"}),
             "get_burndown": ("get_burndown", {"sprint_id": "$response.body#/sprints/0/id"}),
+            "get_presence": ("get_presence", {"sprint_id": "$response.body#/sprints/0/id"}),
         },
     },
     "get_sprint_board": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import g, request
+from quart import current_app, g, request
 from quart_schema import (
     document_querystring,
     document_response,
@@ -24,6 +24,7 @@ from app.api.schemas import (
     History,
     MeOut,
     NewTask,
+    PresenceOut,
     SprintList,
     StatusChange,
     TaskOut,
@@ -234,6 +235,19 @@ async def burndown(sprint_id: int) -> Any:
             for day in chart.days
         ],
     }
+
+
+@bp.get("/sprints/<int:sprint_id>/presence")
+@validate_response(PresenceOut)
+@document_response(ErrorBody, 404)
+async def presence(sprint_id: int) -> Any:
+    """Who is looking at the sprint now (its board or a task's page), on any instance,
+    once each; `taskId` is the task whose page they are on."""
+    await use_api_org()
+    async with get_db().read() as db:
+        sprint = await load_sprint(db, g.org.id, sprint_id)
+    viewers = current_app.extensions["live"].presence.viewers((g.org.id, sprint.id))
+    return {"viewers": [seen.as_json() for seen in viewers]}
 
 
 @bp.get("/stories/<int:story_id>/tasks")

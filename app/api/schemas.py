@@ -139,6 +139,16 @@ class BurndownOut(BaseModel):
     days: list[BurndownDayOut]
 
 
+class ViewerOut(BaseModel):
+    userId: str
+    name: str
+    taskId: str | None
+
+
+class PresenceOut(BaseModel):
+    viewers: list[ViewerOut]
+
+
 class BoardTaskOut(BaseModel):
     id: str
     storyId: str

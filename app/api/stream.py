@@ -13,7 +13,8 @@ from app.live.streams import live_updates, messages, open_websocket
 
 @bp.websocket("/ws/tasks")
 async def task_events() -> Any:
-    """Send every event of my organization as JSON; `?after=<id>` resumes, in order."""
+    """Send every event of my organization as JSON; `?after=<id>` resumes, in order.
+    Presence messages (`"type": "presence"`) say who is looking at which sprint."""
     ref = websocket.headers.get("X-Organization-Id") or websocket.args.get("org")
     opening = await open_websocket(ref)
     if isinstance(opening, tuple):
@@ -25,6 +26,7 @@ async def task_events() -> Any:
         opening,
         frame=lambda f: json.dumps(f.json),
         reset=lambda newest: json.dumps({"id": newest, "organization_id": org, "type": "reset"}),
+        notice=lambda n: json.dumps(n.json),
     ):
         await websocket.send(text)
     await websocket.close(1012)  # service restart: reconnect with ?after=

@@ -48,7 +48,9 @@ async def render_board(sprint_id: int, query: BoardQuery, *, error: Refusal | No
         # this page (harmlessly, if the view already shows it) instead of skipped.
         cursor = await last_event_id(db, g.org.id)
         view = await load_view(db, g.org, sprint_id, query, g.user.id)
-    html = await render_template("board/page.html", view=view, error=error, **live_page(cursor))
+    html = await render_template(
+        "board/page.html", view=view, error=error, **live_page(cursor, sprint_id)
+    )
     return html, (error.status if error else 200)
 
 

@@ -18,9 +18,11 @@ class Wakeups:
     def __init__(self) -> None:
         self._pending: dict[int, int] = {}
         self._wake = asyncio.Event()
-        # Set by LiveUpdates: "check the log for everything" and "close these streams".
+        # Set by LiveUpdates: "check the log for everything", "close these streams" and
+        # "another instance's presence".
         self.on_connected: Callable[[], None] = lambda: None
         self.on_control: Callable[[dict[str, Any]], None] = lambda command: None
+        self.on_presence: Callable[[dict[str, Any]], None] = lambda message: None
 
     def wake(self, org_id: int, event_id: int) -> None:
         """Have the fan-out catch `org_id` up to at least `event_id`."""
@@ -49,6 +51,9 @@ class MemoryBroker(Wakeups):
 
     def control(self, command: dict[str, Any]) -> None:
         """Stream-closing commands need no travel within one process."""
+
+    def share_presence(self, message: dict[str, Any]) -> None:
+        """Presence needs no travel within one process either."""
 
     async def start(self) -> None:
         return None

@@ -94,6 +94,23 @@ class Frame:
     json: dict[str, Any]
 
 
+@dataclass(frozen=True, eq=False)
+class Notice:
+    """Something to show that is not an event: it has no id, is never replayed, and a
+    newer one of the same kind and sprint replaces an older one still waiting (presence).
+    Like a frame, it is rendered once and the same bytes go to every subscriber."""
+
+    org_id: int
+    sprint_id: int | None
+    type: str
+    html: str
+    sse: bytes
+    json: dict[str, Any]
+
+
+Item = Frame | Notice
+
+
 class Closed:
     """Put on a subscriber's queue to end its stream; `reason` says why."""
 
@@ -116,11 +133,11 @@ class Subscriber:
     # How the stream was authenticated, so signing out or revoking a token can end it.
     session_id: int | None = None
     token_id: int | None = None
-    queue: Mailbox[Frame | Closed | Heartbeat] = field(default_factory=lambda: Mailbox(QUEUE_SIZE))
+    queue: Mailbox[Item | Closed | Heartbeat] = field(default_factory=lambda: Mailbox(QUEUE_SIZE))
     dropped: bool = False
 
-    def wants(self, frame: Frame) -> bool:
-        return self.sprint_id is None or frame.sprint_id == self.sprint_id
+    def wants(self, item: Item) -> bool:
+        return self.sprint_id is None or item.sprint_id == self.sprint_id
 
     def close(self, reason: str) -> None:
         """End the stream: the reader sees `Closed` next, before anything still queued.
@@ -161,7 +178,7 @@ class Hub:
         # Kept as counts so checking a stream limit costs the same at 10,000 streams.
         self._per_user: Counter[int | None] = Counter()
         self._total = 0
-        self._to_wake: deque[Mailbox[Frame | Closed | Heartbeat]] = deque()
+        self._to_wake: deque[Mailbox[Item | Closed | Heartbeat]] = deque()
         self._waking = False
 
     @contextlib.contextmanager
@@ -207,8 +224,9 @@ class Hub:
         """Open streams here, all of them or one person's."""
         return self._total if user_id is None else self._per_user.get(user_id, 0)
 
-    def publish(self, frame: Frame) -> int:
-        """Hand a frame to every subscriber of its organization; returns how many took it.
+    def publish(self, frame: Item) -> int:
+        """Hand a frame (or a notice) to every subscriber of its organization that wants
+        it; returns how many took it.
 
         The frame goes into every queue now, so a later frame can join it in one write;
         the streams are woken a slice per loop round (see `_wake_some`). Never awaits a
@@ -237,7 +255,7 @@ class Hub:
                     self._queue_quietly(subscriber, HEARTBEAT)
         self._start_waking()
 
-    def _queue_quietly(self, subscriber: Subscriber, item: Frame | Heartbeat) -> None:
+    def _queue_quietly(self, subscriber: Subscriber, item: Item | Heartbeat) -> None:
         """Queue without waking; a waiting stream is woken later by `_wake_some`."""
         if subscriber.queue.put_quietly(item):
             self._to_wake.append(subscriber.queue)

@@ -5,7 +5,8 @@ So Redis only ever says "organization X has events up to id N" (never the events
 every time an instance (re)connects it asks its fan-out to catch up from the log for
 every organization it serves. Changes keep succeeding while Redis is down; their events
 reach every stream once it is back. The same channel family carries "close these
-streams" commands (sign-out, removal, revoked token), which every instance applies.
+streams" commands (sign-out, removal, revoked token), which every instance applies, and
+each instance's presence (see app/live/presence.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 EVENTS = "sprintboard:events"
 CONTROL = "sprintboard:control"
+PRESENCE = "sprintboard:presence"
 MAX_BACKOFF = 10.0
 
 
@@ -65,6 +67,11 @@ class RedisBroker(Wakeups):
         """Ask every instance (this one included, by its caller) to close some streams."""
         self._publish(CONTROL, json.dumps(command))
 
+    def share_presence(self, message: dict[str, Any]) -> None:
+        """Tell the other instances about this one's presence (best effort: each says
+        all it has every few seconds, so a lost message heals itself)."""
+        self._publish(PRESENCE, json.dumps(message))
+
     def _publish(self, channel: str, payload: str) -> None:
         task = asyncio.create_task(self._send(channel, payload))
         self._publishing.add(task)
@@ -87,7 +94,7 @@ class RedisBroker(Wakeups):
             try:
                 assert self._client is not None
                 async with self._client.pubsub() as pubsub:
-                    await pubsub.subscribe(EVENTS, CONTROL)
+                    await pubsub.subscribe(EVENTS, CONTROL, PRESENCE)
                     self.healthy = True
                     if delay > 0.2:
                         log.info("Redis is back; catching up from the event log")
@@ -121,5 +128,7 @@ class RedisBroker(Wakeups):
                 self.wake(int(org), int(event))
             elif channel == CONTROL:
                 self.on_control(json.loads(data))
-        except (ValueError, TypeError):
+            elif channel == PRESENCE:
+                self.on_presence(json.loads(data))
+        except (ValueError, TypeError, KeyError):
             log.warning("ignored a malformed Redis message on %s", channel)

@@ -18,8 +18,9 @@ from typing import Any, Protocol
 from sqlalchemy import bindparam, select
 
 from app.db import Database
-from app.events.hub import Frame, Hub, Subscriber, Whose
+from app.events.hub import Frame, Hub, Notice, Subscriber, Whose
 from app.events.log import last_event_id, newest_event_ids
+from app.live.presence import Presence, Seen
 from app.live.render import Renderer
 from app.models import TaskEvent
 
@@ -48,10 +49,12 @@ class Broker(Protocol):
 
     on_connected: Callable[[], None]
     on_control: Callable[[dict[str, Any]], None]
+    on_presence: Callable[[dict[str, Any]], None]
 
     def announce(self, org_id: int, event_id: int) -> None: ...
     def wake(self, org_id: int, event_id: int) -> None: ...
     def control(self, command: dict[str, Any]) -> None: ...
+    def share_presence(self, message: dict[str, Any]) -> None: ...
     def batches(self) -> AsyncIterator[dict[int, int]]: ...
     async def start(self) -> None: ...
     async def close(self) -> None: ...
@@ -82,6 +85,7 @@ class LiveUpdates:
         self.renderer = renderer
         self.broker = broker
         self.hub = Hub()
+        self.presence = Presence(self.hub, broker, self._render_presence)
         self.window = window
         self.heartbeat = heartbeat
         self._last_seen: dict[int, int] = {}
@@ -90,9 +94,11 @@ class LiveUpdates:
     async def start(self) -> None:
         async with self.db.read() as session:
             self._last_seen = await newest_event_ids(session)
-        self.broker.on_connected = self.catch_up_everything
+        self.broker.on_connected = self._connected
         self.broker.on_control = self._apply_control
+        self.broker.on_presence = self.presence.hear
         await self.broker.start()
+        self.presence.start()
         self._tasks = [
             asyncio.create_task(self._run(), name="sprintboard-fanout"),
             asyncio.create_task(self._poll(), name="sprintboard-log-poll"),
@@ -113,7 +119,17 @@ class LiveUpdates:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.presence.stop()
         await self.broker.close()
+
+    async def _render_presence(self, key: tuple[int, int], viewers: Sequence[Seen]) -> Notice:
+        return await self.renderer.presence_notice(key, viewers)
+
+    def _connected(self) -> None:
+        """The broker (re)connected: what it may have missed is in the log, and the other
+        instances may have lost what this one's presence is."""
+        self.catch_up_everything()
+        self.presence.share_whole()
 
     def catch_up_everything(self) -> None:
         """After a broker (re)connect: check the log for every organization served here."""

@@ -17,9 +17,10 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
-from app.events.hub import Frame
+from app.events.hub import Frame, Notice
 from app.events.serialize import event_json
-from app.live import sse
+from app.live import presence, sse
+from app.live.presence import Key, Seen
 from app.models import Organization, Sprint, Task, TaskEvent, TaskStatus
 from app.tasks.burndown import Burndown, Shift, chart, load_shifts, moves
 from app.tasks.sprints import SprintSummary, load_summary
@@ -85,6 +86,7 @@ class Renderer:
         # What rendering has cost: the time per event of the latest renders (the
         # benchmark reads their median from the log at exit).
         self.render_times: deque[float] = deque(maxlen=10_000)
+        self._slugs: dict[int, str] = {}  # organizations' slugs never change
 
     async def frames(self, org_id: int, events: Sequence[TaskEvent]) -> list[Frame]:
         """The frames of these events (all of one organization), in the same order."""
@@ -181,3 +183,36 @@ class Renderer:
                     )
                 )
         return frames
+
+    async def presence_notice(self, key: Key, viewers: Sequence[Seen]) -> Notice:
+        """The notice every stream of a sprint receives when who is looking changes."""
+        org_id, sprint_id = key
+        slug = self._slugs.get(org_id)
+        if slug is None:
+            async with self.db.read() as session:
+                found = await session.scalar(
+                    select(Organization.slug).where(Organization.id == org_id)
+                )
+            slug = self._slugs[org_id] = found or ""
+        async with self.app.test_request_context("/"):
+            html = compact(
+                await render_template(
+                    "live/_presence_notice.html",
+                    viewers=viewers,
+                    org_slug=slug,
+                    sprint_id=sprint_id,
+                )
+            )
+        return Notice(
+            org_id=org_id,
+            sprint_id=sprint_id,
+            type=presence.EVENT,
+            html=html,
+            sse=sse.encode(data=html, event=presence.EVENT),
+            json={
+                "type": presence.EVENT,
+                "organizationId": str(org_id),
+                "sprintId": str(sprint_id),
+                "viewers": [seen.as_json() for seen in viewers],
+            },
+        )

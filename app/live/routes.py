@@ -12,7 +12,7 @@ from app.live.streams import (
     messages,
     open_stream,
     open_websocket,
-    sse_frame,
+    sse_bytes,
     sse_heartbeat,
     sse_reset,
 )
@@ -25,13 +25,15 @@ async def events(org: str) -> Any:
     body = messages(
         live_updates(),
         opening,
-        frame=sse_frame,
+        frame=sse_bytes,
         reset=sse_reset,
+        notice=sse_bytes,
         heartbeat=sse_heartbeat,
         hello=sse.retry(),
         # The server is going away (or this stream fell behind): come back soon.
         closing=sse.retry(500),
         join=b"".join,
+        present=True,
     )
     response = Response(
         body,
@@ -53,7 +55,14 @@ async def events_ws(org: str) -> Any:
     if isinstance(opening, tuple):
         return opening  # refused before the handshake
     await websocket.accept()
-    async for text in messages(live_updates(), opening, frame=lambda f: f.html, reset=_ws_reset):
+    async for text in messages(
+        live_updates(),
+        opening,
+        frame=lambda f: f.html,
+        reset=_ws_reset,
+        notice=lambda n: n.html,
+        present=True,
+    ):
         await websocket.send(text)
     await websocket.close(1012)  # service restart: the client should reconnect
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -13,11 +14,11 @@ from app.auth.csrf import same_origin_websocket
 from app.auth.guards import resolve_membership, use_membership
 from app.db import get_db
 from app.errors import BadInput, NotFound, Refusal, TooMany
-from app.events.hub import Closed, Frame
+from app.events.hub import Closed, Frame, Notice
 from app.inputs import row_id
 from app.live import sse
 from app.live.fanout import LiveUpdates, Reset
-from app.models import Sprint
+from app.models import Sprint, Story, Task
 
 T = TypeVar("T")
 
@@ -54,6 +55,26 @@ async def parse_sprint(org_id: int, value: str | None) -> int | None:
     return sprint_id
 
 
+async def parse_task(org_id: int, sprint_id: int | None, value: str | None) -> int | None:
+    """`task=<id>`: the stream is a task's page, a task of the stream's sprint."""
+    if value is None or value == "":
+        return None
+    task_id = row_id(value)
+    if task_id is None:
+        raise BadInput(f"“{value[:40]}” is not a task id.")
+    if sprint_id is None:
+        raise BadInput("A task's stream names its sprint too (sprint=).")
+    async with get_db().read() as db:
+        found = await db.scalar(
+            select(Task.id)
+            .join(Story, Story.id == Task.story_id)
+            .where(Task.id == task_id, Task.org_id == org_id, Story.sprint_id == sprint_id)
+        )
+    if found is None:
+        raise NotFound(f"There is no task #{task_id} in this sprint.")
+    return task_id
+
+
 def check_stream_limit(user_id: int) -> None:
     limit = current_app.config["SETTINGS"].max_streams_per_user
     if live_updates().hub.count(user_id=user_id) >= limit:
@@ -67,22 +88,25 @@ class Viewer:
     """Who opened a stream, and with what credential (a session or a token)."""
 
     user_id: int
+    name: str = ""
     session_id: int | None = None
     token_id: int | None = None
 
     @classmethod
     def current(cls) -> Viewer:
-        return cls(g.user.id, g.get("session_id"), g.get("token_id"))
+        return cls(g.user.id, g.user.name, g.get("session_id"), g.get("token_id"))
 
 
 @dataclass(frozen=True)
 class Opening:
-    """A stream about to open: whose, of which organization, narrowed how, from where."""
+    """A stream about to open: whose, of which organization, narrowed how (to a sprint,
+    and for a task's page to its task), from where."""
 
     org_id: int
     viewer: Viewer
     sprint_id: int | None
     cursor: int | None
+    task_id: int | None = None
 
 
 async def open_stream(
@@ -94,8 +118,9 @@ async def open_stream(
     use_membership(await resolve_membership(org_ref))
     cursor = parse_cursor(last_event_id, args.get("after"))
     sprint_id = await parse_sprint(g.org.id, args.get("sprint"))
+    task_id = await parse_task(g.org.id, sprint_id, args.get("task"))
     check_stream_limit(g.user.id)
-    return Opening(g.org.id, Viewer.current(), sprint_id, cursor)
+    return Opening(g.org.id, Viewer.current(), sprint_id, cursor, task_id)
 
 
 async def open_websocket(org_ref: str | None) -> Opening | tuple[str, int]:
@@ -115,10 +140,12 @@ async def messages(
     *,
     frame: Callable[[Frame], T],
     reset: Callable[[int], T],
+    notice: Callable[[Notice], T],
     heartbeat: Callable[[], T] | None = None,
     hello: T | None = None,
     closing: T | None = None,
     join: Callable[[list[T]], T] | None = None,
+    present: bool = False,
 ) -> AsyncIterator[T]:
     """Subscribe, replay what the cursor missed, then follow live, with no gap or repeat.
 
@@ -127,17 +154,28 @@ async def messages(
     request context (a streamed body outlives it), so it is handed what it needs.
     `hello` is sent first; `closing` when the server ends the stream (shutdown, fell
     behind, signed out).
+    With `present`, a page's stream narrowed to a sprint, the viewer counts as looking
+    at that sprint (and task) for as long as the stream is open.
     With `join`, frames that are waiting together go out as one message (one write).
     This loop runs once per stream per event: keep it free of timers and extra layers.
     """
     viewer = opening.viewer
-    with live.hub.subscribe(
-        opening.org_id,
-        user_id=viewer.user_id,
-        sprint_id=opening.sprint_id,
-        session_id=viewer.session_id,
-        token_id=viewer.token_id,
-    ) as subscriber:
+    sprint_id = opening.sprint_id
+    with contextlib.ExitStack() as stack:
+        subscriber = stack.enter_context(
+            live.hub.subscribe(
+                opening.org_id,
+                user_id=viewer.user_id,
+                sprint_id=sprint_id,
+                session_id=viewer.session_id,
+                token_id=viewer.token_id,
+            )
+        )
+        if present and sprint_id is not None:
+            key = (opening.org_id, sprint_id)
+            stack.enter_context(
+                live.presence.present(key, viewer.user_id, viewer.name, opening.task_id)
+            )
         if hello is not None:
             yield hello  # only once subscribed: a client that sees it is counted
         try:
@@ -147,22 +185,28 @@ async def messages(
             yield reset(sent)
         for old in replayed:
             yield frame(old)
+        if sprint_id is not None and (current := live.presence.notice((opening.org_id, sprint_id))):
+            yield notice(current)  # who is here now, if it changed since the page was made
         queue = subscriber.queue
         while True:
             waiting = [await queue.get()]
             while not queue.empty():  # a burst, or this stream fell behind:
                 waiting.append(queue.get_nowait())  # send what waits in one write
             fresh: list[T] = []
+            notices: dict[int | None, Notice] = {}  # the newest per sprint replaces the rest
             beat = closed = False
             for item in waiting:  # one pass: this runs for every stream on every event
                 if isinstance(item, Frame):
                     if item.id > sent:  # a duplicate of the replay otherwise
                         sent = item.id
                         fresh.append(frame(item))
+                elif isinstance(item, Notice):
+                    notices[item.sprint_id] = item
                 elif isinstance(item, Closed):
                     closed = True
                 else:
                     beat = True
+            fresh.extend(notice(item) for item in notices.values())
             if join is not None and len(fresh) > 1:
                 yield join(fresh)
             else:
@@ -176,7 +220,8 @@ async def messages(
         yield closing
 
 
-def sse_frame(item: Frame) -> bytes:
+def sse_bytes(item: Frame | Notice) -> bytes:
+    """A frame's or a notice's SSE message, encoded once for every stream."""
     return item.sse
 
 

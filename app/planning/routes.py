@@ -42,7 +42,8 @@ async def task_page(org: str, task_id: int) -> Any:
         cursor = await last_event_id(db, g.org.id)
         task = await load_task(db, g.org.id, task_id)
         history = await task_history(db, g.org.id, task.id)
-    return await render_template("tasks/page.html", task=task, history=history, **live_page(cursor))
+    page = live_page(cursor, task.story.sprint_id)
+    return await render_template("tasks/page.html", task=task, history=history, **page)
 
 
 def task_fields(form: MultiDict[str, str]) -> TaskFields:

@@ -230,6 +230,78 @@
     });
   }
 
+  // ---------------------------------------------------------------- presence --------
+
+  // Who else is looking: the stream sends one list for the whole sprint, me included.
+  // My own entry is dropped here, and the people on a task's page are painted onto its
+  // card (cards arrive without them: a broadcast card is the same for everyone).
+  function applyPresence(message) {
+    var holder = message.querySelector("template[data-live-presence]");
+    var row = holder && holder.content.querySelector("#presence");
+    var old = document.getElementById("presence");
+    if (!row || !old) return;
+    row = document.importNode(row, true);
+    row.querySelectorAll('[data-presence-user-id="' + me + '"]').forEach(function (el) { el.remove(); });
+    var people = row.querySelectorAll(".presence-person");
+    var handful = parseInt(row.getAttribute("data-handful"), 10) || 5;
+    people.forEach(function (person, i) { person.classList.toggle("presence-extra", i >= handful); });
+    row.setAttribute("data-count", String(people.length));
+    setText(row.querySelector(".presence-more-count"), String(Math.max(0, people.length - handful)));
+    row.querySelector(".presence-more").hidden = people.length <= handful;
+    row.querySelector(".presence-alone").hidden = people.length > 0;
+    // Keep an opened list open, and keyboard focus where it was.
+    if (old.hasAttribute("data-open")) row.setAttribute("data-open", "");
+    var focused = old.contains(document.activeElement) ? document.activeElement : null;
+    old.replaceWith(row);
+    if (focused) {
+      var again = focused.classList.contains("presence-more") ? row.querySelector(".presence-more")
+        : focused.getAttribute("href") && row.querySelector('a[href="' + focused.getAttribute("href") + '"]');
+      (again && !again.hidden ? again : row.querySelector(".presence-more:not([hidden])") || row).focus();
+    }
+    paintViewers();
+  }
+
+  function paintViewers() {
+    var byTask = {};
+    document.querySelectorAll("#presence [data-viewing-task]").forEach(function (person) {
+      var task = person.getAttribute("data-viewing-task");
+      (byTask[task] = byTask[task] || []).push(person);
+    });
+    document.querySelectorAll(".card .card-viewers").forEach(function (holder) {
+      var people = byTask[holder.closest(".card").getAttribute("data-task-id")] || [];
+      var key = people.map(function (p) { return p.getAttribute("data-presence-user-id"); }).join(",");
+      if (holder.getAttribute("data-shown") === key) return;
+      holder.setAttribute("data-shown", key);
+      holder.textContent = "";
+      people.forEach(function (person) {
+        var name = person.querySelector(".presence-name").textContent;
+        var chip = document.createElement("span");
+        chip.className = "avatar avatar-xs";
+        chip.setAttribute("style", person.querySelector(".avatar").getAttribute("style") || "");
+        chip.setAttribute("data-presence-user-id", person.getAttribute("data-presence-user-id"));
+        chip.title = name + " is on this task's page";
+        var letter = document.createElement("span");
+        letter.setAttribute("aria-hidden", "true");
+        letter.textContent = name.charAt(0);
+        var words = document.createElement("span");
+        words.className = "sr-only";
+        words.textContent = chip.title;
+        chip.appendChild(letter);
+        chip.appendChild(words);
+        holder.appendChild(chip);
+      });
+    });
+  }
+
+  document.addEventListener("click", function (event) {
+    var more = event.target.closest && event.target.closest(".presence-more");
+    if (!more) return;
+    var row = more.closest("#presence");
+    var open = !row.hasAttribute("data-open");
+    row.toggleAttribute("data-open", open);
+    more.setAttribute("aria-expanded", String(open));
+  });
+
   // ---------------------------------------------------------------- connection ------
 
   var lastSync = null;
@@ -332,6 +404,8 @@
   function receive(id, type, message) {
     if (held) { held.push([id, type, message]); return; }
     if (type === "reset") { reset(); return; }
+    // Presence has no event id of its own (SSE repeats the last one): never a duplicate.
+    if (type === "presence") { applyPresence(message); synced(); return; }
     if (id && id <= cursor()) return; // already shown: drop the duplicate
     if (taskPage) {
       followTask(message);
@@ -346,13 +420,14 @@
     htmx.swap(board, message, { swapStyle: "none", swapDelay: 0, settleDelay: 0 });
     if (id) advance(id);
     recount();
+    paintViewers();
     adoptToasts();
     synced();
     if (needsRefresh) {
       needsRefresh = false;
       // A card belongs to a group this page has never seen (a new story): fetch the groups.
       htmx.ajax("GET", window.location.href, { target: "#board-groups", select: "#board-groups", swap: "outerHTML" })
-        .then(recount);
+        .then(function () { recount(); paintViewers(); });
     }
   }
 
@@ -364,7 +439,8 @@
       event.preventDefault(); // handled here, in one pass
       var message = parse(event.detail.message);
       var tagged = message.querySelector("template[data-event-id]");
-      var type = message.querySelector("template[data-live-reset]") ? "reset" : "message";
+      var type = message.querySelector("template[data-live-reset]") ? "reset"
+        : message.querySelector("template[data-live-presence]") ? "presence" : "message";
       receive(tagged ? parseInt(tagged.getAttribute("data-event-id"), 10) : 0, type, message);
     });
   } else {
@@ -384,6 +460,9 @@
 
   // The actor's own htmx answers swap groups out of band: keep the counts true then too.
   document.body.addEventListener("htmx:afterSettle", function (event) {
-    if (event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("form[data-action]")) recount();
+    if (event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("form[data-action]")) {
+      recount();
+      paintViewers();
+    }
   });
 })();
