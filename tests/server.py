@@ -39,11 +39,17 @@ class Server:
 
 
 def start_server(
-    database_url: str, *, port: int | None = None, workers: int = 1, **env: str
+    database_url: str,
+    *,
+    port: int | None = None,
+    workers: int = 1,
+    host: str = "127.0.0.1",
+    **env: str,
 ) -> Server:
     """Start `python -m app serve` and return once it says it is listening.
 
     `port` reuses a given port (a restart the browser should find again); else a free one.
+    `host` is the address it listens on (and the URL's).
     """
     port = port or free_port()
     environ = {
@@ -57,13 +63,16 @@ def start_server(
         if name not in env:
             environ.pop(name, None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", str(workers)],
+        [
+            *(sys.executable, "-m", "app", "serve", "--host", host, "--port", str(port)),
+            *("--workers", str(workers)),
+        ],
         env=environ,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    server = Server(f"http://127.0.0.1:{port}", port, process)
+    server = Server(f"http://{host}:{port}", port, process)
     ready = threading.Event()
 
     def drain() -> None:

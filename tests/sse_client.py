@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -95,3 +97,29 @@ async def open_stream(
 ) -> AsyncIterator[Stream]:
     async with client.stream("GET", url, headers=headers or {}) as response:
         yield Stream(response)
+
+
+def people(notice_html: str) -> dict[int, int | None]:
+    """user id → task id, from a presence notice or a page's #presence."""
+    row = notice_html[notice_html.index('id="presence"') :]
+    row = row[: row.index("</ul>")]
+    found = {}
+    for attrs in re.findall(r"<li ([^>]*)>", row):
+        user = re.search(r'data-presence-user-id="(\d+)"', attrs)
+        task = re.search(r'data-viewing-task="(\d+)"', attrs)
+        assert user is not None
+        found[int(user.group(1))] = int(task.group(1)) if task else None
+    return found
+
+
+async def presence_until(stream: Stream, want: dict[int, int | None], within: float) -> float:
+    """Read presence notices until one shows exactly `want`; how long it took."""
+    started = time.monotonic()
+    deadline = started + within
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"presence never became {want}")
+        message = await stream.next_presence(wait=left)
+        if people(message.data) == want:
+            return time.monotonic() - started

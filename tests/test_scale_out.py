@@ -4,6 +4,7 @@ in order, across a Redis restart, with one winner per race and no gap in event i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from tests.factories import Scene, build_scene, make_user, token_for
 from tests.pg import fresh_postgres_database
 from tests.redis_server import RedisServer, running_redis
 from tests.server import Server, running_server
-from tests.sse_client import open_stream
+from tests.sse_client import open_stream, presence_until
 
 pytestmark = pytest.mark.server
 
@@ -115,6 +116,52 @@ async def test_a_redis_restart_loses_nothing_and_repeats_nothing(cluster: Cluste
         extra = await stream.events_until_quiet(wait=15)
     assert [m.id for m in got] == list(range(start + 1, start + 19))
     assert extra == []
+
+
+async def test_presence_crosses_instances_and_a_killed_instance_leaves(cluster: Cluster):
+    """Bob on A, Carol on B: she sees him within the join bound. A dies with `kill -9`
+    (saying nothing): B drops A's people once A has been silent for the down period."""
+    bob, carol = cluster.scene.bob.id, cluster.scene.carol.id
+    task = cluster.scene.acme.tasks[0].id
+    sprint = cluster.scene.acme.sprint.id
+    async with (
+        httpx.AsyncClient(timeout=30) as http,
+        open_stream(
+            http, f"{cluster.b.url}/o/acme/events?sprint={sprint}", cluster.auth("carol")
+        ) as watching,
+    ):
+        await presence_until(watching, {carol: None}, 2)
+        on_a = open_stream(
+            http, f"{cluster.a.url}/o/acme/events?sprint={sprint}&task={task}", cluster.auth()
+        )
+        await on_a.__aenter__()
+        await presence_until(watching, {carol: None, bob: task}, 2)
+        cluster.a.process.kill()
+        with contextlib.suppress(httpx.HTTPError):
+            await on_a.__aexit__(None, None, None)
+        gone = await presence_until(watching, {carol: None}, 60)
+    print(f"a killed instance's people gone from B after {gone:.1f} s")
+
+
+async def test_presence_rebuilds_after_a_redis_restart(cluster: Cluster):
+    """Alice opens the board on A while Redis is down: nobody can tell B. Once Redis is
+    back, A says all it has and B shows her."""
+    alice_token = await token_for(cluster.db, cluster.scene.alice)
+    bob, carol, alice = (cluster.scene.people[n].id for n in ("bob", "carol", "alice"))
+    board = f"/o/acme/events?sprint={cluster.scene.acme.sprint.id}"
+    async with (
+        httpx.AsyncClient(timeout=30) as http,
+        open_stream(http, cluster.b.url + board, cluster.auth("carol")) as watching,
+        open_stream(http, cluster.a.url + board, cluster.auth("bob")),
+    ):
+        await presence_until(watching, {carol: None, bob: None}, 4)
+        cluster.redis.stop()
+        async with open_stream(
+            http, cluster.a.url + board, {"Authorization": f"Bearer {alice_token}"}
+        ) as alice_stream:
+            await presence_until(alice_stream, {carol: None, bob: None, alice: None}, 4)
+            cluster.redis.start()
+            await presence_until(watching, {carol: None, bob: None, alice: None}, 30)
 
 
 async def test_twenty_takes_across_both_instances_have_one_winner(cluster: Cluster):
