@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -65,12 +64,14 @@ async def site(database_url: str) -> AsyncIterator[Site]:
 async def test_joins_show_within_2s_and_closed_streams_leave_within_5s(site: Site) -> None:
     carol, bob = site.scene.carol.id, site.scene.bob.id
     task = site.task()
-    async with site.client() as http:
-        async with open_stream(http, site.board_stream(), site.auth("carol")) as watching:
-            await presence_until(watching, {carol: None}, JOIN_SECONDS)
-            async with open_stream(http, site.board_stream(task), site.auth("bob")):
-                joined = await presence_until(watching, {carol: None, bob: task}, JOIN_SECONDS)
-            left = await presence_until(watching, {carol: None}, LEAVE_SECONDS)
+    async with (
+        site.client() as http,
+        open_stream(http, site.board_stream(), site.auth("carol")) as watching,
+    ):
+        await presence_until(watching, {carol: None}, JOIN_SECONDS)
+        async with open_stream(http, site.board_stream(task), site.auth("bob")):
+            joined = await presence_until(watching, {carol: None, bob: task}, JOIN_SECONDS)
+        left = await presence_until(watching, {carol: None}, LEAVE_SECONDS)
     print(f"join seen after {joined:.2f} s, leave after {left:.2f} s")
 
 
@@ -131,22 +132,23 @@ async def test_the_json_stream_sends_the_same_presence(site: Site) -> None:
 
 async def test_without_javascript_the_page_shows_who_was_there_but_not_me(site: Site) -> None:
     bob, carol = site.scene.bob, site.scene.carol
-    async with site.client() as http, open_stream(http, site.board_stream(), site.auth("bob")):
-        async with (
-            site.client() as page,
-            open_stream(http, site.board_stream(), site.auth("carol")),
-        ):
-            login = await page.get("/login")
-            csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
-            assert csrf is not None
-            signed_in = await page.post(
-                "/login/dev", data={"csrf_token": csrf.group(1), "email": carol.email}
-            )
-            assert signed_in.status_code == 303
-            board = await page.get(f"/o/acme/sprints/{site.sprint}")
-            assert people(board.text) == {bob.id: None}  # carol's own stream is not listed
-            task = await page.get(f"/o/acme/tasks/{site.task()}")
-            assert people(task.text) == {bob.id: None}
+    async with (
+        site.client() as http,
+        open_stream(http, site.board_stream(), site.auth("bob")),
+        site.client() as page,
+        open_stream(http, site.board_stream(), site.auth("carol")),
+    ):
+        login = await page.get("/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+        assert csrf is not None
+        signed_in = await page.post(
+            "/login/dev", data={"csrf_token": csrf.group(1), "email": carol.email}
+        )
+        assert signed_in.status_code == 303
+        board = await page.get(f"/o/acme/sprints/{site.sprint}")
+        assert people(board.text) == {bob.id: None}  # carol's own stream is not listed
+        task = await page.get(f"/o/acme/tasks/{site.task()}")
+        assert people(task.text) == {bob.id: None}
 
 
 # --- a client whose network vanished -------------------------------------------------
@@ -172,6 +174,20 @@ sock.settimeout(None)
 while sock.recv(65536):
     pass
 """
+
+
+def quiet_client(port: int, path: str, token: str) -> subprocess.Popen[str]:
+    """Start QUIET_CLIENT in the namespace; returns once its stream is open."""
+    quiet = subprocess.Popen(
+        [
+            *("ip", "netns", "exec", NS, sys.executable, "-c", QUIET_CLIENT),
+            *(HOST_IP, str(port), path, token),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert quiet.stdout is not None and quiet.stdout.readline().strip() == "open"
+    return quiet
 
 
 def ip(*args: str) -> None:
@@ -217,24 +233,18 @@ async def test_a_client_that_vanished_is_gone_within_the_stall_bound(
         SPRINTBOARD_STALL_SECONDS=str(STALL),
     )
     site = Site(scene, server, tokens)
-    quiet = subprocess.Popen(
-        [
-            *("ip", "netns", "exec", NS, sys.executable, "-c", QUIET_CLIENT),
-            *(HOST_IP, str(server.port), site.board_stream(), tokens["bob"]),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    quiet = quiet_client(server.port, site.board_stream(), tokens["bob"])
     try:
-        assert quiet.stdout is not None and quiet.stdout.readline().strip() == "open"
         carol, bob = scene.carol.id, scene.bob.id
-        async with site.client() as http:
-            async with open_stream(http, site.board_stream(), site.auth("carol")) as watching:
-                await presence_until(watching, {carol: None, bob: None}, JOIN_SECONDS)
-                ip("netns", "exec", NS, "ip", "link", "set", PEER_IF, "down")
-                # A heartbeat goes unanswered, the kernel waits STALL, the fold a second.
-                bound = HEARTBEAT + STALL + 1.0 + 2.0
-                gone = await presence_until(watching, {carol: None}, bound)
+        async with (
+            site.client() as http,
+            open_stream(http, site.board_stream(), site.auth("carol")) as watching,
+        ):
+            await presence_until(watching, {carol: None, bob: None}, JOIN_SECONDS)
+            ip("netns", "exec", NS, "ip", "link", "set", PEER_IF, "down")
+            # A heartbeat goes unanswered, the kernel waits STALL, the fold a second.
+            bound = HEARTBEAT + STALL + 1.0 + 2.0
+            gone = await presence_until(watching, {carol: None}, bound)
         assert quiet.poll() is None  # the client never closed: the server found it dead
         print(f"vanished client gone after {gone:.2f} s (bound {bound:.0f} s)")
     finally:
