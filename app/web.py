@@ -66,7 +66,7 @@ async def change_as_member(work: Callable[[AsyncSession, Role], Awaitable[T]]) -
 def live_page(cursor: int, sprint_id: int | None) -> dict[str, Any]:
     """What a page that follows the live stream (the board, a task's page) is rendered
     with: the event id it shows, the transport asked for, the events it listens to, and
-    who else is looking at its sprint now (`viewers`, and by task, `viewing`)."""
+    who else is looking at its sprint now (the people named, their number, and by task)."""
     others: list[Seen] = []
     if sprint_id is not None:
         everyone = current_app.extensions["live"].presence.viewers((g.org.id, sprint_id))
@@ -79,7 +79,8 @@ def live_page(cursor: int, sprint_id: int | None) -> dict[str, Any]:
         "event_id": cursor,
         "transport": "ws" if request.args.get("transport") == "ws" else "sse",
         "live_event_types": ",".join((*EVENT_TYPES, presence.EVENT)),
-        "viewers": others,
+        "presence_listed": presence.listed(others),
+        "presence_total": len(others),
         "viewing": viewing,
     }
 

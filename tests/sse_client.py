@@ -104,7 +104,7 @@ def people(notice_html: str) -> dict[int, int | None]:
     row = notice_html[notice_html.index('id="presence"') :]
     row = row[: row.index("</ul>")]
     found = {}
-    for attrs in re.findall(r"<li ([^>]*)>", row):
+    for attrs in re.findall(r'<li (class="presence-person[^>]*)>', row):
         user = re.search(r'data-presence-user-id="(\d+)"', attrs)
         task = re.search(r'data-viewing-task="(\d+)"', attrs)
         assert user is not None

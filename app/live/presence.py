@@ -47,6 +47,9 @@ from app.events.hub import Hub, Notice
 log = logging.getLogger(__name__)
 
 FOLD_SECONDS = 1.0  # a sprint's presence goes out at most this often
+# A notice names at most this many people (and counts the rest): with a thousand people
+# on one sprint, a notice naming them all would be ~200 KB, to each of them, every second.
+LISTED = 50
 STATE_SECONDS = 5.0  # every replica says all it has this often (its heartbeat)
 DOWN_SECONDS = 15.0  # a replica silent this long is down: its people are gone
 
@@ -190,6 +193,15 @@ class PresenceTable:
     def take_dirty(self) -> set[Key]:
         dirty, self.dirty = self.dirty, set()
         return dirty
+
+
+def listed(viewers: Sequence[Seen], limit: int = LISTED) -> list[Seen]:
+    """The people a notice or a page names, sorted by name: everyone on a task's page
+    first (their cards show them), then the rest, up to `limit`."""
+    on_tasks = [seen for seen in viewers if seen.task_id is not None]
+    on_boards = [seen for seen in viewers if seen.task_id is None]
+    chosen = (on_tasks + on_boards)[:limit]
+    return sorted(chosen, key=lambda s: (s.name.casefold(), s.user_id))
 
 
 class PresenceBroker(Protocol):

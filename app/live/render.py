@@ -198,7 +198,8 @@ class Renderer:
             html = compact(
                 await render_template(
                     "live/_presence_notice.html",
-                    viewers=viewers,
+                    listed=presence.listed(viewers),
+                    total=len(viewers),
                     org_slug=slug,
                     sprint_id=sprint_id,
                 )

@@ -241,14 +241,23 @@
     var old = document.getElementById("presence");
     if (!row || !old) return;
     row = document.importNode(row, true);
-    row.querySelectorAll('[data-presence-user-id="' + me + '"]').forEach(function (el) { el.remove(); });
+    // The notice counts everyone, me included; it names at most a few dozen. If I am not
+    // named, I am among those only counted.
+    var total = parseInt(row.getAttribute("data-count"), 10) || 0;
+    var mine = row.querySelectorAll('.presence-person[data-presence-user-id="' + me + '"]');
+    var named = row.querySelectorAll(".presence-person").length;
+    if (mine.length || total > named) total -= 1;
+    mine.forEach(function (el) { el.remove(); });
     var people = row.querySelectorAll(".presence-person");
     var handful = parseInt(row.getAttribute("data-handful"), 10) || 5;
     people.forEach(function (person, i) { person.classList.toggle("presence-extra", i >= handful); });
-    row.setAttribute("data-count", String(people.length));
-    setText(row.querySelector(".presence-more-count"), String(Math.max(0, people.length - handful)));
-    row.querySelector(".presence-more").hidden = people.length <= handful;
-    row.querySelector(".presence-alone").hidden = people.length > 0;
+    row.setAttribute("data-count", String(total));
+    row.setAttribute("data-listed", String(people.length));
+    setText(row.querySelector(".presence-more-count"), String(Math.max(0, total - handful)));
+    row.querySelector(".presence-more").hidden = total <= handful;
+    setText(row.querySelector(".presence-unlisted-count"), String(total - people.length));
+    row.querySelector(".presence-unlisted").hidden = total <= people.length;
+    row.querySelector(".presence-alone").hidden = total > 0;
     // Keep an opened list open, and keyboard focus where it was.
     if (old.hasAttribute("data-open")) row.setAttribute("data-open", "");
     var focused = old.contains(document.activeElement) ? document.activeElement : null;
