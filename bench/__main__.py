@@ -18,7 +18,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench import procs, report, runner, seed
+from bench import presence, procs, report, runner, seed
 from bench.fanout import FanoutResult, FloorTarget, ProjectTarget, measure, render_cost
 from bench.throughput import ThroughputResult, measure_floor, measure_project
 
@@ -31,6 +31,7 @@ class Profile:
     sizes: tuple[int, ...]  # subscriber counts, project and floor
     changes: int
     variant_size: int  # subscribers for the Redis and two-worker runs
+    presence_size: int  # people joining at once in the presence run
     seconds: float  # mutation throughput duration
     drop_seconds: float
     postgres: bool
@@ -38,9 +39,9 @@ class Profile:
 
 
 PROFILES = {
-    "full": Profile("full", (1_000, 5_000, 10_000), 20, 5_000, 10.0, 5.0, True, True),
-    "quick": Profile("quick", (1_000,), 10, 500, 2.0, 1.5, True, False),
-    "smoke": Profile("smoke", (200,), 5, 200, 2.0, 2.0, False, False),
+    "full": Profile("full", (1_000, 5_000, 10_000), 20, 5_000, 1_000, 10.0, 5.0, True, True),
+    "quick": Profile("quick", (1_000,), 10, 500, 1_000, 2.0, 1.5, True, False),
+    "smoke": Profile("smoke", (200,), 5, 200, 50, 2.0, 2.0, False, False),
 }
 CLIENTS = 8
 DROP_EVERY = 7  # hang up on every 7th request in the drop runs
@@ -76,6 +77,20 @@ def show_throughput(result: ThroughputResult) -> None:
         + (f", {result.dropped} dropped" if result.dropped else "")
         + ")"
         + ("" if result.ok else f"  PROBLEM: {_problems(result)}")
+    )
+
+
+def show_presence(result: presence.PresenceResult) -> None:
+    say(
+        f"  {result.viewers:>5} streams, {result.people:>5} people: "
+        f"{result.subscribed} subscribed "
+        f"in {result.connect_seconds:.2f} s, {result.notices_sent} notices sent, "
+        f"{result.notices_per_stream:.1f} per stream over {result.seconds:.1f} s, "
+        f"{result.kib_per_stream:.1f} KiB per stream, {result.up_to_date} up to date, "
+        f"API {result.api_viewers}, server CPU {result.cpu_ms:.0f} ms "
+        f"({result.cpu_us_per_join:.0f} µs per join), "
+        f"actor p50 {result.actor_p50_ms:.1f} ms max {result.actor_max_ms:.1f} ms"
+        + ("" if result.ok else f"  PROBLEM: {json.dumps(result.as_dict(), default=str)[:800]}")
     )
 
 
@@ -119,6 +134,8 @@ async def run(
 
     if part in ("all", "fanout"):
         ok &= await fanout_runs(work, sqlite, profile, results)
+    if part in ("all", "presence"):
+        ok &= await presence_runs(work, sqlite, profile, results)
     if part in ("all", "throughput"):
         ok &= await throughput_runs(work, sqlite, profile, results, variants=part == "all")
     return ok
@@ -137,6 +154,23 @@ async def fanout_runs(
         project, floor = await fanout_pair(work, sqlite, size, profile.changes, message)
         results["fanout"] += [project.as_dict(), floor.as_dict()]
         ok &= project.ok and floor.ok
+    return ok
+
+
+async def presence_runs(
+    work: Path, sqlite: seed.Scenario, profile: Profile, results: dict[str, list[dict[str, object]]]
+) -> bool:
+    size = profile.presence_size
+    say(f"presence: {size} people open the sprint's board at once while changes go on")
+    tokens = await seed.viewers(sqlite.database_url, size)
+    ok = True
+    for who in (tokens, [sqlite.watcher_token]):
+        with runner.project(work, sqlite.database_url) as server:
+            result = await presence.measure(server, sqlite, who, size)
+        result.notices_sent = presence.notices_sent(server.log_text())
+        show_presence(result)
+        results["presence"].append(result.as_dict())
+        ok &= result.ok
     return ok
 
 
@@ -229,7 +263,7 @@ def main() -> None:
     mode.add_argument("--smoke", action="store_true", help="tiny; for CI (no timings judged)")
     parser.add_argument(
         "--part",
-        choices=("all", "fanout", "throughput"),
+        choices=("all", "fanout", "presence", "throughput"),
         default="all",
         help="run only the fan-out or only the mutation-throughput measurements",
     )
@@ -265,6 +299,7 @@ def main() -> None:
         "throughput": [],
         "variants": [],
         "variant_throughput": [],
+        "presence": [],
     }
     with tempfile.TemporaryDirectory(prefix="sprintboard-bench-") as folder:
         try:

@@ -8,16 +8,19 @@ the load generator shares two cores with the server it measures.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import cast
 
 # An SSE message starts with its `id:` line, right after a line break (the end of the
 # previous message or of a chunk-size line). Payload lines all start with `data:`.
 _ID_LINE = re.compile(rb"\nid: (\d+)\r?\n")
 _TAIL = 32  # bytes kept between reads, so an id line split across two reads is seen
+# A presence notice has no id: its `event:` line comes first.
+_PRESENCE_LINE = re.compile(rb"\nevent: presence\r?\n")
 
 
 class Stream(asyncio.Protocol):
@@ -31,6 +34,9 @@ class Stream(asyncio.Protocol):
         self.subscribed = False
         self.tail = b""
         self.last_id = 0
+        self.bytes = 0
+        self.notices = 0
+        self.last_notice = 0.0
         # Done once the server answered: subscribed, refused or hung up.
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -40,10 +46,11 @@ class Stream(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's TCP transport
-        self.transport.write(self.crowd.request)
+        self.transport.write(self.crowd.next_request())
 
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter()
+        self.bytes += len(data)
         if not self.open:
             self.head += data
             end = self.head.find(b"\r\n\r\n")
@@ -73,6 +80,12 @@ class Stream(asyncio.Protocol):
                 self.crowd.received(event_id, now)
             else:  # sent twice, or out of order: the server broke its promise
                 self.crowd.repeats += 1
+        if self.crowd.count_presence:
+            for match in _PRESENCE_LINE.finditer(scan):
+                if match.end() > len(self.tail):
+                    self.notices += 1
+                    self.last_notice = now
+                    self.crowd.noticed()
         self.tail = scan[-_TAIL:]
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -83,11 +96,30 @@ class Stream(asyncio.Protocol):
 class Crowd:
     """N subscribers of one stream URL, and what each of them received when."""
 
-    def __init__(self, host: str, port: int, path: str, headers: dict[str, str]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        headers: dict[str, str],
+        *,
+        tokens: Sequence[str] = (),
+        count_presence: bool = False,
+    ) -> None:
+        """Every stream sends the same request, or with `tokens`, each its own bearer
+        token in turn (as many people)."""
         self.host, self.port = host, port
         lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Accept: text/event-stream"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         self.request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        self._requests = itertools.cycle(
+            [
+                ("\r\n".join([*lines, f"Authorization: Bearer {t}"]) + "\r\n\r\n").encode()
+                for t in tokens
+            ]
+            or [self.request]
+        )
+        self.count_presence = count_presence
         self.streams: list[Stream] = []
         self.subscribed_count = 0
         self.first_subscribed = self.last_subscribed = 0.0
@@ -99,7 +131,13 @@ class Crowd:
         self.arrivals: dict[int, list[float]] = defaultdict(list)
         self._waiting: tuple[Callable[[], bool], asyncio.Future[None]] | None = None
 
+    def next_request(self) -> bytes:
+        return next(self._requests)
+
     # -- callbacks from the streams
+    def noticed(self) -> None:
+        self._check()
+
     def subscribed(self, now: float) -> None:
         self.subscribed_count += 1
         self.first_subscribed = self.first_subscribed or now

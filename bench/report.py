@@ -134,6 +134,29 @@ def variants_table(fanout: Sequence[Row], rates: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def presence_table(rows: Sequence[Row]) -> str:
+    lines = [
+        "| streams | people | subscribed in | notices sent | per stream | received per stream "
+        "| everyone up to date | server CPU | actor p50 / max | problems |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        problems = (
+            "none"
+            if row["ok"]
+            else f"{row['dropped_streams']} fell behind, {row['actor_errors']} actor errors, "
+            f"{len(row['server_errors'])} server errors"
+        )
+        lines.append(
+            f"| {row['viewers']:,} | {row['people']:,} | {row['connect_seconds']:.2f} s "
+            f"| {row['notices_sent']} in {row['seconds']:.1f} s | {row['notices_per_stream']:.1f} "
+            f"| {row['kib_per_stream']:.0f} KiB | {row['up_to_date']:,} "
+            f"| {row['cpu_ms']:,.0f} ms "
+            f"| {_ms(row['actor_p50_ms'])} / {_ms(row['actor_max_ms'])} ms | {problems} |"
+        )
+    return "\n".join(lines)
+
+
 # -- targets --------------------------------------------------------------------------
 
 
@@ -198,6 +221,17 @@ def verdicts(results: dict[str, list[Row]]) -> list[tuple[str, str, bool | None]
                     for r in dropped
                 ),
                 all(r["ok"] for r in dropped),
+            )
+        )
+    people = next((r for r in results.get("presence", []) if r["people"] > 1), None)
+    if people is not None:
+        checks.append(
+            (
+                f"presence: {people['viewers']:,} people joining at once, no stream behind, "
+                "everyone up to date, ≤ 1 notice per second",
+                f"{people['dropped_streams']} behind, {people['up_to_date']:,} up to date, "
+                f"{people['notices_sent']} notices in {people['seconds']:.1f} s",
+                people["ok"] and people["notices_sent"] <= math.ceil(people["seconds"]) + 1,
             )
         )
     return checks
@@ -310,8 +344,26 @@ Redis.
 
 {variants_table(results["variants"], results["variant_throughput"])}
 
+## Presence: a crowd joins
+
+{_presence_size(results)} people open the sprint's board (`GET /o/acme/events?sprint=…`, each
+with their own token) as fast as the server lets them, while the actor takes and releases
+a task every 100 ms, 30 times. Every join changes who is looking, so presence notices go
+out, folded to at most one a second for the sprint; each names at most 50 people and counts
+the rest. Then the same number of tabs of *one* person do the same on a fresh server: the
+same requests, queries and streams, but presence never changes after the first. "Received
+per stream" counts every byte (the actor's events too); "server CPU" is from the first
+connection until every stream has the last notice.
+
+{presence_table(results.get("presence", []))}
+
 {findings}
 """
+
+
+def _presence_size(results: dict[str, list[Row]]) -> str:
+    rows = results.get("presence", [])
+    return f"{rows[0]['viewers']:,}" if rows else "N"
 
 
 def _changes(results: dict[str, list[Row]]) -> int:

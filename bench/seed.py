@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app import migrate
 from app.auth.accounts import create_token, find_org, find_user_by_email
-from app.db import Database
+from app.db import Database, utcnow
 from app.demo import load_demo
-from app.models import Role, Sprint, SprintStatus
+from app.models import ApiToken, Membership, Role, Sprint, SprintStatus, User
 from app.tasks.editing import StoryFields, TaskFields, create_story, create_task
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -37,6 +37,7 @@ class Scenario:
     watcher_token: str
     fanout_task: int
     throughput_tasks: tuple[int, ...]
+    sprint: int
 
 
 async def prepare(database_url: str, *, tasks: int = 8) -> Scenario:
@@ -86,7 +87,44 @@ async def _fill(database_url: str, tasks: int) -> Scenario:
                 watcher_token=await create_token(session, user=watcher, name="bench"),
                 fanout_task=ids[0],
                 throughput_tasks=tuple(ids[1:]),
+                sprint=sprint.id,
             )
+
+        return await db.write(work)  # type: ignore[no-any-return]
+    finally:
+        await db.close()
+
+
+async def viewers(database_url: str, count: int) -> list[str]:
+    """`count` more people in the organization (viewers), and an API token for each."""
+    db = Database(database_url)
+    try:
+
+        async def work(session):  # type: ignore[no-untyped-def]
+            org = await find_org(session, ORG)
+            people = [
+                User(
+                    oidc_issuer="bench",
+                    oidc_subject=f"viewer-{n}",
+                    email=f"viewer{n}@bench.example",
+                    name=f"Viewer {n:04}",
+                )
+                for n in range(count)
+            ]
+            session.add_all(people)
+            await session.flush()
+            session.add_all(
+                Membership(org_id=org.id, user_id=p.id, role=Role.VIEWER.value) for p in people
+            )
+            tokens = [await create_token(session, user=p, name="bench") for p in people]
+            # People who used the app a moment ago: their first request is no write to
+            # note that (as the watcher's and actor's are not, after the warm-up).
+            await session.execute(
+                update(ApiToken)
+                .where(ApiToken.user_id.in_([p.id for p in people]))
+                .values(last_used_at=utcnow())
+            )
+            return tokens
 
         return await db.write(work)  # type: ignore[no-any-return]
     finally:

@@ -55,3 +55,9 @@ def test_the_benchmark_smoke_run_delivers_every_event_without_errors(tmp_path: P
     for row in rates:
         assert row["completed"] > 0 and row["errors"] == 0, row
         assert row["history_breaks"] == 0 and row["server_errors"] == [], row
+
+    # A crowd joins: everyone sees everyone, nobody falls behind, the API agrees.
+    assert [(r["people"], r["viewers"]) for r in results["presence"]] == [(50, 50), (1, 50)]
+    for row in results["presence"]:
+        assert row["ok"] and row["api_viewers"] == row["people"], row
+    assert results["presence"][0]["up_to_date"] == 50 and results["presence"][0]["notices_sent"]

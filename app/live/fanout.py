@@ -113,6 +113,8 @@ class LiveUpdates:
                 len(times),
                 statistics.median(times) * 1000,
             )
+        if self.presence.notices_sent:
+            log.info("sent %d presence notices", self.presence.notices_sent)
         self.hub.close_all("shutdown")
         for task in self._tasks:
             task.cancel()

@@ -259,7 +259,10 @@ class Presence:
         return self.table.viewers(key)
 
     def notice(self, key: Key) -> Notice | None:
-        """The sprint's latest notice, for a stream that opens after it went out."""
+        """The sprint's latest notice, for a stream that opens after it went out; None
+        when a newer one is on its way (a stream gets at most one a second)."""
+        if key in self.table.dirty or key in self._due:
+            return None
         return self._notices.get(key)
 
     def _poke(self) -> None:

@@ -185,8 +185,9 @@ async def messages(
             yield reset(sent)
         for old in replayed:
             yield frame(old)
-        if sprint_id is not None and (current := live.presence.notice((opening.org_id, sprint_id))):
-            yield notice(current)  # who is here now, if it changed since the page was made
+        shown = None  # the presence notice sent last (the same one may also be queued)
+        if sprint_id is not None and (shown := live.presence.notice((opening.org_id, sprint_id))):
+            yield notice(shown)  # who is here now, if it changed since the page was made
         queue = subscriber.queue
         while True:
             waiting = [await queue.get()]
@@ -201,7 +202,8 @@ async def messages(
                         sent = item.id
                         fresh.append(frame(item))
                 elif isinstance(item, Notice):
-                    notices[item.sprint_id] = item
+                    if item is not shown:
+                        notices[item.sprint_id] = item
                 elif isinstance(item, Closed):
                     closed = True
                 else:
