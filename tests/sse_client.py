@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -24,23 +24,42 @@ class Message:
 
 
 class Stream:
+    """The messages of one response, read by a task of their own: a `next()` that times
+    out cancels only its wait, never a read half-way through a message (which would
+    leave the response unable to close)."""
+
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
-        self._lines = response.aiter_lines()
+        self._messages: asyncio.Queue[Message | Exception] = asyncio.Queue()
+        self._reader = asyncio.create_task(self._read_all())
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+    async def _read(self) -> Message:
+        item = await self._messages.get()
+        if isinstance(item, Exception):
+            self._messages.put_nowait(item)  # ended: every later read says so too
+            raise item
+        return item
 
     async def next(self, wait: float = 10.0) -> Message:
         """The next message (comments and retry lines included, presence notices not:
         they come whenever someone opens or closes a page), or TimeoutError."""
-        while True:
-            message = await asyncio.wait_for(self._read(), wait)
-            if message.kind != "presence":
-                return message
+        return await self._next_where(lambda m: m.kind != "presence", wait)
 
     async def next_presence(self, wait: float = 10.0) -> Message:
         """The next presence notice, skipping everything else."""
+        return await self._next_where(lambda m: m.kind == "presence", wait)
+
+    async def _next_where(self, wanted: Callable[[Message], bool], wait: float) -> Message:
+        """The next message `wanted`, within `wait` seconds however many others come."""
+        deadline = time.monotonic() + wait
         while True:
-            message = await asyncio.wait_for(self._read(), wait)
-            if message.kind == "presence":
+            message = await asyncio.wait_for(self._read(), max(0.0, deadline - time.monotonic()))
+            if wanted(message):
                 return message
 
     async def next_event(self, wait: float = 10.0) -> Message:
@@ -60,21 +79,25 @@ class Stream:
             if message.kind == "event":
                 got.append(message)
 
-    async def _read(self) -> Message:
+    async def _read_all(self) -> None:
         fields: dict[str, list[str]] = {}
-        async for line in self._lines:
-            if line == "":
-                if not fields:
+        try:
+            async for line in self.response.aiter_lines():
+                if line == "":
+                    if fields:
+                        self._messages.put_nowait(_message(fields))
+                        fields = {}
                     continue
-                return _message(fields)
-            if line.startswith(":"):
-                if not fields:
-                    # A comment on its own: report it (after its blank line).
-                    fields["_comment"] = [line[1:].strip()]
-                continue
-            name, _, value = line.partition(":")
-            fields.setdefault(name, []).append(value[1:] if value.startswith(" ") else value)
-        raise EOFError("the stream ended")
+                if line.startswith(":"):
+                    if not fields:
+                        # A comment on its own: report it (after its blank line).
+                        fields["_comment"] = [line[1:].strip()]
+                    continue
+                name, _, value = line.partition(":")
+                fields.setdefault(name, []).append(value[1:] if value.startswith(" ") else value)
+            self._messages.put_nowait(EOFError("the stream ended"))
+        except httpx.HTTPError as error:
+            self._messages.put_nowait(error)
 
 
 def _message(fields: dict[str, list[str]]) -> Message:
@@ -96,7 +119,11 @@ async def open_stream(
     client: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None
 ) -> AsyncIterator[Stream]:
     async with client.stream("GET", url, headers=headers or {}) as response:
-        yield Stream(response)
+        stream = Stream(response)
+        try:
+            yield stream
+        finally:
+            await stream.close()
 
 
 def people(notice_html: str) -> dict[int, int | None]:

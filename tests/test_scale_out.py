@@ -126,19 +126,22 @@ async def test_presence_crosses_instances_and_a_killed_instance_leaves(cluster: 
     sprint = cluster.scene.acme.sprint.id
     async with (
         httpx.AsyncClient(timeout=30) as http,
+        httpx.AsyncClient(timeout=30) as http_a,
         open_stream(
             http, f"{cluster.b.url}/o/acme/events?sprint={sprint}", cluster.auth("carol")
         ) as watching,
     ):
         await presence_until(watching, {carol: None}, 2)
         on_a = open_stream(
-            http, f"{cluster.a.url}/o/acme/events?sprint={sprint}&task={task}", cluster.auth()
+            http_a, f"{cluster.a.url}/o/acme/events?sprint={sprint}&task={task}", cluster.auth()
         )
         await on_a.__aenter__()
-        await presence_until(watching, {carol: None, bob: task}, 2)
-        cluster.a.process.kill()
-        with contextlib.suppress(httpx.HTTPError):
-            await on_a.__aexit__(None, None, None)
+        try:
+            await presence_until(watching, {carol: None, bob: task}, 2)
+            cluster.a.process.kill()
+        finally:
+            with contextlib.suppress(httpx.HTTPError):  # its instance is gone
+                await on_a.__aexit__(None, None, None)
         gone = await presence_until(watching, {carol: None}, 60)
     print(f"a killed instance's people gone from B after {gone:.1f} s")
 

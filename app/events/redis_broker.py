@@ -69,8 +69,10 @@ class RedisBroker(Wakeups):
 
     def share_presence(self, message: dict[str, Any]) -> None:
         """Tell the other instances about this one's presence (best effort: each says
-        all it has every few seconds, so a lost message heals itself)."""
-        self._publish(PRESENCE, json.dumps(message))
+        all it has every few seconds, so a lost message heals itself). While Redis is
+        away there is nobody to tell: on reconnecting, the instance says all it has."""
+        if self.healthy:
+            self._publish(PRESENCE, json.dumps(message))
 
     def _publish(self, channel: str, payload: str) -> None:
         task = asyncio.create_task(self._send(channel, payload))
