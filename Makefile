@@ -15,7 +15,7 @@ VENDOR := app/static/vendor
 TEST_VENDOR := tests/vendor
 
 .DEFAULT_GOAL := help
-.PHONY: help run serve test lint fmt typecheck migrate revision demo vendor chromium bench bench-quick clean
+.PHONY: help run serve test lint fmt typecheck migrate revision demo vendor chromium nginx bench bench-quick clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,7 +51,16 @@ chromium: ## install Debian's Chromium for the browser tests when it is missing
 	  echo "installing chromium with apt-get…"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(VENV)/.installed-dev chromium ## install test needs; run the whole suite on SQLite, then what uses the database on PostgreSQL
+# The proxy test runs Debian's nginx with its own configuration; the package's own
+# service is kept from starting (policy-rc.d says no while it installs).
+nginx: ## install Debian's nginx for the proxy test when it is missing (its service not started)
+	@command -v nginx >/dev/null 2>&1 || { \
+	  echo "installing nginx with apt-get…"; \
+	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	  status=$$?; rm -f /usr/sbin/policy-rc.d; exit $$status; }
+
+test: $(VENV)/.installed-dev chromium nginx ## install test needs; run the whole suite on SQLite, then what uses the database on PostgreSQL
 	SPRINTBOARD_ENV=test $(BIN)/pytest --durations=10 $(PYTEST_ARGS)
 	SPRINTBOARD_ENV=test SPRINTBOARD_TEST_DATABASE=postgresql $(BIN)/pytest --durations=10 $(PYTEST_ARGS)
 

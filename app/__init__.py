@@ -70,6 +70,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     from app.web import install_template_helpers
 
     install_template_helpers(app)
+    from app import operations
+
+    operations.install(app, settings)  # first: its clock starts before the other hooks
     _register_blueprints(app)
     _register_request_hooks(app)
     _register_error_handlers(app)
@@ -227,7 +230,7 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
         app.extensions["live"] = live
         if not settings.testing:  # a test process would keep every test's garbage
             tune_garbage_collector()
-            configure_logging()
+            configure_logging(fmt=settings.log_format)
         db.on_commit.append(live.on_commit)
         await live.start()
 

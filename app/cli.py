@@ -76,11 +76,9 @@ def serve(host: str, port: int | None, workers: int) -> None:
 
         serve_in_process(create_app(), hypercorn_config(host, bind_port, 1, current))
         return
-    from hypercorn.run import run
+    from app.server import hypercorn_config, serve_workers
 
-    from app.server import hypercorn_config
-
-    sys.exit(run(hypercorn_config(host, bind_port, workers, current)))
+    sys.exit(serve_workers(hypercorn_config(host, bind_port, workers, current), workers))
 
 
 @cli.group()

@@ -38,6 +38,13 @@ class Settings:
     headers_seconds: float = 10.0
     body_seconds: float = 30.0
     stall_seconds: float = 30.0
+    # Behind a reverse proxy: the proxies whose X-Forwarded-* headers (and X-Request-Id)
+    # are believed, as addresses or networks, comma-separated, or `*`. None by default.
+    forwarded_allow_ips: str = ""
+    log_format: str = "text"  # or "json": one JSON object per line
+    # GET /metrics: with a token, only for `Authorization: Bearer <token>`; without one,
+    # only for clients on this machine (loopback).
+    metrics_token: str | None = None
     testing: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -61,6 +68,9 @@ class Settings:
             headers_seconds=float(env.get("SPRINTBOARD_HEADERS_SECONDS") or 10),
             body_seconds=float(env.get("SPRINTBOARD_BODY_SECONDS") or 30),
             stall_seconds=float(env.get("SPRINTBOARD_STALL_SECONDS") or 30),
+            forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS") or "",
+            log_format=(env.get("LOG_FORMAT") or "text").lower(),
+            metrics_token=env.get("METRICS_TOKEN") or None,
         )
 
     def merged(self, overrides: Mapping[str, Any] | None) -> Settings:
@@ -96,6 +106,14 @@ class Settings:
 
     def checked(self) -> Settings:
         """Refuse unsafe production settings; fill in a development secret."""
+        from app.proxies import parse_networks
+
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"LOG_FORMAT must be text or json, not {self.log_format!r}")
+        try:
+            parse_networks(self.forwarded_allow_ips)
+        except ValueError as error:
+            raise ConfigError(f"FORWARDED_ALLOW_IPS: {error}") from None
         if self.is_development or self.testing:
             if not self.secret_key:
                 # A fresh key per start: development sessions end when the server restarts.

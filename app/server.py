@@ -1,16 +1,28 @@
 """Run the app under Hypercorn with the uvloop worker, and shut down gracefully.
 
-On SIGTERM or SIGINT the live streams are told to come back soon (`retry:`) and closed
-first, so Hypercorn's graceful shutdown is not held up by connections that never end;
-clients resume from their cursors when the server is back.
+On SIGTERM or SIGINT every live stream is told when to come back (`retry:`, spread
+between 0.5 and 5 s so that thousands of browsers do not return in the same
+millisecond) and closed first, so Hypercorn's graceful shutdown is not held up by
+connections that never end; WebSockets close with 1012 (service restart). Clients
+resume from their cursors when the server is back. With several workers this process
+holds the listening sockets and supervises one process per worker, each shutting down
+the same way; every process is gone within SHUTDOWN_SECONDS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import multiprocessing
+import os
+import shutil
 import signal
 import socket
+import tempfile
+import time
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
@@ -18,8 +30,13 @@ from hypercorn.utils import wrap_app
 from quart import Quart
 
 from app.config import Settings
+from app.events.hub import SHUTDOWN
 
-GRACE_SECONDS = 5.0
+log = logging.getLogger(__name__)
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"  # see app/metrics.py
+GRACE_SECONDS = 5.0  # for requests still running once the streams are closed
+SHUTDOWN_SECONDS = 9.0  # a worker still there after this is killed
 GC_THRESHOLD = 50_000  # allocations between young collections (Python's default: 700)
 
 
@@ -92,11 +109,12 @@ def tune_garbage_collector() -> None:
 def close_streams(app: Quart) -> None:
     live = app.extensions.get("live")
     if live is not None:
-        live.hub.close_all("shutdown")
+        live.hub.close_all(SHUTDOWN)
 
 
-def serve_in_process(app: Quart, config: Config) -> None:
-    """One worker, in this process, on uvloop."""
+def serve_in_process(app: Quart, config: Config, sockets: Sockets | None = None) -> None:
+    """One worker, in this process, on uvloop (on `sockets` a supervisor opened, or on
+    its own)."""
     import uvloop
 
     async def main() -> None:
@@ -110,6 +128,79 @@ def serve_in_process(app: Quart, config: Config) -> None:
             close_streams(app)
 
         wrapped = wrap_app(app, config.wsgi_max_body_size, mode=None)  # type: ignore[arg-type]
-        await worker_serve(wrapped, config, shutdown_trigger=shutdown_trigger)
+        await worker_serve(wrapped, config, sockets=sockets, shutdown_trigger=shutdown_trigger)
 
     uvloop.run(main())
+
+
+def serve_workers(config: Config, workers: int) -> int:
+    """Several workers on one port. This process opens the listening sockets and starts
+    one process per worker on them (each runs `serve_in_process`). SIGTERM or SIGINT here
+    is passed on to every worker; a worker that dies on its own is replaced.
+
+    Our own supervisor rather than Hypercorn's: its workers wait for a shared event and
+    then for the grace period, with no way to close the streams first, so every stream
+    was cut at the deadline instead of being told when to come back.
+    """
+    context = multiprocessing.get_context("spawn")
+    sockets = config.create_sockets()
+    stopping = False
+    # Every worker writes its metrics to files here; the one asked for /metrics adds
+    # them up. Set before any worker starts (and before it imports prometheus-client).
+    own_metrics = MULTIPROC_DIR not in os.environ
+    if own_metrics:
+        os.environ[MULTIPROC_DIR] = tempfile.mkdtemp(prefix="sprintboard-metrics-")
+
+    def start() -> BaseProcess:
+        process = context.Process(target=_worker, args=(config, sockets), name="sprintboard-worker")
+        process.start()
+        return process
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+
+    processes = [start() for _ in range(workers)]
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    while not stopping:
+        ended = wait([p.sentinel for p in processes])
+        for index, process in enumerate(processes):
+            if process.sentinel in ended and not stopping:
+                log.warning(
+                    "worker %s exited (%s); starting another", process.pid, process.exitcode
+                )
+                _forget_metrics_of(process)
+                processes[index] = start()
+    deadline = time.monotonic() + SHUTDOWN_SECONDS
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            log.warning("worker %s did not stop in time; killing it", process.pid)
+            process.kill()
+            process.join()
+    for sock in sockets.secure_sockets + sockets.insecure_sockets:
+        sock.close()
+    if own_metrics:
+        shutil.rmtree(os.environ.pop(MULTIPROC_DIR), ignore_errors=True)
+    return 0
+
+
+def _forget_metrics_of(process: BaseProcess) -> None:
+    """A dead worker's gauges (streams open) must not count any more."""
+    from prometheus_client import multiprocess
+
+    if process.pid is not None:
+        multiprocess.mark_process_dead(process.pid)
+
+
+def _worker(config: Config, sockets: Sockets) -> None:
+    """One worker process: the app, on the supervisor's sockets."""
+    from app import create_app
+
+    # Ctrl-C reaches the whole process group; the supervisor passes SIGTERM on anyway.
+    serve_in_process(create_app(), config, sockets)

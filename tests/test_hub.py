@@ -219,7 +219,7 @@ async def _stream(live: LiveUpdates, **options: object) -> asyncio.Queue[bytes]:
             notice=lambda n: n.sse,
             heartbeat=lambda: b": keep-alive\n\n",
             hello=b"open",
-            closing=b"bye",
+            closing=lambda reason: b"bye",
             **options,  # type: ignore[arg-type]
         ):
             chunks.put_nowait(chunk)

@@ -304,6 +304,7 @@ async def act(task_id: int, action: Action) -> dict[str, Any]:
     change = await get_db().write(
         lambda db: change_task(db, actor=user, org=ref, task_id=task_id, action=action)
     )
+    g.org_id = change.task.org_id  # for the request's log line
     return {"success": True, "message": change.message, "task": task_json(change.task)}
 
 

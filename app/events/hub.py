@@ -111,6 +111,9 @@ class Notice:
 Item = Frame | Notice
 
 
+SHUTDOWN = "shutdown"  # the reason streams close when the server stops
+
+
 class Closed:
     """Put on a subscriber's queue to end its stream; `reason` says why."""
 

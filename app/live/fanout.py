@@ -11,14 +11,16 @@ import asyncio
 import contextlib
 import logging
 import statistics
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, fields
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, select
 
+from app import metrics
 from app.db import Database
-from app.events.hub import Frame, Hub, Notice, Subscriber, Whose
+from app.events.hub import SHUTDOWN, Frame, Hub, Notice, Subscriber, Whose
 from app.events.log import last_event_id, newest_event_ids
 from app.live.presence import Presence, Seen
 from app.live.render import Renderer
@@ -115,7 +117,7 @@ class LiveUpdates:
             )
         if self.presence.notices_sent:
             log.info("sent %d presence notices", self.presence.notices_sent)
-        self.hub.close_all("shutdown")
+        self.hub.close_all(SHUTDOWN)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -186,6 +188,7 @@ class LiveUpdates:
 
     def on_commit(self, events: Sequence[TaskEvent]) -> None:
         """Called after a write commits: announce its events (never blocks)."""
+        metrics.EVENTS.inc(len(events))
         newest: dict[int, int] = {}
         for event in events:
             newest[event.org_id] = max(newest.get(event.org_id, 0), event.id)
@@ -235,8 +238,12 @@ class LiveUpdates:
             events = await self.read_events(org_id, after=start, limit=BATCH)
             if not events:
                 break
-            for frame in await self.renderer.frames(org_id, events):
-                self.hub.publish(frame)
+            for event, frame in zip(
+                events, await self.renderer.frames(org_id, events), strict=True
+            ):
+                metrics.DELIVERIES.inc(self.hub.publish(frame))
+                # From the commit to the frame queued on every stream here.
+                metrics.FANOUT_LAG.observe(max(0.0, time.time() - event.created_at.timestamp()))
             start = events[-1].id
             self._last_seen[org_id] = start
             if len(events) < BATCH:

@@ -13,6 +13,7 @@ from app.live.streams import (
     open_stream,
     open_websocket,
     sse_bytes,
+    sse_closing,
     sse_heartbeat,
     sse_reset,
 )
@@ -30,8 +31,8 @@ async def events(org: str) -> Any:
         notice=sse_bytes,
         heartbeat=sse_heartbeat,
         hello=sse.retry(),
-        # The server is going away (or this stream fell behind): come back soon.
-        closing=sse.retry(500),
+        # The server is going away (or this stream fell behind): when to come back.
+        closing=sse_closing,
         join=b"".join,
         present=True,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -10,11 +11,12 @@ from typing import TypeVar
 from quart import current_app, g, websocket
 from sqlalchemy import select
 
+from app import metrics
 from app.auth.csrf import same_origin_websocket
 from app.auth.guards import resolve_membership, use_membership
 from app.db import get_db
 from app.errors import BadInput, NotFound, Refusal, TooMany
-from app.events.hub import Closed, Frame, Notice
+from app.events.hub import SHUTDOWN, Closed, Frame, Notice
 from app.inputs import row_id
 from app.live import sse
 from app.live.fanout import LiveUpdates, Reset
@@ -143,7 +145,7 @@ async def messages(
     notice: Callable[[Notice], T],
     heartbeat: Callable[[], T] | None = None,
     hello: T | None = None,
-    closing: T | None = None,
+    closing: Callable[[str], T] | None = None,
     join: Callable[[list[T]], T] | None = None,
     present: bool = False,
 ) -> AsyncIterator[T]:
@@ -152,8 +154,8 @@ async def messages(
     The subscription comes first, so an event committed while the log is being read
     reaches the queue as well; ids already sent are dropped there. Runs outside any
     request context (a streamed body outlives it), so it is handed what it needs.
-    `hello` is sent first; `closing` when the server ends the stream (shutdown, fell
-    behind, signed out).
+    `hello` is sent first; `closing(reason)` when the server ends the stream (shutdown,
+    fell behind, signed out).
     With `present`, a page's stream narrowed to a sprint, the viewer counts as looking
     at that sprint (and task) for as long as the stream is open.
     With `join`, frames that are waiting together go out as one message (one write).
@@ -162,6 +164,7 @@ async def messages(
     viewer = opening.viewer
     sprint_id = opening.sprint_id
     with contextlib.ExitStack() as stack:
+        stack.enter_context(metrics.counting(metrics.STREAMS_OPEN))
         subscriber = stack.enter_context(
             live.hub.subscribe(
                 opening.org_id,
@@ -195,7 +198,8 @@ async def messages(
                 waiting.append(queue.get_nowait())  # send what waits in one write
             fresh: list[T] = []
             notices: dict[int | None, Notice] = {}  # the newest per sprint replaces the rest
-            beat = closed = False
+            beat = False
+            closed: str | None = None
             for item in waiting:  # one pass: this runs for every stream on every event
                 if isinstance(item, Frame):
                     if item.id > sent:  # a duplicate of the replay otherwise
@@ -205,7 +209,7 @@ async def messages(
                     if item is not shown:
                         notices[item.sprint_id] = item
                 elif isinstance(item, Closed):
-                    closed = True
+                    closed = item.reason
                 else:
                     beat = True
             fresh.extend(notice(item) for item in notices.values())
@@ -216,15 +220,32 @@ async def messages(
                     yield message
             if beat and heartbeat is not None:
                 yield heartbeat()  # the contract: a comment at least every 15 s, always
-            if closed:
+            if closed is not None:
                 break
     if closing is not None:
-        yield closing
+        yield closing(closed)
 
 
 def sse_bytes(item: Frame | Notice) -> bytes:
     """A frame's or a notice's SSE message, encoded once for every stream."""
     return item.sse
+
+
+# After a shutdown, when to come back: a moment spread over this range (ms), so that
+# ten thousand browsers do not all return in the same millisecond.
+SHUTDOWN_RETRY_MS = (500, 5000)
+BEHIND_RETRY_MS = 500
+
+
+def comeback_ms(reason: str) -> int:
+    """How long a client whose stream the server ended should wait before resuming."""
+    if reason == SHUTDOWN:
+        return random.randint(*SHUTDOWN_RETRY_MS)
+    return BEHIND_RETRY_MS  # it fell behind (or is signed out, and will be refused)
+
+
+def sse_closing(reason: str) -> bytes:
+    return sse.retry(comeback_ms(reason))
 
 
 def sse_reset(newest: int) -> bytes:

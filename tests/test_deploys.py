@@ -1,0 +1,178 @@
+"""Deploys nobody notices, with several workers: SIGTERM tells every stream when to come
+back (spread over 0.5-5 s), every process is gone within 10 s, WebSockets close with 1012,
+and clients that resume after the restart miss nothing and get nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import statistics
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from sqlalchemy import select
+
+from app.db import Database
+from app.migrate import upgrade
+from app.models import Organization
+from app.tasks.lifecycle import Action
+from tests.factories import Scene, act, build_scene, token_for
+from tests.pg import fresh_postgres_database
+from tests.redis_server import running_redis
+from tests.server import Server, start_server
+from tests.sse_client import Stream, open_stream
+
+pytestmark = pytest.mark.server
+
+STREAMS = 20
+EXIT_SECONDS = 10.0
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone in all but name (its parent has not reaped it yet).
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with fresh_postgres_database() as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+async def scene_on(postgres_url: str) -> AsyncIterator[tuple[Database, Scene, dict[str, str]]]:
+    db = Database(postgres_url)
+    scene = await build_scene(db)
+    tokens = {who: await token_for(db, scene.people[who]) for who in ("bob", "carol")}
+    try:
+        yield db, scene, tokens
+    finally:
+        await db.close()
+
+
+async def newest(db: Database, scene: Scene) -> int:
+    async with db.read() as s:
+        value = await s.scalar(
+            select(Organization.last_event_id).where(Organization.id == scene.acme.org.id)
+        )
+        return int(value or 0)
+
+
+async def read_to_the_end(stream: Stream) -> list[int]:
+    """The `retry:` values a stream sends until the server ends it."""
+    retries = []
+    with contextlib.suppress(EOFError, httpx.HTTPError):
+        while True:
+            message = await stream.next(wait=EXIT_SECONDS)
+            if message.kind == "retry" and message.retry is not None:
+                retries.append(message.retry)
+    return retries
+
+
+async def test_sigterm_with_two_workers_spreads_the_retries_and_loses_nothing(
+    postgres_url: str, scene_on: tuple[Database, Scene, dict[str, str]]
+) -> None:
+    db, scene, tokens = scene_on
+    who = ["bob", "carol"]
+    with running_redis() as redis:
+        env = {"REDIS_URL": redis.url, "SPRINTBOARD_HEARTBEAT_SECONDS": "0.5"}
+        server = start_server(postgres_url, workers=2, **env)
+        workers = children_of(server.process.pid)
+        assert len(workers) >= 2, workers
+        try:
+            async with httpx.AsyncClient(timeout=30) as http, contextlib.AsyncExitStack() as open_:
+                streams = []
+                for n in range(STREAMS):
+                    auth = {"Authorization": f"Bearer {tokens[who[n % 2]]}"}
+                    stream = await open_.enter_async_context(
+                        open_stream(http, f"{server.url}/o/acme/events", auth)
+                    )
+                    assert (await stream.next(wait=10)).kind == "retry"  # subscribed
+                    streams.append(stream)
+                start = await newest(db, scene)
+                task = scene.acme.tasks[0]
+                await act(db, scene.acme, task, Action.TAKE, scene.bob)
+                # The CLI's change is announced by nobody: the 10 s look at the log, or
+                # the next announcement, brings it. Make one through the API as well.
+                answer = await http.delete(
+                    f"{server.url}/api/v1/tasks/{task.id}/ownership",
+                    headers={"Authorization": f"Bearer {tokens['bob']}"},
+                )
+                assert answer.status_code == 200
+                for stream in streams:
+                    got = [await stream.next_event(wait=15) for _ in range(2)]
+                    assert [m.id for m in got] == [start + 1, start + 2]
+
+                stopping = time.monotonic()
+                server.process.send_signal(signal.SIGTERM)
+                retries = await asyncio.gather(*(read_to_the_end(s) for s in streams))
+                assert server.process.wait(timeout=EXIT_SECONDS) == 0
+                took = time.monotonic() - stopping
+        finally:
+            server.stop()
+        assert took <= EXIT_SECONDS
+        assert not [pid for pid in workers if alive(pid)], "a worker outlived the supervisor"
+        last = [r[-1] for r in retries]
+        assert all(500 <= ms <= 5000 for ms in last), last
+        assert len(set(last)) >= STREAMS // 2 and statistics.pstdev(last) > 500, last
+
+        # While no server runs, the work goes on (another instance, the CLI).
+        for action in (Action.TAKE, Action.START, Action.COMPLETE):
+            await act(db, scene.acme, scene.acme.tasks[1], action, scene.carol)
+        server = start_server(postgres_url, port=server.port, workers=2, **env)
+        try:
+            async with httpx.AsyncClient(timeout=30) as http:
+                for n in range(STREAMS):
+                    headers = {
+                        "Authorization": f"Bearer {tokens[who[n % 2]]}",
+                        "Last-Event-ID": str(start + 2),
+                    }
+                    async with open_stream(http, f"{server.url}/o/acme/events", headers) as again:
+                        got = await again.events_until_quiet(wait=10)
+                    assert [m.id for m in got] == [start + 3, start + 4, start + 5]
+        finally:
+            server.stop()
+
+
+async def test_sigterm_closes_websockets_with_service_restart(
+    postgres_url: str, scene_on: tuple[Database, Scene, dict[str, str]]
+) -> None:
+    _db, _scene, tokens = scene_on
+    with running_redis() as redis:
+        server: Server = start_server(postgres_url, workers=2, REDIS_URL=redis.url)
+        try:
+            url = server.url.replace("http", "ws") + "/api/v1/ws/tasks"
+            auth = {"Authorization": f"Bearer {tokens['bob']}"}
+            async with websockets.connect(url, additional_headers=auth) as ws:
+                server.process.send_signal(signal.SIGTERM)
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    while True:
+                        await asyncio.wait_for(ws.recv(), EXIT_SECONDS)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+            assert server.process.wait(timeout=EXIT_SECONDS) == 0
+        finally:
+            server.stop()
