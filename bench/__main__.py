@@ -18,7 +18,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench import presence, procs, report, runner, seed
+from bench import presence, procs, report, runner, seed, storm
 from bench.fanout import FanoutResult, FloorTarget, ProjectTarget, measure, render_cost
 from bench.throughput import ThroughputResult, measure_floor, measure_project
 
@@ -32,6 +32,7 @@ class Profile:
     changes: int
     variant_size: int  # subscribers for the Redis and two-worker runs
     presence_size: int  # people joining at once in the presence run
+    storm_size: int  # open boards through a restart in the reconnect-storm run
     seconds: float  # mutation throughput duration
     drop_seconds: float
     postgres: bool
@@ -39,9 +40,9 @@ class Profile:
 
 
 PROFILES = {
-    "full": Profile("full", (1_000, 5_000, 10_000), 20, 5_000, 1_000, 10.0, 5.0, True, True),
-    "quick": Profile("quick", (1_000,), 10, 500, 1_000, 2.0, 1.5, True, False),
-    "smoke": Profile("smoke", (200,), 5, 200, 50, 2.0, 2.0, False, False),
+    "full": Profile("full", (1_000, 5_000, 10_000), 20, 5_000, 1_000, 5_000, 10.0, 5.0, True, True),
+    "quick": Profile("quick", (1_000,), 10, 500, 1_000, 1_000, 2.0, 1.5, True, False),
+    "smoke": Profile("smoke", (200,), 5, 200, 50, 100, 2.0, 2.0, False, False),
 }
 CLIENTS = 8
 DROP_EVERY = 7  # hang up on every 7th request in the drop runs
@@ -136,6 +137,8 @@ async def run(
         ok &= await fanout_runs(work, sqlite, profile, results)
     if part in ("all", "presence"):
         ok &= await presence_runs(work, sqlite, profile, results)
+    if part in ("all", "storm"):
+        ok &= await storm_run(work, sqlite, profile, results)
     if part in ("all", "throughput"):
         ok &= await throughput_runs(work, sqlite, profile, results, variants=part == "all")
     return ok
@@ -172,6 +175,33 @@ async def presence_runs(
         results["presence"].append(result.as_dict())
         ok &= result.ok
     return ok
+
+
+async def storm_run(
+    work: Path, sqlite: seed.Scenario, profile: Profile, results: dict[str, list[dict[str, object]]]
+) -> bool:
+    size = profile.storm_size
+    say(f"reconnect storm: {size} open boards through a restart (SIGTERM) while changes go on")
+    result = await storm.measure(work, sqlite, size)
+    say(
+        f"  {result.reconnected}/{result.streams} back, every one caught up "
+        f"{result.caught_up_seconds:.1f} s after SIGTERM (new server answering after "
+        f"{result.restart_seconds:.1f} s), {result.events} events, {result.missed} missed, "
+        f"{result.repeats} twice, retries {result.retry_min_ms}–{result.retry_max_ms} ms, "
+        f"actor during the storm p50 {result.actor_p50_ms:.1f} ms max {result.actor_max_ms:.1f} ms"
+        f" ({result.actor_during} changes, {result.actor_refused} refused while down)"
+        + (
+            ""
+            if result.ok
+            else "  PROBLEM: " + json.dumps(_without(result.as_dict(), "caught_up_at"), default=str)
+        )
+    )
+    results["storm"].append(result.as_dict())
+    return result.ok
+
+
+def _without(row: dict[str, object], key: str) -> dict[str, object]:
+    return {k: v for k, v in row.items() if k != key}
 
 
 async def throughput_runs(
@@ -263,7 +293,7 @@ def main() -> None:
     mode.add_argument("--smoke", action="store_true", help="tiny; for CI (no timings judged)")
     parser.add_argument(
         "--part",
-        choices=("all", "fanout", "presence", "throughput"),
+        choices=("all", "fanout", "presence", "storm", "throughput"),
         default="all",
         help="run only the fan-out or only the mutation-throughput measurements",
     )
@@ -300,6 +330,7 @@ def main() -> None:
         "variants": [],
         "variant_throughput": [],
         "presence": [],
+        "storm": [],
     }
     with tempfile.TemporaryDirectory(prefix="sprintboard-bench-") as folder:
         try:

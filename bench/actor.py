@@ -40,7 +40,8 @@ async def _send_all(port: int, requests: list[bytes], start: float, spacing: flo
         try:
             status = (await connection.send(raw)).status
         except (OSError, asyncio.IncompleteReadError):
-            status = 0
+            status = 0  # no answer (the server is away): the next change opens a new connection
+            await connection.close()
         timeline.append((sent, time.perf_counter(), status))
     await connection.close()
     return timeline

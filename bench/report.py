@@ -33,6 +33,10 @@ def write(
     docs.mkdir(parents=True, exist_ok=True)
     plot = docs / "benchmarks.png"
     draw(results["fanout"], plot)
+    written = [plot]
+    if results.get("storm"):
+        written.append(docs / "benchmarks-storm.png")
+        draw_storm(results["storm"][0], written[-1])
     page = docs / "benchmarks.md"
     page.write_text(
         markdown(
@@ -44,7 +48,7 @@ def write(
             commit=commit or current_commit(),
         )
     )
-    return [page, plot]
+    return [page, *written]
 
 
 def now() -> str:
@@ -130,6 +134,22 @@ def variants_table(fanout: Sequence[Row], rates: Sequence[Row]) -> str:
             f"| {row['label']} | {row['subscribers']:,} | {_delivered(row)} | {_ms(row['p50_ms'])} "
             f"| {_ms(row['p99_ms'])} | {row['kib_per_stream']:.1f} KiB "
             f"| {row['cpu_us_per_delivery']:.0f} µs | {rate.get(row['label'], math.nan):,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def storm_table(rows: Sequence[Row]) -> str:
+    lines = [
+        "| open boards | back and caught up | new server answering | every board caught up "
+        "| events | missed | twice | retries spread over | actor p50 / max meanwhile |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['streams']:,} | {row['reconnected']:,} | {row['restart_seconds']:.1f} s "
+            f"| {row['caught_up_seconds']:.1f} s | {row['events']} | {row['missed']} "
+            f"| {row['repeats']} | {row['retry_min_ms']:,}–{row['retry_max_ms']:,} ms "
+            f"| {_ms(row['actor_p50_ms'])} / {_ms(row['actor_max_ms'])} ms |"
         )
     return "\n".join(lines)
 
@@ -221,6 +241,16 @@ def verdicts(results: dict[str, list[Row]]) -> list[tuple[str, str, bool | None]
                     for r in dropped
                 ),
                 all(r["ok"] for r in dropped),
+            )
+        )
+    for row in results.get("storm", []):
+        checks.append(
+            (
+                f"reconnect storm ({row['streams']:,} boards): every board back, "
+                "0 events missed, none twice",
+                f"{row['reconnected']:,} back, {row['missed']} missed, {row['repeats']} twice, "
+                f"all caught up {row['caught_up_seconds']:.1f} s after SIGTERM",
+                row["ok"],
             )
         )
     people = next((r for r in results.get("presence", []) if r["people"] > 1), None)
@@ -357,8 +387,28 @@ connection until every stream has the last notice.
 
 {presence_table(results.get("presence", []))}
 
+## A deploy: the reconnect storm
+
+{_storm_size(results)} boards hold `GET /o/acme/events` open; the actor changes a task every
+200 ms; the server gets SIGTERM and a new one starts on the same port (its start-up takes
+most of the gap); every board comes back the way EventSource does: after the `retry:` the
+server sent it (spread over 0.5–5 s on shutdown), again after the same delay while nobody
+answers, with `Last-Event-ID`. "Caught up" is when a board has reconnected and received
+every event committed before it reconnected (by the event log's own timestamps); the
+actor's answer times are those of its changes from the new server's first answer until
+every board had caught up; changes tried while no server ran are not counted.
+
+{storm_table(results.get("storm", []))}
+
+![Boards caught up after the restart, over time](benchmarks-storm.png)
+
 {findings}
 """
+
+
+def _storm_size(results: dict[str, list[Row]]) -> str:
+    rows = results.get("storm", [])
+    return f"{rows[0]['streams']:,}" if rows else "N"
 
 
 def _presence_size(results: dict[str, list[Row]]) -> str:
@@ -368,6 +418,36 @@ def _presence_size(results: dict[str, list[Row]]) -> str:
 
 def _changes(results: dict[str, list[Row]]) -> int:
     return int(results["fanout"][0]["changes"]) if results["fanout"] else 0
+
+
+def draw_storm(row: Row, path: Path) -> None:
+    """Boards caught up against seconds after SIGTERM."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    times = sorted(row["caught_up_at"])
+    figure, axis = plt.subplots(figsize=(8, 4), dpi=110)
+    axis.step(
+        times,
+        [100 * (i + 1) / row["streams"] for i in range(len(times))],
+        where="post",
+        color="#2563eb",
+        label="boards caught up",
+    )
+    axis.axvline(
+        row["restart_seconds"], color="#9ca3af", linestyle="--", label="new server answers"
+    )
+    axis.set_xlabel("seconds after SIGTERM")
+    axis.set_ylabel("boards caught up (%)")
+    axis.set_ylim(0, 100)
+    axis.set_title(f"A deploy with {row['streams']:,} open boards: back, with nothing missed")
+    axis.grid(True, alpha=0.3)
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
 
 
 def draw(fanout: Sequence[Row], path: Path) -> None:

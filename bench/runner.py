@@ -52,10 +52,16 @@ def redis_server() -> Iterator[str]:
 
 @contextlib.contextmanager
 def project(
-    workdir: Path, database_url: str, *, redis_url: str | None = None, workers: int = 1
+    workdir: Path,
+    database_url: str,
+    *,
+    redis_url: str | None = None,
+    workers: int = 1,
+    port: int | None = None,
 ) -> Iterator[procs.Server]:
-    """`sprintboard serve` in production mode against `database_url`."""
-    port = procs.free_port()
+    """`sprintboard serve` in production mode against `database_url` (on `port`, to
+    restart on the same one, or a free one)."""
+    port = port or procs.free_port()
     env = {
         "SPRINTBOARD_ENV": "production",
         "DATABASE_URL": database_url,

@@ -61,3 +61,9 @@ def test_the_benchmark_smoke_run_delivers_every_event_without_errors(tmp_path: P
     for row in results["presence"]:
         assert row["ok"] and row["api_viewers"] == row["people"], row
     assert results["presence"][0]["up_to_date"] == 50 and results["presence"][0]["notices_sent"]
+
+    # A deploy: every board comes back, misses nothing and gets nothing twice.
+    (storm,) = results["storm"]
+    assert storm["ok"] and storm["reconnected"] == storm["streams"] == 100, storm
+    assert storm["missed"] == 0 and storm["repeats"] == 0 and storm["events"] > 0, storm
+    assert 500 <= storm["retry_min_ms"] <= storm["retry_max_ms"] <= 5000, storm
