@@ -45,11 +45,18 @@ def configure(level: int = logging.INFO, fmt: str = "text") -> None:
     app_log.propagate = False
 
 
+def _plain(value: Any) -> str:
+    text = str(value)
+    return text if text and all(c.isalnum() or c in ".:-_/<>" for c in text) else json.dumps(text)
+
+
 def log_request(**fields: Any) -> None:
     """The line for one answered request. In text, `key=value` pairs after the summary."""
     summary = f"{fields['method']} {fields['route']} {fields['status']} {fields['duration_ms']} ms"
+    # Values are quoted when they could pass for more fields (a forwarded address is
+    # whatever the proxy wrote).
     rest = " ".join(
-        f"{k}={v}"
+        f"{k}={_plain(v)}"
         for k, v in fields.items()
         if k not in ("method", "route", "status", "duration_ms") and v is not None
     )

@@ -73,7 +73,11 @@ def exposition() -> tuple[bytes, str]:
 
 
 def is_loopback(address: str | None) -> bool:
+    """127.0.0.0/8 or ::1, also written as an IPv4-mapped IPv6 address."""
     try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
+        ip = ipaddress.ip_address(address or "")
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback

@@ -88,13 +88,16 @@ async def _ended_websocket(_error: BaseException | None) -> None:
 
 async def _metrics() -> Any:
     """Prometheus's text format. With METRICS_TOKEN, only for that bearer token; without,
-    only for this machine. Anyone else is told there is nothing here."""
+    only for this machine, asked directly: a request that came through a proxy (it says
+    whom it forwards) is from outside, whatever address the proxy connects from. Anyone
+    else is told there is nothing here."""
     settings: Settings = current_app.config["SETTINGS"]
     if settings.metrics_token:
         given = request.headers.get("Authorization", "")
         allowed = hmac.compare_digest(given.encode(), f"Bearer {settings.metrics_token}".encode())
     else:
-        allowed = metrics.is_loopback(request.remote_addr)
+        forwarded = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+        allowed = not forwarded and metrics.is_loopback(request.remote_addr)
     if not allowed:
         return Response("Not found", 404, {"Content-Type": "text/plain"})
     body, content_type = metrics.exposition()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import multiprocessing
 import os
 import shutil
@@ -30,13 +31,13 @@ from hypercorn.utils import wrap_app
 from quart import Quart
 
 from app.config import Settings
-from app.events.hub import SHUTDOWN
 
 log = logging.getLogger(__name__)
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"  # see app/metrics.py
 GRACE_SECONDS = 5.0  # for requests still running once the streams are closed
 SHUTDOWN_SECONDS = 9.0  # a worker still there after this is killed
+MIN_UPTIME_SECONDS = 10.0  # a worker that dies sooner could not start: give up
 GC_THRESHOLD = 50_000  # allocations between young collections (Python's default: 700)
 
 
@@ -106,10 +107,10 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_THRESHOLD, 20, 20)
 
 
-def close_streams(app: Quart) -> None:
+async def close_streams(app: Quart) -> None:
     live = app.extensions.get("live")
     if live is not None:
-        live.hub.close_all(SHUTDOWN)
+        await live.end_all_streams()
 
 
 def serve_in_process(app: Quart, config: Config, sockets: Sockets | None = None) -> None:
@@ -125,7 +126,7 @@ def serve_in_process(app: Quart, config: Config, sockets: Sockets | None = None)
 
         async def shutdown_trigger() -> None:
             await stop.wait()
-            close_streams(app)
+            await close_streams(app)
 
         wrapped = wrap_app(app, config.wsgi_max_body_size, mode=None)  # type: ignore[arg-type]
         await worker_serve(wrapped, config, sockets=sockets, shutdown_trigger=shutdown_trigger)
@@ -136,7 +137,10 @@ def serve_in_process(app: Quart, config: Config, sockets: Sockets | None = None)
 def serve_workers(config: Config, workers: int) -> int:
     """Several workers on one port. This process opens the listening sockets and starts
     one process per worker on them (each runs `serve_in_process`). SIGTERM or SIGINT here
-    is passed on to every worker; a worker that dies on its own is replaced.
+    is passed on to every worker. A worker that dies on its own after running a while is
+    replaced; one that dies within MIN_UPTIME_SECONDS of starting (it cannot start: the
+    database is away, the configuration is wrong) stops them all, with exit status 1, so
+    that the process manager sees the failure instead of a loop of restarts.
 
     Our own supervisor rather than Hypercorn's: its workers wait for a shared event and
     then for the grace period, with no way to close the streams first, so every stream
@@ -151,31 +155,50 @@ def serve_workers(config: Config, workers: int) -> int:
     if own_metrics:
         os.environ[MULTIPROC_DIR] = tempfile.mkdtemp(prefix="sprintboard-metrics-")
 
+    started: dict[int, float] = {}  # sentinel → when its worker started
+
     def start() -> BaseProcess:
         process = context.Process(target=_worker, args=(config, sockets), name="sprintboard-worker")
         process.start()
+        started[process.sentinel] = time.monotonic()
         return process
 
+    # The signal handler writes here: waiting on it too, the loop wakes at once, and the
+    # shutdown deadline runs from the signal, not from the first worker to exit.
+    woken, wake = os.pipe()
+    deadline = math.inf
+
     def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        nonlocal stopping, deadline
+        if not stopping:
+            stopping, deadline = True, time.monotonic() + SHUTDOWN_SECONDS
         for process in processes:
             if process.pid is not None and process.is_alive():
                 os.kill(process.pid, signal.SIGTERM)
+        os.write(wake, b".")
 
-    processes = [start() for _ in range(workers)]
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    processes: list[BaseProcess] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before any worker exists to be orphaned
         signal.signal(sig, stop)
+    for _ in range(workers):
+        processes.append(start())
+        if stopping:  # signalled while starting: this one was not told yet
+            stop(signal.SIGTERM, None)
+    status = 0
     while not stopping:
-        ended = wait([p.sentinel for p in processes])
+        ended = wait([p.sentinel for p in processes] + [woken])
         for index, process in enumerate(processes):
-            if process.sentinel in ended and not stopping:
-                log.warning(
-                    "worker %s exited (%s); starting another", process.pid, process.exitcode
-                )
-                _forget_metrics_of(process)
-                processes[index] = start()
-    deadline = time.monotonic() + SHUTDOWN_SECONDS
+            if process.sentinel not in ended or stopping:
+                continue
+            process.join()
+            _forget_metrics_of(process)
+            if time.monotonic() - started.pop(process.sentinel) < MIN_UPTIME_SECONDS:
+                log.error("worker %s could not start (%s); stopping", process.pid, process.exitcode)
+                status = 1
+                stop(signal.SIGTERM, None)
+                break
+            log.warning("worker %s exited (%s); starting another", process.pid, process.exitcode)
+            processes[index] = start()
     for process in processes:
         process.join(max(0.0, deadline - time.monotonic()))
     for process in processes:
@@ -183,11 +206,15 @@ def serve_workers(config: Config, workers: int) -> int:
             log.warning("worker %s did not stop in time; killing it", process.pid)
             process.kill()
             process.join()
+    for process in processes:
+        _forget_metrics_of(process)
     for sock in sockets.secure_sockets + sockets.insecure_sockets:
         sock.close()
     if own_metrics:
         shutil.rmtree(os.environ.pop(MULTIPROC_DIR), ignore_errors=True)
-    return 0
+    os.close(woken)
+    os.close(wake)
+    return status
 
 
 def _forget_metrics_of(process: BaseProcess) -> None:

@@ -9,6 +9,8 @@ import contextlib
 import os
 import signal
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,7 +27,7 @@ from app.tasks.lifecycle import Action
 from tests.factories import Scene, act, build_scene, token_for
 from tests.pg import fresh_postgres_database
 from tests.redis_server import running_redis
-from tests.server import Server, start_server
+from tests.server import Server, free_port, start_server
 from tests.sse_client import Stream, open_stream
 
 pytestmark = pytest.mark.server
@@ -34,13 +36,16 @@ STREAMS = 20
 EXIT_SECONDS = 10.0
 
 
-def children_of(pid: int) -> list[int]:
+def workers_of(pid: int) -> list[int]:
+    """The worker processes a supervisor started (not multiprocessing's resource
+    tracker, which leaves on its own once the supervisor has gone)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid:
+                command = (entry / "cmdline").read_bytes()
+                if int(fields[1]) == pid and b"spawn_main" in command:
                     found.append(int(entry.name))
     return found
 
@@ -82,15 +87,18 @@ async def newest(db: Database, scene: Scene) -> int:
         return int(value or 0)
 
 
-async def read_to_the_end(stream: Stream) -> list[int]:
-    """The `retry:` values a stream sends until the server ends it."""
+async def read_to_the_end(stream: Stream, last_id: int) -> tuple[list[int], int]:
+    """The `retry:` values a stream sends until the server ends it, and the last event
+    id it received (where its client resumes)."""
     retries = []
     with contextlib.suppress(EOFError, httpx.HTTPError):
         while True:
             message = await stream.next(wait=EXIT_SECONDS)
             if message.kind == "retry" and message.retry is not None:
                 retries.append(message.retry)
-    return retries
+            elif message.kind == "event" and message.id is not None:
+                last_id = message.id
+    return retries, last_id
 
 
 async def test_sigterm_with_two_workers_spreads_the_retries_and_loses_nothing(
@@ -101,8 +109,8 @@ async def test_sigterm_with_two_workers_spreads_the_retries_and_loses_nothing(
     with running_redis() as redis:
         env = {"REDIS_URL": redis.url, "SPRINTBOARD_HEARTBEAT_SECONDS": "0.5"}
         server = start_server(postgres_url, workers=2, **env)
-        workers = children_of(server.process.pid)
-        assert len(workers) >= 2, workers
+        workers = workers_of(server.process.pid)
+        assert len(workers) == 2, workers
         try:
             async with httpx.AsyncClient(timeout=30) as http, contextlib.AsyncExitStack() as open_:
                 streams = []
@@ -129,14 +137,14 @@ async def test_sigterm_with_two_workers_spreads_the_retries_and_loses_nothing(
 
                 stopping = time.monotonic()
                 server.process.send_signal(signal.SIGTERM)
-                retries = await asyncio.gather(*(read_to_the_end(s) for s in streams))
+                ends = await asyncio.gather(*(read_to_the_end(s, start + 2) for s in streams))
                 assert server.process.wait(timeout=EXIT_SECONDS) == 0
                 took = time.monotonic() - stopping
         finally:
             server.stop()
         assert took <= EXIT_SECONDS
         assert not [pid for pid in workers if alive(pid)], "a worker outlived the supervisor"
-        last = [r[-1] for r in retries]
+        last = [retries[-1] for retries, _ in ends]
         assert all(500 <= ms <= 5000 for ms in last), last
         assert len(set(last)) >= STREAMS // 2 and statistics.pstdev(last) > 500, last
 
@@ -146,14 +154,14 @@ async def test_sigterm_with_two_workers_spreads_the_retries_and_loses_nothing(
         server = start_server(postgres_url, port=server.port, workers=2, **env)
         try:
             async with httpx.AsyncClient(timeout=30) as http:
-                for n in range(STREAMS):
+                for n, (_, last_id) in enumerate(ends):
                     headers = {
                         "Authorization": f"Bearer {tokens[who[n % 2]]}",
-                        "Last-Event-ID": str(start + 2),
+                        "Last-Event-ID": str(last_id),  # what this client saw last
                     }
                     async with open_stream(http, f"{server.url}/o/acme/events", headers) as again:
                         got = await again.events_until_quiet(wait=10)
-                    assert [m.id for m in got] == [start + 3, start + 4, start + 5]
+                    assert [m.id for m in got] == list(range(last_id + 1, start + 6))
         finally:
             server.stop()
 
@@ -176,3 +184,19 @@ async def test_sigterm_closes_websockets_with_service_restart(
             assert server.process.wait(timeout=EXIT_SECONDS) == 0
         finally:
             server.stop()
+
+
+def test_workers_that_cannot_start_stop_the_server_instead_of_looping() -> None:
+    """The database is unreachable: each worker dies at start. The supervisor gives up
+    with status 1 (for the process manager to see) rather than restarting them forever."""
+    environ = {
+        **os.environ,
+        "SPRINTBOARD_ENV": "development",
+        "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:9/nowhere",
+        "REDIS_URL": "redis://127.0.0.1:9/0",
+    }
+    port = str(free_port())
+    command = [sys.executable, "-m", "app", "serve", "--port", port, "--workers", "2"]
+    finished = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 1, finished.stderr[-2000:]
+    assert "could not start" in finished.stderr

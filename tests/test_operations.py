@@ -135,12 +135,16 @@ async def test_metrics_are_for_this_machine_or_the_token_holder(setup: Setup) ->
             wrong = {"Authorization": "Bearer nope"}
             assert (await http.get(f"{server.url}/metrics", headers=wrong)).status_code == 404
             await scrape(http, server, Authorization="Bearer s3cret-metrics")
-    # Without a token, only loopback: behind a trusted proxy the client is the real one.
-    with running_server(setup.database_url, FORWARDED_ALLOW_IPS="127.0.0.1") as server:
-        async with httpx.AsyncClient(timeout=30) as http:
-            outside = {"X-Forwarded-For": "203.0.113.7"}
-            assert (await http.get(f"{server.url}/metrics", headers=outside)).status_code == 404
-            await scrape(http, server)
+    # Without a token, only this machine, asked directly: whatever a proxy forwards (or a
+    # client claims to forward, even "from 127.0.0.1") is from outside.
+    for trust in ("127.0.0.1", "*", ""):
+        with running_server(setup.database_url, FORWARDED_ALLOW_IPS=trust) as server:
+            async with httpx.AsyncClient(timeout=30) as http:
+                for claimed in ("203.0.113.7", "127.0.0.1"):
+                    outside = {"X-Forwarded-For": claimed}
+                    answer = await http.get(f"{server.url}/metrics", headers=outside)
+                    assert answer.status_code == 404, (trust, claimed)
+                await scrape(http, server)
 
 
 def request_lines(server: Server) -> list[dict[str, object]]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.events.hub import Hub, Notice
-from app.live.presence import Key, Presence, PresenceTable, Seen
+from app.live.presence import LISTED, Key, Presence, PresenceTable, Seen, listed
 
 SPRINT: Key = (1, 10)
 OTHER: Key = (1, 11)
@@ -92,8 +92,16 @@ def test_a_whole_state_replaces_what_a_replica_said_before() -> None:
     table.hear("b", {OTHER: [Seen(4, "Di")]}, whole=True, now=2.0)
     assert table.viewers(SPRINT) == []
     assert table.take_dirty() == {SPRINT}
-    table.forget("b")  # it said it stopped
-    assert table.viewers(OTHER) == []
+
+
+def test_a_crowd_is_named_up_to_the_cap_people_on_task_pages_first() -> None:
+    crowd = [Seen(n, f"Person {n:03}", 900 + n if n % 20 == 0 else None) for n in range(120)]
+    named = listed(crowd)
+    assert len(named) == LISTED
+    on_tasks = [s for s in crowd if s.task_id is not None]
+    assert set(on_tasks) <= set(named)  # everyone a card shows is named
+    assert named == sorted(named, key=lambda s: (s.name.casefold(), s.user_id))
+    assert listed(crowd[:3]) == crowd[:3]
 
 
 # --- the service: folding, notices, replicas -----------------------------------------
@@ -119,7 +127,7 @@ class Rendered:
     async def __call__(self, key: Key, viewers: Sequence[Seen]) -> Notice:
         self.notices.append(names(viewers))
         self.arrived.set()
-        return Notice(key[0], key[1], "presence", "", b"", {"viewers": names(viewers)})
+        return Notice(key[0], key[1], "presence", "", b"", {"viewers": names(viewers)}, "")
 
     async def next(self) -> list[tuple[str, int | None]]:
         await asyncio.wait_for(self.arrived.wait(), 5)
@@ -164,10 +172,13 @@ async def test_a_notice_goes_only_to_its_sprint_and_a_new_stream_gets_the_latest
     with (
         hub.subscribe(1, user_id=98, sprint_id=11) as elsewhere,
         hub.subscribe(1, user_id=97, sprint_id=None) as everything,
+        hub.subscribe(2, user_id=96, sprint_id=None) as other_organization,
+        hub.subscribe(2, user_id=95, sprint_id=10) as same_sprint_id_elsewhere,
     ):
         with presence.present(SPRINT, 1, "Ann", task_id=5):
             assert await rendered.next() == [("Ann", 5)]
             assert elsewhere.queue.empty()
+            assert other_organization.queue.empty() and same_sprint_id_elsewhere.queue.empty()
             assert isinstance(everything.queue.get_nowait(), Notice)
             latest = presence.notice(SPRINT)
             assert latest is not None and latest.json["viewers"] == [("Ann", 5)]
@@ -175,7 +186,7 @@ async def test_a_notice_goes_only_to_its_sprint_and_a_new_stream_gets_the_latest
         assert presence.notice(SPRINT) is None
 
 
-async def test_another_replica_is_heard_until_it_says_it_stopped(service: Any) -> None:
+async def test_another_replica_is_heard_until_it_says_it_has_nobody(service: Any) -> None:
     presence, hub, rendered, shared = service
     with hub.subscribe(1, user_id=99, sprint_id=10):
         presence.hear(
@@ -183,7 +194,7 @@ async def test_another_replica_is_heard_until_it_says_it_stopped(service: Any) -
         )
         assert await rendered.next() == [("Cy", None), ("Di", 7)]
         presence.hear({"replica": presence.replica, "whole": True, "sprints": []})  # our echo
-        presence.hear({"replica": "b", "gone": True})
+        presence.hear({"replica": "b", "whole": True, "sprints": []})
         assert await rendered.next() == []
         with pytest.raises((ValueError, TypeError, KeyError)):
             presence.hear({"replica": "c", "sprints": [[1, "ten", []]]})

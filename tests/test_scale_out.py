@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -144,6 +145,27 @@ async def test_presence_crosses_instances_and_a_killed_instance_leaves(cluster: 
                 await on_a.__aexit__(None, None, None)
         gone = await presence_until(watching, {carol: None}, 60)
     print(f"a killed instance's people gone from B after {gone:.1f} s")
+
+
+async def test_a_deploy_does_not_show_as_everyone_leaving(cluster: Cluster):
+    """A gets SIGTERM (a deploy): its streams end and their browsers will be back in a
+    few seconds, so B goes on showing A's people instead of flashing them away."""
+    bob, carol = cluster.scene.bob.id, cluster.scene.carol.id
+    board = f"/o/acme/events?sprint={cluster.scene.acme.sprint.id}"
+    async with (
+        httpx.AsyncClient(timeout=30) as http,
+        httpx.AsyncClient(timeout=30) as http_a,
+        open_stream(http, cluster.b.url + board, cluster.auth("carol")) as watching,
+    ):
+        async with open_stream(http_a, cluster.a.url + board, cluster.auth()) as on_a:
+            await presence_until(watching, {carol: None, bob: None}, 2)
+            cluster.a.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(EOFError, httpx.HTTPError):
+                while True:  # A tells its stream when to come back, and ends it
+                    await on_a.next(wait=10)
+        assert cluster.a.process.wait(timeout=10) == 0
+        with pytest.raises(TimeoutError):  # nobody flickers away meanwhile
+            await presence_until(watching, {carol: None}, 6)
 
 
 async def test_presence_rebuilds_after_a_redis_restart(cluster: Cluster):

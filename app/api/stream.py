@@ -26,7 +26,7 @@ async def task_events() -> Any:
         opening,
         frame=lambda f: json.dumps(f.json),
         reset=lambda newest: json.dumps({"id": newest, "organization_id": org, "type": "reset"}),
-        notice=lambda n: json.dumps(n.json),
+        notice=lambda n: n.json_text,
     ):
         await websocket.send(text)
     await websocket.close(1012)  # service restart: reconnect with ?after=

@@ -106,6 +106,7 @@ class Notice:
     html: str
     sse: bytes
     json: dict[str, Any]
+    json_text: str  # `json`, encoded once for every JSON stream
 
 
 Item = Frame | Notice

@@ -36,6 +36,7 @@ class RedisBroker(Wakeups):
         super().__init__()
         self.url = url
         self.healthy = False
+        self._subscribed = False  # listening now (publishing may still fail now and then)
         self._client: redis.Redis | None = None
         self._listener: asyncio.Task[None] | None = None
         self._publishing: set[asyncio.Task[Any]] = set()
@@ -71,7 +72,7 @@ class RedisBroker(Wakeups):
         """Tell the other instances about this one's presence (best effort: each says
         all it has every few seconds, so a lost message heals itself). While Redis is
         away there is nobody to tell: on reconnecting, the instance says all it has."""
-        if self.healthy:
+        if self._subscribed:
             self._publish(PRESENCE, json.dumps(message))
 
     def _publish(self, channel: str, payload: str) -> None:
@@ -97,7 +98,7 @@ class RedisBroker(Wakeups):
                 assert self._client is not None
                 async with self._client.pubsub() as pubsub:
                     await pubsub.subscribe(EVENTS, CONTROL, PRESENCE)
-                    self.healthy = True
+                    self.healthy = self._subscribed = True
                     if delay > 0.2:
                         log.info("Redis is back; catching up from the event log")
                     delay = 0.2
@@ -108,7 +109,7 @@ class RedisBroker(Wakeups):
             except asyncio.CancelledError:
                 raise
             except (redis.RedisError, OSError) as error:
-                self.healthy = False
+                self.healthy = self._subscribed = False
                 log.warning("Redis unreachable (%s); retrying in %.1f s", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)

@@ -117,17 +117,22 @@ class LiveUpdates:
             )
         if self.presence.notices_sent:
             log.info("sent %d presence notices", self.presence.notices_sent)
-        self.hub.close_all(SHUTDOWN)
+        await self.end_all_streams()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.presence.stop()
         await self.broker.close()
 
     async def _render_presence(self, key: tuple[int, int], viewers: Sequence[Seen]) -> Notice:
         return await self.renderer.presence_notice(key, viewers)
+
+    async def end_all_streams(self) -> None:
+        """The server is stopping: every stream is told when to come back, and ends.
+        Presence stops first, so that these leaves are not sent (see Presence.stop)."""
+        await self.presence.stop()
+        self.hub.close_all(SHUTDOWN)
 
     def _connected(self) -> None:
         """The broker (re)connected: what it may have missed is in the log, and the other

@@ -17,8 +17,10 @@ another's. It says, over pub/sub:
   a lost or repeated message does no lasting harm), at most once a second;
 - every STATE_SECONDS: all its entries, whole. This is also its heartbeat;
 - when it connects (at start, and after Redis comes back): all its entries, so presence
-  rebuilds at once after a Redis restart;
-- when it stops: that it has nobody.
+  rebuilds at once after a Redis restart.
+
+When it stops (a deploy) it says nothing more, on purpose: the others keep its people
+until it has been silent for DOWN_SECONDS, by which time their browsers are back.
 
 A replica not heard from for DOWN_SECONDS is taken to be down and its entries dropped:
 an instance killed with `kill -9` says nothing, so its people are gone within
@@ -170,11 +172,6 @@ class PresenceTable:
             self.dirty.update(self._remote.pop(replica, {}))
         return gone
 
-    def forget(self, replica: str) -> None:
-        """A replica said it has stopped."""
-        self._heard.pop(replica, None)
-        self.dirty.update(self._remote.pop(replica, {}))
-
     # --- reading ----------------------------------------------------------------------
 
     def viewers(self, key: Key) -> list[Seen]:
@@ -278,13 +275,16 @@ class Presence:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        """Stop before the streams close: their leaves are not sent. A deploy must not
+        show on other instances' pages as everyone here leaving and coming back: the
+        others keep this instance's people until it has been silent DOWN_SECONDS, and by
+        then their browsers are back (on another instance, or on this one restarted)."""
+        tasks, self._tasks = self._tasks, []  # (twice is harmless)
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        # Going away: the others drop this instance's people now, not DOWN_SECONDS later.
-        self.broker.share_presence({"replica": self.replica, "gone": True})
 
     async def _send_changes(self) -> None:
         """Send each changed sprint, at most once per `fold_seconds`: a change after a
@@ -317,20 +317,23 @@ class Presence:
         viewers = tuple(self.table.viewers(key))
         if viewers == self._shown.get(key, ()):
             return
-        if viewers:
-            self._shown[key] = viewers
-        else:
-            self._shown.pop(key, None)
         if not self.hub.has_subscribers(key[0]):
+            self._shown.pop(key, None)
             self._notices.pop(key, None)
             return
-        notice = await self.render(key, viewers)
-        if viewers:
-            self._notices[key] = notice
-        else:
-            self._notices.pop(key, None)
+        try:
+            notice = await self.render(key, viewers)
+        except Exception:
+            self.table.dirty.add(key)  # try again with the next change or state
+            raise
+        # Only what was really sent counts as shown (a failed render is sent again).
         self.hub.publish(notice)
         self.notices_sent += 1
+        if viewers:
+            self._shown[key], self._notices[key] = viewers, notice
+        else:
+            self._shown.pop(key, None)
+            self._notices.pop(key, None)
 
     async def _keep_in_touch(self) -> None:
         """Each second: drop silent replicas. Every STATE_SECONDS: say all we have."""
@@ -379,15 +382,12 @@ class Presence:
         replica = str(message["replica"])
         if replica == self.replica:
             return  # our own, back from Redis
-        if message.get("gone"):
-            self.table.forget(replica)
-        else:
-            sprints = {
-                (int(org), int(sprint)): [
-                    Seen(int(user), str(name), None if task is None else int(task))
-                    for user, name, task in entries
-                ]
-                for org, sprint, entries in message["sprints"]
-            }
-            self.table.hear(replica, sprints, whole=bool(message.get("whole")), now=self.clock())
+        sprints = {
+            (int(org), int(sprint)): [
+                Seen(int(user), str(name), None if task is None else int(task))
+                for user, name, task in entries
+            ]
+            for org, sprint, entries in message["sprints"]
+        }
+        self.table.hear(replica, sprints, whole=bool(message.get("whole")), now=self.clock())
         self._poke()

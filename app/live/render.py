@@ -7,6 +7,7 @@ out-of-band swap, and a toast. Nothing in it depends on who receives it.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections import OrderedDict, deque
@@ -204,16 +205,18 @@ class Renderer:
                     sprint_id=sprint_id,
                 )
             )
+        payload = {
+            "type": presence.EVENT,
+            "organizationId": str(org_id),
+            "sprintId": str(sprint_id),
+            "viewers": [seen.as_json() for seen in viewers],
+        }
         return Notice(
             org_id=org_id,
             sprint_id=sprint_id,
             type=presence.EVENT,
             html=html,
             sse=sse.encode(data=html, event=presence.EVENT),
-            json={
-                "type": presence.EVENT,
-                "organizationId": str(org_id),
-                "sprintId": str(sprint_id),
-                "viewers": [seen.as_json() for seen in viewers],
-            },
+            json=payload,
+            json_text=json.dumps(payload),
         )

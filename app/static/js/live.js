@@ -239,7 +239,7 @@
     var holder = message.querySelector("template[data-live-presence]");
     var row = holder && holder.content.querySelector("#presence");
     var old = document.getElementById("presence");
-    if (!row || !old) return;
+    if (!row || !old || holder.getAttribute("data-sprint-id") !== board.getAttribute("data-sprint-id")) return;
     row = document.importNode(row, true);
     // The notice counts everyone, me included; it names at most a few dozen. If I am not
     // named, I am among those only counted.
@@ -259,13 +259,17 @@
     row.querySelector(".presence-unlisted").hidden = total <= people.length;
     row.querySelector(".presence-alone").hidden = total > 0;
     // Keep an opened list open, and keyboard focus where it was.
-    if (old.hasAttribute("data-open")) row.setAttribute("data-open", "");
+    if (old.hasAttribute("data-open")) {
+      row.setAttribute("data-open", "");
+      row.querySelector(".presence-more").setAttribute("aria-expanded", "true");
+    }
     var focused = old.contains(document.activeElement) ? document.activeElement : null;
     old.replaceWith(row);
     if (focused) {
       var again = focused.classList.contains("presence-more") ? row.querySelector(".presence-more")
         : focused.getAttribute("href") && row.querySelector('a[href="' + focused.getAttribute("href") + '"]');
-      (again && !again.hidden ? again : row.querySelector(".presence-more:not([hidden])") || row).focus();
+      var target = again && !again.hidden ? again : row.querySelector(".presence-more:not([hidden])");
+      if (target) target.focus(); // else the person it was on left: focus stays on the page
     }
     paintViewers();
   }
