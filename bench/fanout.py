@@ -7,7 +7,6 @@ same size, so each figure can be read as a ratio to what the framework alone cos
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -17,7 +16,7 @@ import httpx
 
 from bench.actor import act
 from bench.crowd import Crowd
-from bench.http import Connection, request_bytes
+from bench.http import Connection, ownership_change, request_bytes, task_history
 from bench.procs import Server
 from bench.seed import Scenario
 from bench.stats import percentile
@@ -138,18 +137,13 @@ class ProjectTarget(Target):
         )
 
     def change_request(self, number: int) -> bytes:
-        # Take, release, take, … the same task: one event each.
-        method = "PUT" if number % 2 == 0 else "DELETE"
-        path = f"/api/v1/tasks/{self.scenario.fanout_task}/ownership"
-        return request_bytes(method, path, host=self.host, headers=self.auth)
+        return ownership_change(
+            number, task=self.scenario.fanout_task, host=self.host, headers=self.auth
+        )
 
     async def event_ids(self, changes: int) -> list[int]:
-        path = f"/api/v1/tasks/{self.scenario.fanout_task}/history"
-        reply = await Connection("127.0.0.1", self.server.port).send(
-            request_bytes("GET", path, host=self.host, headers=self.auth)
-        )
-        ids = sorted(event["id"] for event in json.loads(reply.body)["events"])
-        return ids[-changes:]
+        events = await task_history(self.server.port, self.scenario.fanout_task, self.auth)
+        return sorted(event["id"] for event in events)[-changes:]
 
     async def restore(self, changes: int) -> None:
         if changes % 2:  # the task is still taken: give it back

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from dataclasses import dataclass
+from typing import Any
 
 
 class ProtocolError(Exception):
@@ -92,3 +94,19 @@ class Connection:
             with contextlib.suppress(OSError):
                 await self._writer.wait_closed()
         self._reader = self._writer = None
+
+
+def ownership_change(number: int, *, task: int, host: str, headers: dict[str, str]) -> bytes:
+    """The `number`th change of a task: take, release, take, … (one event each)."""
+    method = "PUT" if number % 2 == 0 else "DELETE"
+    return request_bytes(method, f"/api/v1/tasks/{task}/ownership", host=host, headers=headers)
+
+
+async def task_history(port: int, task: int, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """A task's events through the API (`GET /api/v1/tasks/<id>/history`), newest first."""
+    host = f"127.0.0.1:{port}"
+    path = f"/api/v1/tasks/{task}/history"
+    reply = await Connection("127.0.0.1", port).send(
+        request_bytes("GET", path, host=host, headers=headers)
+    )
+    return json.loads(reply.body)["events"]  # type: ignore[no-any-return]

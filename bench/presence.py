@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 from bench.actor import act
 from bench.crowd import Crowd
-from bench.http import Connection, request_bytes
+from bench.http import Connection, ownership_change, request_bytes
 from bench.procs import Server
 from bench.seed import Scenario
 from bench.stats import percentile
@@ -83,13 +83,7 @@ async def measure(
     path = f"/o/{scenario.org}/events?sprint={scenario.sprint}"
     task = scenario.fanout_task
     changes = [
-        request_bytes(
-            "PUT" if n % 2 == 0 else "DELETE",
-            f"/api/v1/tasks/{task}/ownership",
-            host=host,
-            headers=auth,
-        )
-        for n in range(ACTOR_CHANGES)
+        ownership_change(n, task=task, host=host, headers=auth) for n in range(ACTOR_CHANGES)
     ]
     await _warm_up(server, path, tokens[0])
     crowd = Crowd("127.0.0.1", server.port, path, {}, tokens=tokens, count_presence=True)

@@ -55,6 +55,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(same_either_way)
 
 
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database of its own, whatever the run's database (for
+    the tests of several instances, which need one), dropped afterwards."""
+    with pg.fresh_postgres_database() as url:
+        upgrade(url)
+        yield url
+
+
 @pytest.fixture(scope="session")
 def migrated_postgres() -> Iterator[str | None]:
     """A PostgreSQL database migrated to head once per run: the template of every test's."""

@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -21,11 +21,9 @@ import websockets
 from sqlalchemy import select
 
 from app.db import Database
-from app.migrate import upgrade
 from app.models import Organization
 from app.tasks.lifecycle import Action
 from tests.factories import Scene, act, build_scene, token_for
-from tests.pg import fresh_postgres_database
 from tests.redis_server import running_redis
 from tests.server import Server, free_port, start_server
 from tests.sse_client import Stream, open_stream
@@ -59,13 +57,6 @@ def alive(pid: int) -> bool:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return False
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    with fresh_postgres_database() as url:
-        upgrade(url)
-        yield url
 
 
 @pytest.fixture

@@ -26,10 +26,8 @@ import websockets
 from sqlalchemy import select
 
 from app.db import Database
-from app.migrate import upgrade
 from app.models import Organization
 from tests.factories import Scene, build_scene, token_for
-from tests.pg import fresh_postgres_database
 from tests.redis_server import running_redis
 from tests.server import Server, free_port, running_server
 from tests.sse_client import open_stream
@@ -126,13 +124,6 @@ class Proxied:
         method = http.put if number % 2 == 0 else http.delete
         answer = await method(f"{self.url}/api/v1/tasks/{task}/ownership", headers=self.auth())
         assert answer.status_code == 200, answer.text
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    with fresh_postgres_database() as url:
-        upgrade(url)
-        yield url
 
 
 @pytest.fixture

@@ -127,7 +127,7 @@ class Rendered:
     async def __call__(self, key: Key, viewers: Sequence[Seen]) -> Notice:
         self.notices.append(names(viewers))
         self.arrived.set()
-        return Notice(key[0], key[1], "presence", "", b"", {"viewers": names(viewers)}, "")
+        return Notice(key[0], key[1], "presence", "", b"", {"viewers": names(viewers)})
 
     async def next(self) -> list[tuple[str, int | None]]:
         await asyncio.wait_for(self.arrived.wait(), 5)

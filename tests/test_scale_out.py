@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
@@ -14,10 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from app.db import Database
-from app.migrate import upgrade
 from app.models import Membership, Organization, Role, Task, TaskEvent
 from tests.factories import Scene, build_scene, make_user, token_for
-from tests.pg import fresh_postgres_database
 from tests.redis_server import RedisServer, running_redis
 from tests.server import Server, running_server
 from tests.sse_client import open_stream, presence_until
@@ -43,13 +41,6 @@ class Cluster:
                 select(Organization.last_event_id).where(Organization.id == self.scene.acme.org.id)
             )
             return int(value or 0)
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    with fresh_postgres_database() as url:
-        upgrade(url)
-        yield url
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ async def task_events() -> Any:
     async for text in messages(
         live_updates(),
         opening,
-        frame=lambda f: json.dumps(f.json),
+        frame=lambda f: f.json_text,
         reset=lambda newest: json.dumps({"id": newest, "organization_id": org, "type": "reset"}),
         notice=lambda n: n.json_text,
     ):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -82,31 +84,35 @@ class Mailbox(Generic[T]):
 
 
 @dataclass(frozen=True, eq=False)
-class Frame:
-    """One event, rendered and encoded once; the same bytes go to every subscriber."""
+class Rendered:
+    """Something every stream of an organization (or of one sprint) is sent, rendered
+    and encoded once: the same bytes go to every subscriber."""
 
-    id: int
     org_id: int
     sprint_id: int | None
     type: str
     html: str
     sse: bytes
     json: dict[str, Any]
+
+    @functools.cached_property
+    def json_text(self) -> str:
+        """`json` encoded, once for every JSON stream (not once per stream)."""
+        return json.dumps(self.json)
 
 
 @dataclass(frozen=True, eq=False)
-class Notice:
-    """Something to show that is not an event: it has no id, is never replayed, and a
-    newer one of the same kind and sprint replaces an older one still waiting (presence).
-    Like a frame, it is rendered once and the same bytes go to every subscriber."""
+class Frame(Rendered):
+    """One event: it has an id, and a stream that reconnects is replayed the ones after
+    its cursor."""
 
-    org_id: int
-    sprint_id: int | None
-    type: str
-    html: str
-    sse: bytes
-    json: dict[str, Any]
-    json_text: str  # `json`, encoded once for every JSON stream
+    id: int
+
+
+@dataclass(frozen=True, eq=False)
+class Notice(Rendered):
+    """Something to show that is not an event: it has no id, is never replayed, and a
+    newer one of the same kind and sprint replaces an older one still waiting (presence)."""
 
 
 Item = Frame | Notice

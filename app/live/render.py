@@ -7,7 +7,6 @@ out-of-band swap, and a toast. Nothing in it depends on who receives it.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import OrderedDict, deque
@@ -218,5 +217,4 @@ class Renderer:
             html=html,
             sse=sse.encode(data=html, event=presence.EVENT),
             json=payload,
-            json_text=json.dumps(payload),
         )
