@@ -193,7 +193,8 @@ async def storm_run(
         + (
             ""
             if result.ok
-            else "  PROBLEM: " + json.dumps(_without(result.as_dict(), "caught_up_at"), default=str)
+            else "  PROBLEM: "
+            + json.dumps(_without(result.as_dict(), "caught_up_curve"), default=str)
         )
     )
     results["storm"].append(result.as_dict())

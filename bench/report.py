@@ -427,11 +427,10 @@ def draw_storm(row: Row, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    times = sorted(row["caught_up_at"])
     figure, axis = plt.subplots(figsize=(8, 4), dpi=110)
     axis.step(
-        times,
-        [100 * (i + 1) / row["streams"] for i in range(len(times))],
+        [seconds for seconds, _share in row["caught_up_curve"]],
+        [share for _seconds, share in row["caught_up_curve"]],
         where="post",
         color="#2563eb",
         label="boards caught up",
