@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export SPRINTBOARD_ENV ?= development
+# The suite runs in three processes: most tests wait on servers and browsers, so three
+# keep two cores busy (a free worker takes over queued tests from a busy one).
+# `make test PYTEST_PARALLEL=` runs it in one.
+PYTEST_PARALLEL ?= -n 3 --dist worksteal
 
 HTMX_VERSION := 2.0.11
 HTMX_SSE_VERSION := 2.2.4
@@ -61,8 +65,8 @@ nginx: ## install Debian's nginx for the proxy test when it is missing (its serv
 	  status=$$?; rm -f /usr/sbin/policy-rc.d; exit $$status; }
 
 test: $(VENV)/.installed-dev chromium nginx ## install test needs; run the whole suite on SQLite, then what uses the database on PostgreSQL
-	SPRINTBOARD_ENV=test $(BIN)/pytest --durations=10 $(PYTEST_ARGS)
-	SPRINTBOARD_ENV=test SPRINTBOARD_TEST_DATABASE=postgresql $(BIN)/pytest --durations=10 $(PYTEST_ARGS)
+	SPRINTBOARD_ENV=test $(BIN)/pytest $(PYTEST_PARALLEL) --durations=10 $(PYTEST_ARGS)
+	SPRINTBOARD_ENV=test SPRINTBOARD_TEST_DATABASE=postgresql $(BIN)/pytest $(PYTEST_PARALLEL) --durations=10 $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev ## ruff lint and format check, mypy
 	$(BIN)/ruff check app tests migrations bench

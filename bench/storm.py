@@ -244,6 +244,9 @@ async def measure(work: Path, scenario: Scenario, streams: int) -> StormResult:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(storm.all_caught_up.wait(), CATCH_UP_WITHIN)
         storm.closing = True
+        # Counted now: the streams are still open and will receive the change below.
+        result.missed = storm.missed + sum(final - c.last_id for c in storm.clients)
+        result.repeats = storm.repeats
         # Give the task back if the last change left it taken (a change cut off by the
         # deploy breaks the take/release alternation): the next runs start from it.
         await Connection("127.0.0.1", port).send(
@@ -251,8 +254,6 @@ async def measure(work: Path, scenario: Scenario, streams: int) -> StormResult:
         )
         result.server_errors += new.errors_logged()
     result.events = final - first_id
-    result.missed = storm.missed + sum(final - c.last_id for c in storm.clients)
-    result.repeats = storm.repeats
     result.reconnected = sum(1 for c in storm.clients if c.reconnected_at)
     result.reconnect_attempts = storm.attempts - streams
     result.retry_min_ms = min(storm.retries, default=0)

@@ -40,19 +40,30 @@ ON_POSTGRES = os.environ.get("SPRINTBOARD_TEST_DATABASE", "sqlite") == "postgres
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """On the PostgreSQL pass, run only the tests that use the test database.
+    """On the PostgreSQL pass, run only the tests that use the test database, and of the
+    browser tests only those marked `both_databases`.
 
     The others (parsers, the hub, the CLI's arguments, the life-cycle model and the fuzz
     run, which bring their own SQLite files) would do exactly what the SQLite pass did.
+    What a person sees in the browser does not depend on the database behind the pages:
+    every route, stream and write those tests use runs on PostgreSQL in the HTTP and
+    server tests, so the browser tests run there only as a whole-stack check.
     """
     if not ON_POSTGRES:
         return
     same_either_way = pytest.mark.skip(
         reason="does not use the test database: the SQLite pass ran it"
     )
+    seen_on_sqlite = pytest.mark.skip(
+        reason="what the browser shows does not depend on the database: the SQLite pass ran it"
+    )
     for item in items:
         if "database_url" not in getattr(item, "fixturenames", ()):
             item.add_marker(same_either_way)
+        elif item.get_closest_marker("browser") and not item.get_closest_marker(
+            "both_databases"
+        ):
+            item.add_marker(seen_on_sqlite)
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ def chip(page: Page, value: str) -> Locator:
 # --- 1. two people on one board ------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 async def test_a_take_by_bob_reaches_alices_open_board_in_place_with_counts_and_a_toast(
     demo_server: Server, browser: Browser, others: Others
 ):

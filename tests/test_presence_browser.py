@@ -31,6 +31,7 @@ def person(page: Page, user_id: int, task_id: int | None = None) -> object:
     return page.locator(f"#presence [data-presence-user-id='{user_id}']{viewing}")
 
 
+@pytest.mark.both_databases
 async def test_two_people_see_each_other_and_a_card_shows_its_viewers(
     demo_server: Server, browser: Browser, others: Others
 ):
