@@ -232,6 +232,7 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
             tune_garbage_collector()
             configure_logging(fmt=settings.log_format)
         db.on_commit.append(live.on_commit)
+        db.on_identity_change.append(live.identity_changed)
         await live.start()
 
     @app.after_serving

@@ -60,9 +60,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "database_url" not in getattr(item, "fixturenames", ()):
             item.add_marker(same_either_way)
-        elif item.get_closest_marker("browser") and not item.get_closest_marker(
-            "both_databases"
-        ):
+        elif item.get_closest_marker("browser") and not item.get_closest_marker("both_databases"):
             item.add_marker(seen_on_sqlite)
 
 

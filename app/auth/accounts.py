@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.identities import record_change
 from app.db import table_of, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.inputs import row_id
@@ -99,8 +100,9 @@ async def add_member(
         if membership is None:
             membership = Membership(org_id=org.id, user_id=user.id, role=role.value)
             session.add(membership)
-        else:
+        elif membership.role != role.value:
             membership.role = role.value
+            await record_change(session, "membership changed", user_id=user.id, org_id=org.id)
         await session.flush()
         return membership
     invitation = await session.scalar(
@@ -149,9 +151,10 @@ async def sign_in_user(
         session.add(user)
         await session.flush()
     else:
-        user.email = email
-        if name.strip():
-            user.name = name.strip()
+        name = name.strip() or user.name
+        if (user.email, user.name) != (email, name):
+            user.email, user.name = email, name
+            await record_change(session, "renamed", ends_streams=False, user_id=user.id)
     await accept_invitations(session, user)
     return user
 
@@ -276,6 +279,7 @@ async def set_time_zone(session: AsyncSession, *, org_id: int, name: str, role: 
     await session.execute(
         update(Organization).where(Organization.id == org_id).values(time_zone=zone_name)
     )
+    await record_change(session, "organization changed", ends_streams=False, org_id=org_id)
     return zone_name
 
 
@@ -340,4 +344,5 @@ async def revoke_token(session: AsyncSession, *, user_id: int, token_id: int) ->
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         await session.flush()
+        await record_change(session, "token revoked", token_id=row.id)
     return row

@@ -9,16 +9,18 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
-from quart import g, has_websocket_context, redirect, request, session, websocket
+from quart import current_app, g, has_websocket_context, redirect, request, session, websocket
 from sqlalchemy import bindparam, or_, select
 
 from app.auth import sessions
 from app.auth.accounts import (
     NO_ORGANIZATION,
     NO_SUCH_ORGANIZATION,
+    hash_token,
     memberships_of,
     org_id_in,
     require_contributor,
@@ -26,6 +28,7 @@ from app.auth.accounts import (
     token_use,
     touch_token,
 )
+from app.auth.identities import Identities, Snapshot, revive_as
 from app.db import get_db, utcnow
 from app.errors import NotFound, Unauthenticated
 from app.models import Membership, Organization, Role, User
@@ -64,24 +67,51 @@ async def load_identity() -> None:
     key = session.get("sid")
     if key is None:
         return
-    async with get_db().read() as db:
-        live = await sessions.find(db, str(key))
-    if live is None:
+
+    async def load() -> Known | None:
+        async with get_db().read() as db:
+            live = await sessions.find(db, str(key))
+        return None if live is None else Known(live.id, Snapshot.of(live.user))
+
+    known = await identities().get(("session", sessions.key_hash(str(key))), load)
+    if known is None:
         # Signed out (here or elsewhere): this cookie is worth nothing any more.
         session.clear()
         return
-    g.user, g.session_id = live.user, live.id
+    g.user, g.session_id = known.user.revive(), known.id
 
 
 async def identify_by_token(token: str) -> None:
-    async with get_db().read() as db:
-        found = await token_use(db, token)
-    if found is None:
+    async def load() -> Known | None:
+        async with get_db().read() as db:
+            found = await token_use(db, token)
+        if found is None:
+            return None
+        return Known(found.token_id, Snapshot.of(found.user), found.last_used_at)
+
+    known = await identities().get(("token", hash_token(token)), load)
+    if known is None:
         return
-    g.user, g.token_id, g.via_token = found.user, found.token_id, True
+    g.user, g.token_id, g.via_token = known.user.revive(), known.id, True
     # "Last used" to the nearest few minutes: not a write on every API call.
-    if found.last_used_at is None or utcnow() - found.last_used_at > TOKEN_TOUCH_EVERY:
-        await get_db().write(lambda db: touch_token(db, found.token_id))
+    now = utcnow()
+    if known.last_used_at is None or now - known.last_used_at > TOKEN_TOUCH_EVERY:
+        known.last_used_at = now  # this instance's note, so that it touches it once
+        await get_db().write(lambda db: touch_token(db, known.id))
+
+
+@dataclass
+class Known:
+    """A live session or token as the cache keeps it: its id and its person."""
+
+    id: int
+    user: Snapshot
+    last_used_at: dt.datetime | None = None  # tokens: when this instance last touched it
+
+
+def identities() -> Identities:
+    """This instance's cache of who is asking (see app.auth.identities)."""
+    return current_app.extensions["live"].identities  # type: ignore[no-any-return]
 
 
 def current_user() -> User | None:
@@ -119,15 +149,26 @@ async def resolve_membership(org_ref: str | None) -> Membership:
     user = current_user()
     if user is None:
         raise Unauthenticated("Sign in first.")
-    async with get_db().read() as db:
-        if org_ref:
-            params = {"user_id": user.id, "slug": org_ref, "org_id": org_id_in(org_ref)}
-            membership = await db.scalar(_MEMBERSHIP_BY_REF, params)
-        else:
-            membership = next(iter(await memberships_of(db, user.id)), None)
-    if membership is None:
+    user_id = user.id
+
+    async def load() -> Snapshot | None:
+        async with get_db().read() as db:
+            if org_ref:
+                params = {"user_id": user_id, "slug": org_ref, "org_id": org_id_in(org_ref)}
+                membership = await db.scalar(_MEMBERSHIP_BY_REF, params)
+            else:
+                membership = next(iter(await memberships_of(db, user_id)), None)
+        if membership is None:
+            return None
+        # The organization's event counter moves with every change: never kept.
+        return Snapshot.of(
+            membership, related=("organization", "user"), leave_out=("last_event_id",)
+        )
+
+    found = await identities().get(("membership", user_id, org_ref or ""), load)
+    if found is None:
         raise NotFound(NO_SUCH_ORGANIZATION if org_ref else NO_ORGANIZATION)
-    return membership
+    return revive_as(Membership, found)
 
 
 async def default_membership() -> Membership | None:

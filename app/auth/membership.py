@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.accounts import add_member, clean_email, find_user_by_email
+from app.auth.identities import record_change
 from app.errors import Conflict, NotFound
 from app.models import Invitation, Membership, Organization, Role, User
 
@@ -64,6 +65,7 @@ async def change_role(session: AsyncSession, org_id: int, user_id: int, role: Ro
         await _keep_an_owner(session, org_id, membership)
     membership.role = role.value
     await session.flush()
+    await record_change(session, "membership changed", user_id=user_id, org_id=org_id)
     return membership
 
 
@@ -77,6 +79,7 @@ async def remove_member(session: AsyncSession, org_id: int, user_id: int) -> Mem
         await _keep_an_owner(session, org_id, membership)
     await session.delete(membership)
     await session.flush()
+    await record_change(session, "membership changed", user_id=user_id, org_id=org_id)
     return membership
 
 

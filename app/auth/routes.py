@@ -13,7 +13,6 @@ from app.auth.guards import current_user, default_membership, login_redirect
 from app.auth.oidc import OIDCClient, SignInRefused, remember_pending
 from app.db import get_db
 from app.errors import Invalid
-from app.events.hub import Whose
 from app.inputs import safe_next
 from app.models import Invitation, Membership, Sprint, SprintStatus, User
 
@@ -154,9 +153,8 @@ async def login_dev() -> Any:
 async def logout() -> Any:
     """Sign out of this browser: the session ends on the server, its streams close."""
     key = session.get("sid")
+    # Ending it logs the change: every instance forgets it and closes its streams.
     ended = await get_db().write(lambda db: sessions.end(db, str(key))) if key else None
-    if ended is not None:
-        current_app.extensions["live"].end_streams("signed out", Whose(session_id=ended.id))
     session.clear()
     g.user = None
     provider = oidc()
@@ -175,7 +173,6 @@ async def logout_everywhere() -> Any:
     user = current_user()
     if user is not None:
         await get_db().write(lambda db: sessions.end_all(db, user.id))
-        current_app.extensions["live"].end_streams("signed out", Whose(user_id=user.id))
     session.clear()
     await flash("You are signed out everywhere.", "info")
     return redirect(url_for("auth.login")), 303

@@ -1,8 +1,9 @@
 """Server-side sessions: begin one at sign-in, check it on every request, end it.
 
 The signed cookie holds only a random key; the database holds its hash and whether it
-was revoked. Signing out revokes the row (and closes that browser's live streams), so a
-copied cookie stops working on pages, actions, the stream and the WebSocket alike.
+was revoked. Signing out revokes the row and logs the change (so every instance forgets
+the session and closes that browser's live streams), so a copied cookie stops working
+on pages, actions, the stream and the WebSocket alike.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ from quart import session
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.identities import record_change
 from app.db import utcnow
 from app.models import User, UserSession
 
 
-def _hash(key: str) -> str:
+def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
 async def begin(db: AsyncSession, user: User, *, id_token: str | None = None) -> str:
     """Record a new session for `user` and return the key for the cookie."""
     key = secrets.token_urlsafe(32)
-    db.add(UserSession(user_id=user.id, key_hash=_hash(key), id_token=id_token))
+    db.add(UserSession(user_id=user.id, key_hash=key_hash(key), id_token=id_token))
     await db.flush()
     return key
 
@@ -41,7 +43,7 @@ async def find(db: AsyncSession, key: str) -> UserSession | None:
     """The live (unrevoked) session with this key."""
     return await db.scalar(
         select(UserSession).where(
-            UserSession.key_hash == _hash(key), UserSession.revoked_at.is_(None)
+            UserSession.key_hash == key_hash(key), UserSession.revoked_at.is_(None)
         )
     )
 
@@ -52,6 +54,7 @@ async def end(db: AsyncSession, key: str) -> UserSession | None:
     if found is not None:
         found.revoked_at = utcnow()
         await db.flush()
+        await record_change(db, "signed out", session_id=found.id)
     return found
 
 
@@ -62,3 +65,4 @@ async def end_all(db: AsyncSession, user_id: int) -> None:
         .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+    await record_change(db, "signed out", user_id=user_id)

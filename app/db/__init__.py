@@ -40,6 +40,8 @@ from app.errors import NotFound
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+# In a write session's `info`: the identity changes it logged (app.auth.identities).
+IDENTITY_CHANGES = "identity_changes"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -143,6 +145,9 @@ class Database:
         self._inflight: set[asyncio.Task[Any]] = set()
         # Called with the events a write logged, after its COMMIT (see app.events).
         self.on_commit: list[Callable[[list[Any]], None]] = []
+        # Called with the changes of who may do what a write logged, after its COMMIT
+        # (see app.auth.identities).
+        self.on_identity_change: list[Callable[[list[Any]], None]] = []
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -167,12 +172,13 @@ class Database:
             async with session.begin():
                 result = await fn(session)
             events = session.info.pop("events", [])
+            changes = session.info.pop(IDENTITY_CHANGES, [])
         if self.checkpointer is not None:
             self.checkpointer.wrote()
-        if events:
-            for hook in self.on_commit:
+        for hooks, logged in ((self.on_identity_change, changes), (self.on_commit, events)):
+            for hook in hooks if logged else ():
                 try:
-                    hook(events)
+                    hook(logged)
                 except Exception:  # the change is committed; a failed announcement is
                     log.exception("after-commit hook failed")  # caught up from the log
         return result

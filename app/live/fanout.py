@@ -13,12 +13,12 @@ import logging
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, fields
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, select
 
 from app import metrics
+from app.auth.identities import Change, Identities
 from app.db import Database
 from app.events.hub import SHUTDOWN, Frame, Hub, Notice, Subscriber, Whose
 from app.events.log import last_event_id, newest_event_ids
@@ -88,6 +88,9 @@ class LiveUpdates:
         self.broker = broker
         self.hub = Hub()
         self.presence = Presence(self.hub, broker, self._render_presence)
+        # Who is asking, cached; a change of it ends the streams it names (here, then
+        # on the other instances through the broker, and from the log if that is lost).
+        self.identities = Identities(db, apply=self._end_streams_of)
         self.window = window
         self.heartbeat = heartbeat
         self._last_seen: dict[int, int] = {}
@@ -101,6 +104,7 @@ class LiveUpdates:
         self.broker.on_presence = self.presence.hear
         await self.broker.start()
         self.presence.start()
+        await self.identities.start()
         self._tasks = [
             asyncio.create_task(self._run(), name="sprintboard-fanout"),
             asyncio.create_task(self._poll(), name="sprintboard-log-poll"),
@@ -118,6 +122,7 @@ class LiveUpdates:
         if self.presence.notices_sent:
             log.info("sent %d presence notices", self.presence.notices_sent)
         await self.end_all_streams()
+        await self.identities.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -180,16 +185,26 @@ class LiveUpdates:
             await asyncio.sleep(max(self.heartbeat / 2, MIN_SWEEP_SECONDS))
             self.hub.beat()
 
-    def _apply_control(self, command: dict[str, object]) -> None:
-        """Another instance asks to close some streams (see `end_streams`)."""
-        whose = Whose(**{f.name: command.get(f.name) for f in fields(Whose)})  # type: ignore[arg-type]
-        self.hub.close_where(str(command.get("reason", "closed")), whose)
+    def _apply_control(self, command: dict[str, Any]) -> None:
+        """Another instance committed changes of who may do what."""
+        self.identities.learn([Change(**c) for c in command.get("identity_changes", [])])
 
-    def end_streams(self, reason: str, whose: Whose) -> int:
-        """Close the streams `whose` names (signed out, removed, token revoked), here and
-        on every other instance."""
-        self.broker.control({"reason": reason, **asdict(whose)})
-        return self.hub.close_where(reason, whose)
+    def identity_changed(self, changes: Sequence[Change]) -> None:
+        """Called after a write that changed who may do what commits (sign-outs, revoked
+        tokens, roles): forget and close here at once, and tell the other instances."""
+        self.identities.learn(changes)
+        self.broker.control({"identity_changes": [c.as_message() for c in changes]})
+
+    def _end_streams_of(self, changes: Sequence[Change]) -> None:
+        for change in changes:
+            whose = Whose(
+                user_id=change.user_id,
+                org_id=change.org_id,
+                session_id=change.session_id,
+                token_id=change.token_id,
+            )
+            if change.ends_streams and whose != Whose():  # never "everyone"
+                self.hub.close_where(change.reason, whose)
 
     def on_commit(self, events: Sequence[TaskEvent]) -> None:
         """Called after a write commits: announce its events (never blocks)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from quart import current_app, flash, g, redirect, render_template, request, url_for
+from quart import flash, g, redirect, render_template, request, url_for
 from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.datastructures import MultiDict
 
@@ -19,7 +19,6 @@ from app.auth.accounts import parse_role, require_owner
 from app.auth.guards import org_member_required, require_role
 from app.db import get_db
 from app.errors import Conflict, Invalid, NotFound, Refusal
-from app.events.hub import Whose
 from app.members import bp
 from app.models import Membership, Role, User
 from app.web import change_as_member
@@ -49,7 +48,7 @@ async def render_members(
     return html, (error.status if error else 200)
 
 
-Change = Callable[[AsyncSession], Awaitable[tuple[str, int | None]]]
+Change = Callable[[AsyncSession], Awaitable[str]]
 
 
 async def manage(
@@ -57,19 +56,17 @@ async def manage(
 ) -> Any:
     """Run an owner's change to the members as one write (the role judged there and
     then), and say how it went: back to the members page with a message, or the page
-    with the refusal's sentence. `change` returns the message and whose streams to end
-    (the person whose membership changed), if anyone's."""
+    with the refusal's sentence. `change` returns the message. (A change of someone's
+    role or membership logs itself, which closes their streams on every instance.)"""
 
-    async def as_owner(db: AsyncSession, role: Role) -> tuple[str, int | None]:
+    async def as_owner(db: AsyncSession, role: Role) -> str:
         require_owner(role)
         return await change(db)
 
     try:
-        message, affected = await change_as_member(as_owner)
+        message = await change_as_member(as_owner)
     except (Invalid, Conflict) as refusal:
         return await render_members(error=refusal, form=form)
-    if affected is not None:
-        _end_streams(affected)
     await flash(message, "success")
     return redirect(then or url_for("members.members", org=g.org.slug)), 303
 
@@ -82,7 +79,7 @@ async def invite(org: str) -> Any:
     form = await request.form
     org_row, owner = g.org, g.user
 
-    async def run(db: AsyncSession) -> tuple[str, int | None]:
+    async def run(db: AsyncSession) -> str:
         role = parse_role(form.get("role", ""))
         result = await membership.invite(
             db, org=org_row, email=form.get("email", ""), role=role, invited_by=owner
@@ -90,8 +87,8 @@ async def invite(org: str) -> Any:
         if isinstance(result, Membership):
             person = await db.get(User, result.user_id)
             name = person.name if person else form.get("email", "")
-            return f"{name} is now {_a(role)} of {org_row.name}.", result.user_id
-        return f"Invited {result.email} to join as {_a(role)}.", None
+            return f"{name} is now {_a(role)} of {org_row.name}."
+        return f"Invited {result.email} to join as {_a(role)}."
 
     return await manage(run, form=form)
 
@@ -104,10 +101,10 @@ async def change_role(org: str, user_id: int) -> Any:
     form = await request.form
     org_id = g.org.id
 
-    async def run(db: AsyncSession) -> tuple[str, int | None]:
+    async def run(db: AsyncSession) -> str:
         role = parse_role(form.get("role", ""))
         changed = await membership.change_role(db, org_id, user_id, role)
-        return f"{changed.user.name} is now {_a(role)}.", user_id
+        return f"{changed.user.name} is now {_a(role)}."
 
     return await manage(run)
 
@@ -132,9 +129,9 @@ async def remove(org: str, user_id: int) -> Any:
     require_role(Role.OWNER)
     org_id, org_name = g.org.id, g.org.name
 
-    async def run(db: AsyncSession) -> tuple[str, int | None]:
+    async def run(db: AsyncSession) -> str:
         removed = await membership.remove_member(db, org_id, user_id)
-        return f"{removed.user.name} is no longer a member of {org_name}.", user_id
+        return f"{removed.user.name} is no longer a member of {org_name}."
 
     # Removing myself: this organization's pages are no longer mine.
     return await manage(run, then="/" if user_id == g.user.id else None)
@@ -147,17 +144,11 @@ async def cancel_invitation(org: str, invitation_id: int) -> Any:
     require_role(Role.OWNER)
     org_id = g.org.id
 
-    async def run(db: AsyncSession) -> tuple[str, int | None]:
+    async def run(db: AsyncSession) -> str:
         cancelled = await membership.cancel_invitation(db, org_id, invitation_id)
-        return f"The invitation to {cancelled.email} is cancelled.", None
+        return f"The invitation to {cancelled.email} is cancelled."
 
     return await manage(run)
-
-
-def _end_streams(user_id: int) -> None:
-    """Close that person's open streams here: what they may see has changed."""
-    whose = Whose(user_id=user_id, org_id=g.org.id)
-    current_app.extensions["live"].end_streams("membership changed", whose)
 
 
 def _a(role: Role) -> str:

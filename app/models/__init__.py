@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.models.account import (
     ApiToken,
+    IdentityChange,
     Invitation,
     Membership,
     Organization,
@@ -18,6 +19,7 @@ from app.models.task import Task, TaskStatus
 __all__ = [
     "AcceptanceCriterion",
     "ApiToken",
+    "IdentityChange",
     "Invitation",
     "Membership",
     "Organization",

@@ -142,3 +142,25 @@ class UserSession(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class IdentityChange(Base):
+    """A change of who may do what (a sign-out, a revoked token, a role or membership
+    changed, a renamed person or organization), written in the change's own transaction.
+
+    Instances cache identities (app/auth/identities.py) and read this log at most a
+    second apart, so a change takes effect everywhere even if the message announcing it
+    is lost. The ids name whose cached entries and streams it concerns; `ends_streams`
+    says whether their open streams must close.
+    """
+
+    __tablename__ = "identity_change"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    ends_streams: Mapped[bool] = mapped_column(default=True)
+    user_id: Mapped[int | None] = mapped_column()
+    org_id: Mapped[int | None] = mapped_column()
+    session_id: Mapped[int | None] = mapped_column()
+    token_id: Mapped[int | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

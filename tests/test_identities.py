@@ -1,0 +1,299 @@
+"""Cached identities, and revocation still bounded: a change of who may do what takes
+effect at once where it is made, and within a second everywhere else, even when the
+message announcing it never arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from quart import Quart
+from sqlalchemy import select
+
+from app.auth.accounts import hash_token, revoke_token
+from app.auth.identities import CHECK_SECONDS, Change, Identities, record_change
+from app.db import Database
+from app.migrate import upgrade
+from app.models import ApiToken
+from tests import pg
+from tests.factories import Scene, build_scene, token_for
+from tests.redis_server import running_redis
+from tests.server import Server, running_server
+from tests.sse_client import Stream, open_stream
+from tests.test_sessions import sign_in
+
+pytestmark = pytest.mark.server
+
+BOUND_SECONDS = 1.0  # what README and docs/security.md promise
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def token_id(db: Database, token: str) -> int:
+    async with db.read() as s:
+        found = await s.scalar(select(ApiToken.id).where(ApiToken.token_hash == hash_token(token)))
+    assert found is not None
+    return found
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# --- one instance ---------------------------------------------------------------------------
+
+
+async def test_a_known_token_is_not_read_again_and_its_revocation_counts_at_once(
+    app: Quart, db: Database, scene: Scene
+):
+    identities: Identities = app.extensions["live"].identities
+    token = await token_for(db, scene.people["bob"])
+    client = app.test_client()
+    assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 200
+    misses = identities.misses
+    assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 200
+    assert identities.misses == misses  # answered from the cache
+    tid = await token_id(db, token)
+    await db.write(lambda s: revoke_token(s, user_id=scene.people["bob"].id, token_id=tid))
+    assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 401
+
+
+async def test_a_change_made_elsewhere_counts_once_the_log_is_read_within_the_bound(
+    app: Quart, db: Database, scene: Scene, database_url: str
+):
+    """Another instance (or the command line) revokes the token, and no message comes:
+    this instance goes on trusting its cache for at most CHECK_SECONDS."""
+    identities: Identities = app.extensions["live"].identities
+    clock = Clock()
+    identities.clock = clock
+    token = await token_for(db, scene.people["bob"])
+    client = app.test_client()
+    assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 200
+    tid = await token_id(db, token)
+    elsewhere = Database(database_url)  # its commits tell nobody here
+    try:
+        await elsewhere.write(
+            lambda s: revoke_token(s, user_id=scene.people["bob"].id, token_id=tid)
+        )
+    finally:
+        await elsewhere.close()
+    clock.now += CHECK_SECONDS * 0.8
+    assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 200
+    clock.now += CHECK_SECONDS * 0.4
+    assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 401
+
+
+async def test_what_was_loaded_while_a_change_arrived_is_not_kept(
+    app: Quart, db: Database, scene: Scene
+):
+    identities: Identities = app.extensions["live"].identities
+    started, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow_load() -> str:
+        started.set()
+        await go_on.wait()
+        return "read before the change"
+
+    loading = asyncio.create_task(identities.get("key", slow_load))
+    await started.wait()
+    bob = scene.people["bob"]
+    await db.write(lambda s: record_change(s, "signed out", user_id=bob.id))
+    go_on.set()
+    assert await loading == "read before the change"
+
+    async def load_again() -> str:
+        return "read after"
+
+    assert await identities.get("key", load_again) == "read after"
+
+
+async def test_a_lower_id_committed_after_a_higher_one_is_still_applied(postgres_url: str):
+    """On PostgreSQL an id is handed out at INSERT: a slow transaction's change shows up
+    in the log after a later one's. It is applied when it does."""
+    db = Database(postgres_url)
+    clock = Clock()
+    applied: list[Change] = []
+    identities = Identities(db, clock=clock, apply=applied.extend)
+    try:
+        await identities.start()
+        async with db._writer() as slow, db._writer() as quick:
+            async with slow.begin():
+                await record_change(slow, "signed out", user_id=1)
+                async with quick.begin():
+                    await record_change(quick, "signed out", user_id=2)
+                clock.now += CHECK_SECONDS
+                await identities.fresh()
+                assert [c.user_id for c in applied] == [2]
+            clock.now += CHECK_SECONDS
+            await identities.fresh()
+        assert [c.user_id for c in applied] == [2, 1]
+        clock.now += CHECK_SECONDS
+        await identities.fresh()
+        assert len(applied) == 2  # each once
+    finally:
+        await identities.stop()
+        await db.close()
+
+
+# --- two instances on PostgreSQL: A makes the change, B must refuse within the bound --------
+
+
+@dataclass
+class Pair:
+    a: Server
+    b: Server
+    url: str
+    scene: Scene
+
+
+@pytest.fixture(scope="module", params=["message lost", "message through Redis"])
+def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
+    """Two instances on one PostgreSQL database, shared by this module's tests (each
+    changes other people). "message lost": neither has Redis, so B never hears of A's
+    change and must find it in the log; else they share one."""
+    with pg.fresh_postgres_database() as url:
+        upgrade(url)
+        scene = asyncio.run(_build_scene(url))
+        with contextlib.ExitStack() as running:
+            env = {}
+            if request.param == "message through Redis":
+                env["REDIS_URL"] = running.enter_context(running_redis()).url
+            a = running.enter_context(running_server(url, **env))
+            b = running.enter_context(running_server(url, **env))
+            yield Pair(a, b, url, scene)
+
+
+async def _build_scene(url: str) -> Scene:
+    db = Database(url)
+    try:
+        return await build_scene(db)
+    finally:
+        await db.close()
+
+
+@pytest.fixture
+async def db_of(pair: Pair) -> AsyncIterator[Database]:
+    db = Database(pair.url)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+async def refused_within(check: Callable[[], Awaitable[bool]]) -> float:
+    """Seconds until `check()` says the request was refused, asking again at once."""
+    began = time.monotonic()
+    while not await check():
+        assert time.monotonic() - began < BOUND_SECONDS + 5, "never refused"
+    return time.monotonic() - began
+
+
+async def closed_within(stream: Stream) -> float:
+    began = time.monotonic()
+    with pytest.raises(EOFError):
+        while True:
+            await stream.next(wait=BOUND_SECONDS + 5)
+    return time.monotonic() - began
+
+
+async def status(http: httpx.AsyncClient, url: str, **kwargs: object) -> int:
+    return (await http.get(url, **kwargs)).status_code  # type: ignore[arg-type]
+
+
+async def test_a_token_revoked_on_a_is_refused_by_b_and_its_stream_there_ends(
+    pair: Pair, db_of: Database
+):
+    token = await token_for(db_of, pair.scene.people["bob"])
+    tid = await token_id(db_of, token)
+    me = f"{pair.b.url}/api/v1/users/me"
+    async with (
+        httpx.AsyncClient(base_url=pair.a.url, timeout=20) as on_a,
+        httpx.AsyncClient(timeout=20) as on_b,
+        open_stream(on_b, f"{pair.b.url}/o/acme/events", bearer(token)) as stream,
+    ):
+        await stream.next()
+        assert await status(on_b, me, headers=bearer(token)) == 200  # B has it cached
+        csrf = await sign_in(on_a, "bob@example.com")
+        revoked = await on_a.post(f"/settings/tokens/{tid}/revoke", data={"csrf_token": csrf})
+        assert revoked.status_code == 303
+        closing = asyncio.create_task(closed_within(stream))
+        took = await refused_within(lambda: _is(on_b, me, 401, headers=bearer(token)))
+        assert took <= BOUND_SECONDS
+        assert await closing <= BOUND_SECONDS
+
+
+async def test_a_session_signed_out_on_a_is_refused_by_b_and_its_stream_there_ends(pair: Pair):
+    async with (
+        httpx.AsyncClient(base_url=pair.a.url, timeout=20) as on_a,
+        httpx.AsyncClient(timeout=20) as on_b,
+    ):
+        csrf = await sign_in(on_a, "carol@example.com")
+        cookie = {"Cookie": "; ".join(f"{k}={v}" for k, v in on_a.cookies.items())}
+        me = f"{pair.b.url}/api/v1/users/me"
+        assert await status(on_b, me, headers=cookie) == 200
+        async with open_stream(on_b, f"{pair.b.url}/o/acme/events", cookie) as stream:
+            await stream.next()
+            assert (await on_a.post("/logout", data={"csrf_token": csrf})).status_code == 303
+            closing = asyncio.create_task(closed_within(stream))
+            took = await refused_within(lambda: _is(on_b, me, 401, headers=cookie))
+            assert took <= BOUND_SECONDS
+            assert await closing <= BOUND_SECONDS
+
+
+async def test_a_member_removed_on_a_is_refused_by_b_and_their_stream_there_ends(
+    pair: Pair, db_of: Database
+):
+    carol = pair.scene.people["carol"]
+    token = await token_for(db_of, carol)
+    sprints = f"{pair.b.url}/api/v1/sprints"
+    headers = {**bearer(token), "X-Organization-Id": "acme"}
+    async with (
+        httpx.AsyncClient(base_url=pair.a.url, timeout=20) as on_a,
+        httpx.AsyncClient(timeout=20) as on_b,
+        open_stream(on_b, f"{pair.b.url}/o/acme/events", bearer(token)) as stream,
+    ):
+        await stream.next()
+        assert await status(on_b, sprints, headers=headers) == 200
+        csrf = await sign_in(on_a, "alice@example.com")
+        removed = await on_a.post(f"/o/acme/members/{carol.id}/remove", data={"csrf_token": csrf})
+        assert removed.status_code == 303
+        closing = asyncio.create_task(closed_within(stream))
+        took = await refused_within(lambda: _is(on_b, sprints, 404, headers=headers))
+        assert took <= BOUND_SECONDS
+        assert await closing <= BOUND_SECONDS
+
+
+async def test_an_owner_made_a_member_on_a_loses_owners_pages_on_b(pair: Pair):
+    bob, victor = pair.scene.people["bob"], pair.scene.people["victor"]
+    owners_page = f"{pair.b.url}/o/acme/members/{victor.id}/remove"
+    async with (
+        httpx.AsyncClient(base_url=pair.a.url, timeout=20) as alice_on_a,
+        httpx.AsyncClient(base_url=pair.b.url, timeout=20) as bob_on_b,
+    ):
+        csrf = await sign_in(alice_on_a, "alice@example.com")
+        role = f"/o/acme/members/{bob.id}/role"
+        promoted = await alice_on_a.post(role, data={"csrf_token": csrf, "role": "owner"})
+        assert promoted.status_code == 303
+        await sign_in(bob_on_b, "bob@example.com")
+        assert await status(bob_on_b, owners_page) == 200  # B has bob as an owner cached
+        demoted = await alice_on_a.post(role, data={"csrf_token": csrf, "role": "member"})
+        assert demoted.status_code == 303
+        took = await refused_within(lambda: _is(bob_on_b, owners_page, 403))
+        assert took <= BOUND_SECONDS
+
+
+async def _is(http: httpx.AsyncClient, url: str, expected: int, **kwargs: object) -> bool:
+    return await status(http, url, **kwargs) == expected
