@@ -7,7 +7,7 @@ import contextlib
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bench import procs
@@ -58,9 +58,11 @@ def project(
     redis_url: str | None = None,
     workers: int = 1,
     port: int | None = None,
+    under: Sequence[str] = (),
 ) -> Iterator[procs.Server]:
     """`sprintboard serve` in production mode against `database_url` (on `port`, to
-    restart on the same one, or a free one)."""
+    restart on the same one, or a free one), run by the command `under` if given (a
+    profiler)."""
     port = port or procs.free_port()
     env = {
         "SPRINTBOARD_ENV": "production",
@@ -73,7 +75,10 @@ def project(
         "MAX_STREAMS_PER_USER": "1000000",
         "REDIS_URL": redis_url or "",
     }
-    argv = [procs.python(), "-m", "app", "serve", "--port", str(port), "--workers", str(workers)]
+    argv = [
+        *under,
+        *(procs.python(), "-m", "app", "serve", "--port", str(port), "--workers", str(workers)),
+    ]
     server = procs.start("project", argv, port=port, env=env, workdir=workdir)
     try:
         yield server
