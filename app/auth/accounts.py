@@ -141,6 +141,7 @@ async def sign_in_user(
         user = await _placeholder_user(session, email)
         if user is not None:
             user.oidc_issuer, user.oidc_subject = issuer, subject
+            await record_change(session, "renamed", ends_streams=False, user_id=user.id)
     if user is None:
         user = User(
             oidc_issuer=issuer,

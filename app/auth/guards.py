@@ -57,6 +57,8 @@ async def load_identity() -> None:
     g.via_token = False
     g.session_id = None
     g.token_id = None
+    # What this instance knew of changes when it checked who is asking (see Opening).
+    g.identity_generation = identities().generation
     token = bearer_token()
     if token is None and connection().path.startswith("/api/v1/ws"):
         # Browsers cannot set headers on a WebSocket; this route accepts ?token= (never logged).

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import math
 import time
@@ -31,7 +32,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, inspect, or_, select
+from sqlalchemy import delete, func, insert, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -47,6 +48,9 @@ MAX_ENTRIES = 50_000
 # Ids are handed out at INSERT and rows appear at COMMIT, so on PostgreSQL a lower id can
 # appear after a higher one: an id skipped over is looked for again for this long.
 HOLE_SECONDS = 10.0
+RECENT_IDS = 100  # at start, ids this close below the newest may still be committing
+PRUNE_EVERY_SECONDS = 600.0
+KEEP_CHANGES = dt.timedelta(hours=1)  # far longer than any instance looks back
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Base)
@@ -92,6 +96,15 @@ async def record_change(
 
 async def newest_change(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.coalesce(func.max(_change.c.id), 0))) or 0)
+
+
+async def recent_ids(session: AsyncSession, above: int) -> list[int]:
+    return list(await session.scalars(select(_change.c.id).where(_change.c.id > above)))
+
+
+async def prune_changes(session: AsyncSession) -> None:
+    """Delete the log's rows older than `KEEP_CHANGES`."""
+    await session.execute(delete(_change).where(_change.c.created_at < utcnow() - KEEP_CHANGES))
 
 
 async def changes_since(session: AsyncSession, after: int, holes: Sequence[int]) -> list[Change]:
@@ -163,16 +176,30 @@ class Identities:
     _entries: OrderedDict[Hashable, _Entry] = field(default_factory=OrderedDict)
     _newest: int = 0  # the newest log row read
     _holes: dict[int, float] = field(default_factory=dict)  # ids below it not seen → since
-    _applied: set[int] = field(default_factory=set)  # applied before the log showed them
+    _applied: dict[int, float] = field(default_factory=dict)  # ids applied → when
     _checked_at: float = -math.inf  # when the last complete read of the log began
+    _pruned_at: float = -math.inf
     _generation: int = 0  # bumped by every forgetting: loads begun before are not kept
     _reading: asyncio.Task[None] | None = None
     _loop: asyncio.Task[None] | None = None
 
+    @property
+    def generation(self) -> int:
+        """Changes every time this instance learns of a change: a stream that checked
+        who it was for under one generation and subscribed under another must check
+        again (the change may have named it before it could be closed)."""
+        return self._generation
+
     async def start(self) -> None:
+        began = self.clock()
         async with self.db.read() as session:
             self._newest = await newest_change(session)
-        self._checked_at = self.clock()
+            present = set(await recent_ids(session, self._newest - RECENT_IDS))
+        # Ids below the newest not there yet may be transactions still committing.
+        for missing in range(max(1, self._newest - RECENT_IDS + 1), self._newest):
+            if missing not in present:
+                self._holes[missing] = began
+        self._checked_at = began
         self._loop = asyncio.create_task(self._keep_fresh(), name="sprintboard-identities")
 
     async def stop(self) -> None:
@@ -206,26 +233,26 @@ class Identities:
         self._generation += 1
 
     def learn(self, changes: Sequence[Change]) -> None:
-        """Changes committed here, or heard from another instance: forget, apply."""
-        fresh = [c for c in changes if c.id not in self._applied and self._unseen(c.id)]
+        """Changes committed here, heard from another instance or read from the log:
+        forget everything cached, and apply each change once."""
+        fresh = [c for c in changes if c.id not in self._applied]
         if not fresh:
             return
         self.forget_all()
-        self._applied.update(c.id for c in fresh)
+        now = self.clock()
+        self._applied.update((c.id, now) for c in fresh)
         self.apply(fresh)
 
-    def _unseen(self, change_id: int) -> bool:
-        return change_id > self._newest or change_id in self._holes
-
     async def fresh(self) -> None:
-        """Make sure the log was read less than `check_seconds` ago (one read at a time;
-        everyone waiting shares it)."""
-        if self.clock() - self._checked_at < self.check_seconds:
-            return
-        if self._reading is None:
-            self._reading = asyncio.ensure_future(self._read_log())
-            self._reading.add_done_callback(self._done_reading)
-        await asyncio.shield(self._reading)
+        """Return once the log has been read by a read that began at most
+        `check_seconds` before this call (one read at a time; callers share it). A read
+        that began earlier and took long does not count: another one is made."""
+        arrived = self.clock()
+        while self._checked_at <= arrived - self.check_seconds:
+            if self._reading is None:
+                self._reading = asyncio.ensure_future(self._read_log())
+                self._reading.add_done_callback(self._done_reading)
+            await asyncio.shield(self._reading)
 
     def _done_reading(self, task: asyncio.Task[None]) -> None:
         self._reading = None
@@ -247,20 +274,26 @@ class Identities:
             self._holes.pop(change_id, None)
         # A hole this old was a rolled-back transaction: it will never fill.
         self._holes = {i: at for i, at in self._holes.items() if began - at < HOLE_SECONDS}
-        self._applied = {i for i in self._applied if self._unseen(i)}
+        # An id applied this long ago can no longer come back (nor be a hole).
+        self._applied = {i: at for i, at in self._applied.items() if began - at < 6 * HOLE_SECONDS}
         self._checked_at = began
 
     async def _keep_fresh(self) -> None:
-        """Read the log in the background too, so that requests rarely wait for it and
-        streams of a changed identity end even when no request comes in."""
+        """Read the log in the background too, as soon as the last read is due, so that
+        requests rarely wait for it and the streams a change names end even when no
+        request comes in. Now and then, drop log rows nobody will read again."""
         while True:
-            await asyncio.sleep(self.check_seconds / 2)
+            due = self.check_seconds - (self.clock() - self._checked_at)
+            await asyncio.sleep(max(due, self.check_seconds / 10))
             try:
                 await self.fresh()
+                if self.clock() - self._pruned_at > PRUNE_EVERY_SECONDS:
+                    self._pruned_at = self.clock()
+                    await self.db.write(prune_changes)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database may be away for a moment; requests will say
-                pass
+                log.debug("identity change log not read", exc_info=True)
 
 
 def revive_as(model: type[M], snapshot: Snapshot) -> M:

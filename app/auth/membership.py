@@ -61,6 +61,8 @@ async def invite(
 async def change_role(session: AsyncSession, org_id: int, user_id: int, role: Role) -> Membership:
     """Give a member another role, unless that leaves the organization without an owner."""
     membership = await _membership(session, org_id, user_id)
+    if membership.role == role.value:
+        return membership
     if membership.role == Role.OWNER.value and role is not Role.OWNER:
         await _keep_an_owner(session, org_id, membership)
     membership.role = role.value

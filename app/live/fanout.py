@@ -186,14 +186,38 @@ class LiveUpdates:
             self.hub.beat()
 
     def _apply_control(self, command: dict[str, Any]) -> None:
-        """Another instance committed changes of who may do what."""
-        self.identities.learn([Change(**c) for c in command.get("identity_changes", [])])
+        """Another instance committed a change of who may do what."""
+        if "identity_change" in command:
+            self.identities.learn([Change(**command["identity_change"])])
+            return
+        # From an instance of the release before the change log (during a rolling
+        # deploy): it names the streams to close, and says nothing else.
+        whose = Whose(
+            **{f: command.get(f) for f in ("user_id", "org_id", "session_id", "token_id")}
+        )
+        if whose != Whose():
+            self.identities.forget_all()
+            self.hub.close_where(str(command.get("reason", "closed")), whose)
 
     def identity_changed(self, changes: Sequence[Change]) -> None:
         """Called after a write that changed who may do what commits (sign-outs, revoked
         tokens, roles): forget and close here at once, and tell the other instances."""
         self.identities.learn(changes)
-        self.broker.control({"identity_changes": [c.as_message() for c in changes]})
+        for change in changes:
+            if not change.ends_streams:
+                continue  # renames: the log brings them everywhere within the bound
+            # The top-level fields are what an instance of the previous release reads
+            # (the streams to close) while a rolling deploy runs both.
+            self.broker.control(
+                {
+                    "reason": change.reason,
+                    "user_id": change.user_id,
+                    "org_id": change.org_id,
+                    "session_id": change.session_id,
+                    "token_id": change.token_id,
+                    "identity_change": change.as_message(),
+                }
+            )
 
     def _end_streams_of(self, changes: Sequence[Change]) -> None:
         for change in changes:

@@ -109,6 +109,9 @@ class Opening:
     sprint_id: int | None
     cursor: int | None
     task_id: int | None = None
+    # `Identities.generation` when who is asking was checked: a change learnt between
+    # that check and the subscription could not close this stream (see `messages`).
+    identities_seen: int = 0
 
 
 async def open_stream(
@@ -122,7 +125,8 @@ async def open_stream(
     sprint_id = await parse_sprint(g.org.id, args.get("sprint"))
     task_id = await parse_task(g.org.id, sprint_id, args.get("task"))
     check_stream_limit(g.user.id)
-    return Opening(g.org.id, Viewer.current(), sprint_id, cursor, task_id)
+    seen = g.identity_generation
+    return Opening(g.org.id, Viewer.current(), sprint_id, cursor, task_id, seen)
 
 
 async def open_websocket(org_ref: str | None) -> Opening | tuple[str, int]:
@@ -174,6 +178,11 @@ async def messages(
                 token_id=viewer.token_id,
             )
         )
+        if live.identities.generation != opening.identities_seen:
+            # Someone's access changed since this stream's was checked; that change
+            # could not close a stream not yet subscribed. Closed now, the client comes
+            # back in a moment and is checked afresh.
+            subscriber.close("identity changed")
         if present and sprint_id is not None:
             key = (opening.org_id, sprint_id)
             stack.enter_context(

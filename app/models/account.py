@@ -148,8 +148,8 @@ class IdentityChange(Base):
     """A change of who may do what (a sign-out, a revoked token, a role or membership
     changed, a renamed person or organization), written in the change's own transaction.
 
-    Instances cache identities (app/auth/identities.py) and read this log at most a
-    second apart, so a change takes effect everywhere even if the message announcing it
+    Instances cache identities (app/auth/identities.py) and read this log at most
+    0.5 s apart, so a change takes effect everywhere even if the message announcing it
     is lost. The ids name whose cached entries and streams it concerns; `ends_streams`
     says whether their open streams must close.
     """
