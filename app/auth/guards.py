@@ -28,7 +28,7 @@ from app.auth.accounts import (
     token_use,
     touch_token,
 )
-from app.auth.identities import Identities, Snapshot, revive_as
+from app.auth.identities import Identities, Snapshot
 from app.db import get_db, utcnow
 from app.errors import NotFound, Unauthenticated
 from app.models import Membership, Organization, Role, User
@@ -107,7 +107,7 @@ class Known:
     """A live session or token as the cache keeps it: its id and its person."""
 
     id: int
-    user: Snapshot
+    user: Snapshot[User]
     last_used_at: dt.datetime | None = None  # tokens: when this instance last touched it
 
 
@@ -153,7 +153,7 @@ async def resolve_membership(org_ref: str | None) -> Membership:
         raise Unauthenticated("Sign in first.")
     user_id = user.id
 
-    async def load() -> Snapshot | None:
+    async def load() -> Snapshot[Membership] | None:
         async with get_db().read() as db:
             if org_ref:
                 params = {"user_id": user_id, "slug": org_ref, "org_id": org_id_in(org_ref)}
@@ -170,7 +170,7 @@ async def resolve_membership(org_ref: str | None) -> Membership:
     found = await identities().get(("membership", user_id, org_ref or ""), load)
     if found is None:
         raise NotFound(NO_SUCH_ORGANIZATION if org_ref else NO_ORGANIZATION)
-    return revive_as(Membership, found)
+    return found.revive()
 
 
 async def default_membership() -> Membership | None:

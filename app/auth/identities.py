@@ -29,10 +29,10 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import delete, func, insert, inspect, or_, select
+from sqlalchemy import delete, insert, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -70,7 +70,10 @@ class Change:
     token_id: int | None = None
 
     def as_message(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return asdict(self)
+
+
+_CHANGE_COLUMNS = [_change.c[f.name] for f in fields(Change)]
 
 
 async def record_change(
@@ -94,12 +97,10 @@ async def record_change(
     session.info.setdefault(IDENTITY_CHANGES, []).append(replace(change, id=change_id))
 
 
-async def newest_change(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.coalesce(func.max(_change.c.id), 0))) or 0)
-
-
-async def recent_ids(session: AsyncSession, above: int) -> list[int]:
-    return list(await session.scalars(select(_change.c.id).where(_change.c.id > above)))
+async def latest_ids(session: AsyncSession, count: int) -> list[int]:
+    """The ids of the newest `count` changes, newest first."""
+    query = select(_change.c.id).order_by(_change.c.id.desc()).limit(count)
+    return list(await session.scalars(query))
 
 
 async def prune_changes(session: AsyncSession) -> None:
@@ -112,25 +113,25 @@ async def changes_since(session: AsyncSession, after: int, holes: Sequence[int])
     which = _change.c.id > after
     if holes:
         which = or_(which, _change.c.id.in_(holes))
-    rows = await session.execute(select(_change).where(which).order_by(_change.c.id))
-    return [Change(**{k: v for k, v in row._mapping.items() if k != "created_at"}) for row in rows]
+    rows = await session.execute(select(*_CHANGE_COLUMNS).where(which).order_by(_change.c.id))
+    return [Change(**row._mapping) for row in rows]
 
 
 # --- the cached values: column values in, fresh detached objects out -----------------------
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class Snapshot(Generic[M]):
     """A row's column values, to build a detached ORM object from later."""
 
-    model: type[Base]
+    model: type[M]
     values: tuple[tuple[str, Any], ...]
-    related: tuple[tuple[str, Snapshot], ...] = ()
+    related: tuple[tuple[str, Snapshot[Any]], ...] = ()
 
     @classmethod
     def of(
-        cls, obj: Base, *, leave_out: Sequence[str] = (), related: Sequence[str] = ()
-    ) -> Snapshot:
+        cls, obj: M, *, leave_out: Sequence[str] = (), related: Sequence[str] = ()
+    ) -> Snapshot[M]:
         """`obj`'s columns but those named in `leave_out` (on it and its `related`
         objects, which are taken along: loaded relationships)."""
         mapper = inspect(type(obj))
@@ -142,7 +143,7 @@ class Snapshot:
             tuple((name, cls.of(getattr(obj, name), leave_out=leave_out)) for name in related),
         )
 
-    def revive(self) -> Any:
+    def revive(self) -> M:
         """A detached object as if just loaded (left-out columns raise if read)."""
         obj = self.model(**dict(self.values))
         make_transient_to_detached(obj)
@@ -193,8 +194,8 @@ class Identities:
     async def start(self) -> None:
         began = self.clock()
         async with self.db.read() as session:
-            self._newest = await newest_change(session)
-            present = set(await recent_ids(session, self._newest - RECENT_IDS))
+            present = set(await latest_ids(session, RECENT_IDS))
+        self._newest = max(present, default=0)
         # Ids below the newest not there yet may be transactions still committing.
         for missing in range(max(1, self._newest - RECENT_IDS + 1), self._newest):
             if missing not in present:
@@ -294,9 +295,3 @@ class Identities:
                 raise
             except Exception:  # the database may be away for a moment; requests will say
                 log.debug("identity change log not read", exc_info=True)
-
-
-def revive_as(model: type[M], snapshot: Snapshot) -> M:
-    obj = snapshot.revive()
-    assert isinstance(obj, model)
-    return obj

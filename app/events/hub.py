@@ -12,8 +12,8 @@ import contextlib
 import functools
 import json
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
 QUEUE_SIZE = 512
@@ -170,6 +170,16 @@ class Whose:
     org_id: int | None = None
     session_id: int | None = None
     token_id: int | None = None
+
+    @classmethod
+    def named_in(cls, fields_of: Mapping[str, Any]) -> Whose:
+        """The streams a message or a logged change names by these fields' names."""
+        return cls(**{f.name: fields_of.get(f.name) for f in fields(cls)})
+
+    @property
+    def anyone(self) -> bool:
+        """Names no one in particular: every stream would match."""
+        return self == Whose()
 
     def matches(self, subscriber: Subscriber) -> bool:
         return (

@@ -13,6 +13,7 @@ import logging
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, select
@@ -192,10 +193,8 @@ class LiveUpdates:
             return
         # From an instance of the release before the change log (during a rolling
         # deploy): it names the streams to close, and says nothing else.
-        whose = Whose(
-            **{f: command.get(f) for f in ("user_id", "org_id", "session_id", "token_id")}
-        )
-        if whose != Whose():
+        whose = Whose.named_in(command)
+        if not whose.anyone:
             self.identities.forget_all()
             self.hub.close_where(str(command.get("reason", "closed")), whose)
 
@@ -208,26 +207,14 @@ class LiveUpdates:
                 continue  # renames: the log brings them everywhere within the bound
             # The top-level fields are what an instance of the previous release reads
             # (the streams to close) while a rolling deploy runs both.
-            self.broker.control(
-                {
-                    "reason": change.reason,
-                    "user_id": change.user_id,
-                    "org_id": change.org_id,
-                    "session_id": change.session_id,
-                    "token_id": change.token_id,
-                    "identity_change": change.as_message(),
-                }
-            )
+            message = change.as_message()
+            legacy = {"reason": change.reason, **asdict(Whose.named_in(message))}
+            self.broker.control({**legacy, "identity_change": message})
 
     def _end_streams_of(self, changes: Sequence[Change]) -> None:
         for change in changes:
-            whose = Whose(
-                user_id=change.user_id,
-                org_id=change.org_id,
-                session_id=change.session_id,
-                token_id=change.token_id,
-            )
-            if change.ends_streams and whose != Whose():  # never "everyone"
+            whose = Whose.named_in(change.as_message())
+            if change.ends_streams and not whose.anyone:  # never "everyone"
                 self.hub.close_where(change.reason, whose)
 
     def on_commit(self, events: Sequence[TaskEvent]) -> None:
