@@ -369,3 +369,25 @@ async def test_an_owner_made_a_member_on_a_loses_owners_pages_on_b(pair: Pair):
 
 async def _is(http: httpx.AsyncClient, url: str, expected: int, **kwargs: object) -> bool:
     return await status(http, url, **kwargs) == expected
+
+
+async def test_a_change_still_committing_when_an_instance_starts_is_applied(postgres_url: str):
+    """An instance starting while a slow transaction holds a lower id than the newest
+    row looks for that id too."""
+    db = Database(postgres_url)
+    clock = Clock()
+    applied: list[Change] = []
+    identities = Identities(db, clock=clock, apply=applied.extend)
+    try:
+        async with db._writer() as slow, db._writer() as quick:
+            async with slow.begin():
+                await record_change(slow, "signed out", user_id=1)
+                async with quick.begin():
+                    await record_change(quick, "signed out", user_id=2)
+                await identities.start()  # sees 2 as the newest, 1 not yet
+            clock.now += CHECK_SECONDS
+            await identities.fresh()
+        assert [c.user_id for c in applied] == [1]
+    finally:
+        await identities.stop()
+        await db.close()
