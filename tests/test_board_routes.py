@@ -498,13 +498,16 @@ async def test_owners_plan_and_advance_sprints_one_step_at_a_time(sign_in_as, sc
         form={
             "csrf_token": CSRF,
             "name": "Next sprint",
-            "start_date": "2026-12-01",
-            "end_date": "2026-12-14",
+            # The day the scene's active sprint starts: the list still tells them apart.
+            "start_date": scene.acme.sprint.start_date.isoformat(),
+            "end_date": scene.acme.sprint.end_date.isoformat(),
         },
     )
     assert created.status_code == 303
     page = await (await owner.get("/o/acme/sprints")).get_data(as_text=True)
+    # Newest first: on the same start date, the one planned last.
     new_id = int(re.findall(r"/o/acme/sprints/(\d+)/advance", page)[0])
+    assert new_id != scene.acme.sprint.id
     # Another sprint is active, so this one cannot become active yet.
     await owner.post(f"/o/acme/sprints/{new_id}/advance", form={"csrf_token": CSRF})
     page = await (await owner.get("/o/acme/sprints")).get_data(as_text=True)

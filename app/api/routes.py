@@ -41,10 +41,10 @@ from app.db import get_db
 from app.errors import Conflict, NotFound, Unauthenticated
 from app.events.log import task_history
 from app.events.serialize import event_json
-from app.models import Membership, Sprint, Task, TaskStatus, User
+from app.models import Membership, Task, TaskStatus, User
 from app.tasks.editing import TaskFields, create_task, load_story
 from app.tasks.lifecycle import Action, action_for_target, change_task, load_task
-from app.tasks.sprints import load_summary
+from app.tasks.sprints import load_summary, sprints_newest_first
 from app.timefmt import iso, local_today
 
 
@@ -139,9 +139,7 @@ async def sprints() -> Any:
     """The organization's sprints, the newest first."""
     await use_api_org()
     async with get_db().read() as db:
-        rows = await db.scalars(
-            select(Sprint).where(Sprint.org_id == g.org.id).order_by(Sprint.start_date.desc())
-        )
+        rows = await db.scalars(sprints_newest_first(g.org.id))
         return {
             "sprints": [
                 {

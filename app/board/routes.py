@@ -19,10 +19,10 @@ from app.db import get_db
 from app.errors import Conflict, Invalid, NotFound, Refusal
 from app.events.log import last_event_id, task_history
 from app.inputs import row_id
-from app.models import Role, Sprint, SprintStatus, Story, Task
+from app.models import Role, SprintStatus, Story, Task
 from app.tasks.burndown import load_charts
 from app.tasks.lifecycle import Action, Change, change_task, load_task
-from app.tasks.sprints import SprintFields, advance_sprint, plan_sprint
+from app.tasks.sprints import SprintFields, advance_sprint, plan_sprint, sprints_newest_first
 from app.timefmt import time_zones
 from app.web import change_as_member, is_htmx, live_page, local_referrer
 
@@ -169,11 +169,7 @@ async def answer_refusal(refusal: Refusal, task_id: int) -> Any:
 async def sprints(org: str) -> Any:
     """List the organization's sprints; owners create and advance them here."""
     async with get_db().read() as db:
-        rows = list(
-            await db.scalars(
-                select(Sprint).where(Sprint.org_id == g.org.id).order_by(Sprint.start_date.desc())
-            )
-        )
+        rows = list(await db.scalars(sprints_newest_first(g.org.id)))
         counted = await db.execute(
             select(Story.sprint_id, func.count(Story.id))
             .where(Story.org_id == g.org.id)

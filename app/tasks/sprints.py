@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.accounts import require_owner
@@ -74,6 +74,16 @@ async def advance_sprint(
     sprint.status = after.value
     await session.flush()
     return sprint
+
+
+def sprints_newest_first(org_id: int) -> Select[Sprint]:
+    """An organization's sprints as every list shows them: the latest start first, and
+    on one start date the one planned last (so the order never depends on the database)."""
+    return (
+        select(Sprint)
+        .where(Sprint.org_id == org_id)
+        .order_by(Sprint.start_date.desc(), Sprint.id.desc())
+    )
 
 
 def parse_date(value: str | None, field: str, what: str) -> dt.date:
