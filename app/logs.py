@@ -16,6 +16,7 @@ from typing import Any
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 requests_log = logging.getLogger("app.requests")
+HANDLER_NAME = "sprintboard"
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,10 +37,16 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: int = logging.INFO, fmt: str = "text") -> None:
-    """Our loggers' lines go to stderr, one per line, from INFO up, as text or JSON."""
+    """Our loggers' lines go to stderr, one per line, from INFO up, as text or JSON.
+
+    Each app calls this as it starts serving; a process that serves several apps one
+    after another (the tests do) keeps one handler, the latest, so no line is doubled."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.set_name(HANDLER_NAME)
     app_log = logging.getLogger("app")
+    for old in [h for h in app_log.handlers if h.get_name() == HANDLER_NAME]:
+        app_log.removeHandler(old)
     app_log.addHandler(handler)
     app_log.setLevel(level)
     app_log.propagate = False

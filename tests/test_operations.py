@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import httpx
 import pytest
 import websockets
 
+from app import logs
 from app.db import Database
 from app.migrate import upgrade
 from tests.factories import Scene, build_scene, token_for
@@ -213,3 +215,21 @@ async def test_forwarded_headers_count_only_from_a_trusted_proxy(setup: Setup) -
         assert (answer.headers["X-Request-Id"] == "from-the-proxy-42") is trusted
         assert re.fullmatch(r"[A-Za-z0-9._-]+", answer.headers["X-Request-Id"])
         assert accepted is trusted
+
+
+def test_a_process_that_starts_several_apps_writes_each_line_once(capsys) -> None:
+    """The tests (and anything embedding the app) start one app after another in a
+    process: each start configures the logs, and a line must still appear once."""
+    app_log = logging.getLogger("app")
+    before = list(app_log.handlers)
+    try:
+        for _ in range(3):
+            logs.configure(fmt="json")
+        logs.log_request(method="GET", route="/", status=200, duration_ms=1.0)
+        lines = capsys.readouterr().err.splitlines()
+        assert [json.loads(line)["route"] for line in lines] == ["/"]
+    finally:
+        for handler in list(app_log.handlers):
+            app_log.removeHandler(handler)
+        for handler in before:
+            app_log.addHandler(handler)
