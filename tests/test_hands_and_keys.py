@@ -39,9 +39,20 @@ def column(page: Page, status: str) -> Locator:
     return page.locator(f"[data-drop-status={status}]")
 
 
-async def drag(page: Page, task_id: int, status: str, *, release: bool = True) -> None:
+async def drag(
+    page: Page,
+    task_id: int,
+    status: str,
+    *,
+    release: bool = True,
+    lifts: bool = True,
+    steps: int = 12,
+) -> None:
     """Press on the card (its status badge: not a button or a link), carry it over the
-    column for `status`, and let go there (unless `release` is False)."""
+    column for `status`, and let go there (unless `release` is False). A card that
+    `lifts` is carried on only once the drag has begun (SortableJS starts it a tick
+    after the first moves), as a hand waits to feel the card come up. Fewer `steps`
+    carry it faster."""
     await card(page, task_id).scroll_into_view_if_needed()
     grip = await card(page, task_id).locator(".status-badge").bounding_box()
     target = await column(page, status).locator(".cards").bounding_box()
@@ -49,7 +60,9 @@ async def drag(page: Page, task_id: int, status: str, *, release: bool = True) -
     await page.mouse.move(grip["x"] + 4, grip["y"] + 4)
     await page.mouse.down()
     await page.mouse.move(grip["x"] + 30, grip["y"] + 30, steps=4)
-    await page.mouse.move(target["x"] + target["width"] / 2, target["y"] + 24, steps=12)
+    if lifts:
+        await expect(page.locator("body.dragging")).to_have_count(1)
+    await page.mouse.move(target["x"] + target["width"] / 2, target["y"] + 24, steps=steps)
     if release:
         await page.mouse.up()
 
@@ -97,7 +110,27 @@ async def test_every_legal_drag_does_what_its_button_does_and_others_see_it(
         # Focus stays on the moved card, for whoever drags with a keyboard-driven pointer.
         await expect(card(bob, task_id)).to_be_focused()
         await expect_in_column(alice, task_id, status)  # live, on someone else's board
+        # The next drag starts once bob's own board has taken in this change's echo too:
+        # a card swapped between the press and the drag's start would drop the drag.
+        await expect(bob.locator("#board")).to_have_attribute(
+            "data-event-id", await alice.locator("#board").get_attribute("data-event-id")
+        )
     await expect(alice.locator("#toasts .toast").first).to_contain_text("Bob")
+
+
+async def test_a_quick_flick_counts_where_the_card_is_let_go(
+    demo_server: Server, browser: Browser, others: Others
+):
+    """Let go over a column in the same instant the pointer arrives, before SortableJS's
+    next emulated dragover (every 50 ms) has shown the card there."""
+    bob = await live_board(browser, demo_server, "bob@example.com", STATUS_VIEW)
+    bob.on("dialog", lambda dialog: dialog.accept())  # giving up asks first
+    toast = await others.task_id("Toast for others' changes")
+    for _ in range(3):  # one flick might still be caught by that 50 ms tick; three are not
+        await drag(bob, toast, "owned", steps=1)
+        await expect_in_column(bob, toast, "owned")
+        await bob.keyboard.press("g")  # give it back, for the next flick
+        await expect_in_column(bob, toast, "available")
 
 
 async def test_a_column_a_card_cannot_go_to_refuses_it_and_says_so_while_dragging(
@@ -132,7 +165,7 @@ async def test_a_done_card_and_another_persons_card_do_not_move(
     done = await others.task_id("Write API tests")  # bob's, completed
     carols = await others.task_id("Sign out everywhere")  # carol's, owned
     for task_id, status in ((done, "available"), (carols, "completed")):
-        await drag(bob, task_id, status, release=False)
+        await drag(bob, task_id, status, release=False, lifts=False)
         await expect(bob.locator("body.dragging")).to_have_count(0)  # it did not lift
         await bob.mouse.up()
     await expect_in_column(bob, done, "completed")
@@ -144,7 +177,7 @@ async def test_a_viewer_moves_nothing(demo_server: Server, browser: Browser, oth
     victor = await live_board(browser, demo_server, "victor@example.com", STATUS_VIEW)
     sent = actions_sent(victor)
     toast = await others.task_id("Toast for others' changes")
-    await drag(victor, toast, "owned", release=False)
+    await drag(victor, toast, "owned", release=False, lifts=False)
     await expect(victor.locator("body.dragging")).to_have_count(0)
     await victor.mouse.up()
     await expect_in_column(victor, toast, "available")

@@ -25,14 +25,16 @@
     return actionsOn(card).find(function (form) { return form.getAttribute("data-leads-to") === status; });
   }
 
-  // Press the form's button, as a click would: htmx sends it (asking first for "give up").
+  // Press the form's button: htmx sends it (asking first for "give up"). Submitted as
+  // its button would submit it, not clicked: after a drag in which SortableJS saw no
+  // dragover (a quick flick), it swallows the next click on the page.
   // Returns whether a request went out (false when the person said no to the question).
   function press(form) {
     var sent = false;
     function noteRequest(event) { if (event.detail.elt === form) sent = true; }
     document.body.addEventListener("htmx:beforeRequest", noteRequest);
     try {
-      form.querySelector("button").click();
+      form.requestSubmit(form.querySelector("button"));
     } finally {
       document.body.removeEventListener("htmx:beforeRequest", noteRequest);
     }
@@ -79,16 +81,18 @@
 
   function endDrag(event) {
     var card = event.item;
-    var target = statusOf(event.to);
     var over = releasedOver(event);
-    // It counts only if let go over the column it would go to: carried across an allowed
-    // column and dropped on one that refuses (or outside any), it goes home.
-    var moved = event.to !== event.from && dragging && dragging.allowed[target] &&
-                !!over && over.contains(event.to);
+    var target = over && over.getAttribute("data-drop-status");
+    // Where it is let go decides: over a column it may go to (not its own), it moves;
+    // over one that refuses, or outside any, it goes home. SortableJS carries the card
+    // into a column only on its next emulated dragover (every 50 ms), so a quick flick
+    // may end before the card was shown there: it still counts, and is placed here.
+    var moved = !!dragging && !!target && !over.contains(event.from) && !!dragging.allowed[target];
     dragging = null;
     document.body.classList.remove("dragging");
     columns().forEach(function (column) { column.removeAttribute("data-drop-allowed"); });
-    if (event.to !== event.from && !moved) putBack(card, event.from, event.oldIndex);
+    if (moved && !over.contains(card)) over.querySelector(".cards").appendChild(card);
+    if (!moved && event.to !== event.from) putBack(card, event.from, event.oldIndex);
     card.focus({ preventScroll: true });
     if (moved) {
       // The card is already in its new column (a moved card is shown where it is going);
