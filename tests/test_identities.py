@@ -15,6 +15,7 @@ import pytest
 from quart import Quart
 from sqlalchemy import select
 
+from app.auth import identities as identities_module
 from app.auth.accounts import hash_token, revoke_token
 from app.auth.identities import CHECK_SECONDS, Change, Identities, record_change
 from app.db import Database
@@ -96,6 +97,48 @@ async def test_a_change_made_elsewhere_counts_once_the_log_is_read_within_the_bo
     assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 200
     clock.now += CHECK_SECONDS * 0.4
     assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 401
+
+
+async def test_a_log_read_that_began_too_long_before_a_request_does_not_vouch_for_it(
+    app: Quart, db: Database, scene: Scene, database_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    """A slow read (a busy database) began, found nothing, and a revocation committed
+    while it was still under way. A request that arrives more than CHECK_SECONDS after
+    that read began must wait for a newer one, which finds the revocation."""
+    identities: Identities = app.extensions["live"].identities
+    clock = Clock()
+    identities.clock = clock
+    token = await token_for(db, scene.people["bob"])
+    client = app.test_client()
+    assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 200
+    tid = await token_id(db, token)
+    read_done, go_on = asyncio.Event(), asyncio.Event()
+    real_changes_since = identities_module.changes_since
+
+    async def slow_changes_since(*args, **kwargs):  # type: ignore[no-untyped-def]
+        found = await real_changes_since(*args, **kwargs)
+        if not read_done.is_set():  # the first read from now on: it has read, then stalls
+            read_done.set()
+            await go_on.wait()
+        return found
+
+    monkeypatch.setattr(identities_module, "changes_since", slow_changes_since)
+    clock.now += CHECK_SECONDS * 1.2
+    early = asyncio.create_task(client.get("/api/v1/users/me", headers=bearer(token)))
+    await read_done.wait()
+    elsewhere = Database(database_url)  # its commits tell nobody here
+    try:
+        await elsewhere.write(
+            lambda s: revoke_token(s, user_id=scene.people["bob"].id, token_id=tid)
+        )
+    finally:
+        await elsewhere.close()
+    clock.now += CHECK_SECONDS * 1.2
+    late = asyncio.create_task(client.get("/api/v1/users/me", headers=bearer(token)))
+    go_on.set()
+    # The early request arrived as the stalled read began: that read vouches for it.
+    assert (await early).status_code == 200
+    assert (await late).status_code == 401
 
 
 async def test_what_was_loaded_while_a_change_arrived_is_not_kept(
