@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.accounts import DEV_ISSUER, create_token
 from app.db import Database
+from app.migrate import upgrade
 from app.models import (
     Invitation,
     Membership,
@@ -198,3 +201,30 @@ async def scene_with_token(database_url: str) -> tuple[Scene, str]:
         return scene, await token_for(db, scene.bob)
     finally:
         await db.close()
+
+
+@dataclass
+class ServedScene:
+    """The test scene in a fresh SQLite file for real servers to serve, with API tokens
+    for bob and carol."""
+
+    database_url: str
+    scene: Scene
+    tokens: dict[str, str]
+
+    def auth(self, who: str = "bob", **more: str) -> dict[str, str]:
+        """Headers that sign `who` in (and any `more`)."""
+        return {"Authorization": f"Bearer {self.tokens[who]}", **more}
+
+
+async def served_scene(path: Path) -> ServedScene:
+    """Migrate a new SQLite file at `path` and write the scene and the tokens into it."""
+    url = f"sqlite+aiosqlite:///{path}"
+    await asyncio.to_thread(upgrade, url)
+    db = Database(url)
+    try:
+        scene = await build_scene(db)
+        tokens = {who: await token_for(db, scene.people[who]) for who in ("bob", "carol")}
+    finally:
+        await db.close()
+    return ServedScene(url, scene, tokens)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import re
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -28,8 +30,12 @@ class Stream:
     out cancels only its wait, never a read half-way through a message (which would
     leave the response unable to close)."""
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx.Response, *, inflate: bool = False) -> None:
+        """With `inflate`, the body is read as sent (`raw`, every chunk) and decoded
+        here, incrementally, as a gzip stream (`zlib.decompressobj(31)`), not by httpx."""
         self.response = response
+        self.inflate = inflate
+        self.raw: list[bytes] = []
         self._messages: asyncio.Queue[Message | Exception] = asyncio.Queue()
         self._reader = asyncio.create_task(self._read_all())
 
@@ -82,7 +88,7 @@ class Stream:
     async def _read_all(self) -> None:
         fields: dict[str, list[str]] = {}
         try:
-            async for line in self.response.aiter_lines():
+            async for line in self._lines():
                 if line == "":
                     if fields:
                         self._messages.put_nowait(_message(fields))
@@ -98,6 +104,21 @@ class Stream:
             self._messages.put_nowait(EOFError("the stream ended"))
         except httpx.HTTPError as error:
             self._messages.put_nowait(error)
+
+    def _lines(self) -> AsyncIterator[str]:
+        return self._inflated_lines() if self.inflate else self.response.aiter_lines()
+
+    async def _inflated_lines(self) -> AsyncIterator[str]:
+        assert self.response.headers.get("Content-Encoding") == "gzip", self.response.headers
+        inflater = zlib.decompressobj(31)  # gzip: header, then deflate blocks
+        text = codecs.getincrementaldecoder("utf-8")()
+        pending = ""
+        async for chunk in self.response.aiter_raw():
+            self.raw.append(chunk)
+            pending += text.decode(inflater.decompress(chunk))
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                yield line
 
 
 def _message(fields: dict[str, list[str]]) -> Message:
@@ -116,10 +137,14 @@ def _message(fields: dict[str, list[str]]) -> Message:
 
 @contextlib.asynccontextmanager
 async def open_stream(
-    client: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str] | None = None,
+    *,
+    inflate: bool = False,
 ) -> AsyncIterator[Stream]:
     async with client.stream("GET", url, headers=headers or {}) as response:
-        stream = Stream(response)
+        stream = Stream(response, inflate=inflate)
         try:
             yield stream
         finally:

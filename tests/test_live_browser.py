@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, expect
+from playwright.async_api import Browser, Locator, Page, Response, expect
 
 from app.models import Membership, Role
 from app.tasks.lifecycle import Action
@@ -417,6 +417,8 @@ async def test_after_a_server_restart_the_board_replays_what_it_missed_and_is_li
     connection = alice.locator("#connection")
     toast_task = await others.task_id("Toast for others' changes")
     sse_task = await others.task_id("SSE endpoint with resume")
+    streams: list[Response] = []
+    alice.on("response", lambda r: streams.append(r) if "/events" in r.url else None)
 
     demo_server.stop()
     await expect(connection).to_have_attribute("data-state", re.compile("reconnecting|offline"))
@@ -431,6 +433,9 @@ async def test_after_a_server_restart_the_board_replays_what_it_missed_and_is_li
         # The client backs off while the server is away; allow for its next attempt.
         await expect_live(alice, within_ms=30_000)
         await settled(alice, newest, within_ms=30_000)
+        # Chromium asks for gzip, as every browser does: it resumed a compressed stream.
+        encodings = [(await r.all_headers()).get("content-encoding") for r in streams]
+        assert encodings and set(encodings) == {"gzip"}, encodings
         toast_card = alice.locator(f"#task-{toast_task}")
         await expect(toast_card).to_have_attribute("data-status", "inprogress")
         await expect(toast_card).to_have_attribute("data-owner", "Bob Baker")

@@ -4,12 +4,9 @@ secret in it), request ids, and X-Forwarded-* believed only from a trusted proxy
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -17,9 +14,7 @@ import pytest
 import websockets
 
 from app import logs
-from app.db import Database
-from app.migrate import upgrade
-from tests.factories import Scene, build_scene, token_for
+from tests.factories import ServedScene, served_scene
 from tests.redis_server import running_redis
 from tests.server import Server, running_server
 from tests.sse_client import open_stream
@@ -36,25 +31,9 @@ NAMES = {
 }
 
 
-@dataclass
-class Setup:
-    database_url: str
-    scene: Scene
-    tokens: dict[str, str]
-
-    def auth(self, who: str = "bob") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-
 @pytest.fixture
-async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/ops.db"
-    await asyncio.to_thread(upgrade, url)
-    db = Database(url)
-    scene = await build_scene(db)
-    tokens = {who: await token_for(db, scene.people[who]) for who in ("bob", "carol")}
-    await db.close()
-    yield Setup(url, scene, tokens)
+async def setup(tmp_path: Path) -> ServedScene:
+    return await served_scene(tmp_path / "ops.db")
 
 
 def value(text: str, name: str, **labels: str) -> float:
@@ -78,13 +57,13 @@ async def scrape(http: httpx.AsyncClient, server: Server, **headers: str) -> str
     return answer.text
 
 
-async def take_and_release(http: httpx.AsyncClient, server: Server, setup: Setup) -> None:
+async def take_and_release(http: httpx.AsyncClient, server: Server, setup: ServedScene) -> None:
     url = f"{server.url}/api/v1/tasks/{setup.scene.acme.tasks[0].id}/ownership"
     assert (await http.put(url, headers=setup.auth())).status_code == 200
     assert (await http.delete(url, headers=setup.auth())).status_code == 200
 
 
-async def test_metrics_have_their_names_and_types_and_move(setup: Setup) -> None:
+async def test_metrics_have_their_names_and_types_and_move(setup: ServedScene) -> None:
     with running_server(setup.database_url) as server:
         async with httpx.AsyncClient(timeout=30) as http:
             before = await scrape(http, server)
@@ -110,7 +89,7 @@ async def test_metrics_have_their_names_and_types_and_move(setup: Setup) -> None
     assert value(after, "sprintboard_http_request_duration_seconds_count", route=route) == 2
 
 
-async def test_metrics_add_up_every_worker(setup: Setup) -> None:
+async def test_metrics_add_up_every_worker(setup: ServedScene) -> None:
     with (
         running_redis() as redis,
         running_server(setup.database_url, workers=2, REDIS_URL=redis.url) as server,
@@ -130,7 +109,7 @@ async def test_metrics_add_up_every_worker(setup: Setup) -> None:
     assert value(text, "sprintboard_streams_open") == 2
 
 
-async def test_metrics_are_for_this_machine_or_the_token_holder(setup: Setup) -> None:
+async def test_metrics_are_for_this_machine_or_the_token_holder(setup: ServedScene) -> None:
     with running_server(setup.database_url, METRICS_TOKEN="s3cret-metrics") as server:
         async with httpx.AsyncClient(timeout=30) as http:
             assert (await http.get(f"{server.url}/metrics")).status_code == 404
@@ -159,7 +138,7 @@ def request_lines(server: Server) -> list[dict[str, object]]:
     return lines
 
 
-async def test_one_json_line_per_request_with_no_secret_in_it(setup: Setup) -> None:
+async def test_one_json_line_per_request_with_no_secret_in_it(setup: ServedScene) -> None:
     token = setup.tokens["bob"]
     with running_server(setup.database_url, LOG_FORMAT="json") as server:
         async with httpx.AsyncClient(timeout=30) as http:
@@ -187,7 +166,7 @@ async def test_one_json_line_per_request_with_no_secret_in_it(setup: Setup) -> N
     assert token not in everything and token[:12] not in everything
 
 
-async def test_forwarded_headers_count_only_from_a_trusted_proxy(setup: Setup) -> None:
+async def test_forwarded_headers_count_only_from_a_trusted_proxy(setup: ServedScene) -> None:
     forwarded = {
         "X-Forwarded-For": "203.0.113.7",
         "X-Forwarded-Proto": "https",

@@ -16,6 +16,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
+from app.events.compress import deflated
+
 QUEUE_SIZE = 512
 # Streams woken per round of the event loop after a publish. Each then writes (~25-40
 # µs), so a round stays under a millisecond and requests are read in between, however
@@ -94,6 +96,12 @@ class Rendered:
     html: str
     sse: bytes
     json: dict[str, Any]
+
+    @functools.cached_property
+    def sse_gzip(self) -> bytes:
+        """`sse` deflated on its own, once for every gzip stream (live or replayed);
+        `app.events.compress` says why one copy serves them all."""
+        return deflated(self.sse)
 
     @functools.cached_property
     def json_text(self) -> str:

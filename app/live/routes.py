@@ -6,45 +6,36 @@ from typing import Any
 
 from quart import Response, request, websocket
 
-from app.live import bp, sse
+from app.events.compress import wants_gzip
+from app.live import bp
 from app.live.streams import (
+    GZIP,
+    PLAIN,
     live_updates,
     messages,
     open_stream,
     open_websocket,
-    sse_bytes,
-    sse_closing,
-    sse_heartbeat,
-    sse_reset,
+    sse_messages,
 )
 
 
 @bp.get("/o/<org>/events")
 async def events(org: str) -> Any:
-    """Stream the organization's events as HTML fragments; resume from a cursor."""
+    """Stream the organization's events as HTML fragments; resume from a cursor.
+    gzip-compressed when the client accepts it (browsers do) unless `?nocompress=1`."""
     opening = await open_stream(org, request.args, request.headers.get("Last-Event-ID"))
-    body = messages(
-        live_updates(),
-        opening,
-        frame=sse_bytes,
-        reset=sse_reset,
-        notice=sse_bytes,
-        heartbeat=sse_heartbeat,
-        hello=sse.retry(),
-        # The server is going away (or this stream fell behind): when to come back.
-        closing=sse_closing,
-        join=b"".join,
-        present=True,
+    encoding = (
+        GZIP if wants_gzip(request.headers.get("Accept-Encoding", ""), request.args) else PLAIN
     )
-    response = Response(
-        body,
-        200,
-        {
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        },
-    )
+    headers = {
+        "Content-Type": "text/event-stream; charset=utf-8",
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+        "Vary": "Accept-Encoding",
+    }
+    if encoding.content_encoding:
+        headers["Content-Encoding"] = encoding.content_encoding
+    response = Response(sse_messages(live_updates(), opening, encoding), 200, headers)
     response.timeout = None  # Quart's RESPONSE_TIMEOUT would cut the stream after 60 s
     return response
 

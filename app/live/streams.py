@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from app.auth.csrf import same_origin_websocket
 from app.auth.guards import resolve_membership, use_membership
 from app.db import get_db
 from app.errors import BadInput, NotFound, Refusal, TooMany
+from app.events import compress
 from app.events.hub import SHUTDOWN, Closed, Frame, Notice
 from app.inputs import row_id
 from app.live import sse
@@ -235,11 +237,6 @@ async def messages(
         yield closing(closed)
 
 
-def sse_bytes(item: Frame | Notice) -> bytes:
-    """A frame's or a notice's SSE message, encoded once for every stream."""
-    return item.sse
-
-
 # After a shutdown, when to come back: a moment spread over this range (ms), so that
 # ten thousand browsers do not all return in the same millisecond.
 SHUTDOWN_RETRY_MS = (500, 5000)
@@ -253,13 +250,58 @@ def comeback_ms(reason: str) -> int:
     return BEHIND_RETRY_MS  # it fell behind (or is signed out, and will be refused)
 
 
-def sse_closing(reason: str) -> bytes:
-    return sse.retry(comeback_ms(reason))
+@dataclass(frozen=True)
+class SseEncoding:
+    """How an SSE stream's bytes are written: as they are, or gzip-compressed.
+
+    A frame or notice is encoded once for every stream (`Rendered.sse`, `.sse_gzip`);
+    what one stream alone is sent (its hello, a reset, its closing `retry:`) goes
+    through `encode`, cached, since those few messages repeat across streams."""
+
+    content_encoding: str | None
+    start: bytes  # before the first message
+    frame: Callable[[Frame | Notice], bytes]
+    encode: Callable[[bytes], bytes]
+
+    @functools.cached_property
+    def hello(self) -> bytes:
+        return self.start + self.encode(sse.retry())
+
+    @functools.cached_property
+    def heartbeat(self) -> bytes:
+        return self.encode(sse.comment("keep-alive"))
+
+    def reset(self, newest: int) -> bytes:
+        return self.encode(sse.encode(data="reset", event="reset", id=newest))
+
+    def closing(self, reason: str) -> bytes:
+        return self.encode(sse.retry(comeback_ms(reason)))
 
 
-def sse_reset(newest: int) -> bytes:
-    return sse.encode(data="reset", event="reset", id=newest)
+PLAIN = SseEncoding(None, b"", frame=lambda item: item.sse, encode=lambda message: message)
+# A closing `retry:` has one of ~4,500 values: each deflated once, not once per stream.
+GZIP = SseEncoding(
+    "gzip",
+    compress.GZIP_HEADER,
+    frame=lambda item: item.sse_gzip,
+    encode=functools.lru_cache(maxsize=8192)(compress.deflated),
+)
 
 
-def sse_heartbeat() -> bytes:
-    return sse.comment("keep-alive")
+def sse_messages(
+    live: LiveUpdates, opening: Opening, encoding: SseEncoding
+) -> AsyncIterator[bytes]:
+    """The body of one SSE stream, written in `encoding`."""
+    return messages(
+        live,
+        opening,
+        frame=encoding.frame,
+        reset=encoding.reset,
+        notice=encoding.frame,
+        heartbeat=lambda: encoding.heartbeat,
+        hello=encoding.hello,
+        # The server is going away (or this stream fell behind): when to come back.
+        closing=encoding.closing,
+        join=b"".join,  # deflate blocks concatenate as plain bytes do
+        present=True,
+    )
