@@ -59,6 +59,7 @@ def show_fanout(result: FanoutResult) -> None:
         f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms, "
         f"connected in {result.connect_seconds:.2f} s, {result.kib_per_stream:.1f} KiB/stream, "
         f"{result.cpu_us_per_delivery:.0f} µs CPU/delivery, "
+        f"{result.wire_bytes_per_delivery:,.0f} B on the wire/delivery, "
         + (
             f"render {result.render_ms_per_event:.2f} ms/event, "
             if result.render_ms_per_event == result.render_ms_per_event  # not NaN
@@ -157,7 +158,22 @@ async def fanout_runs(
         project, floor = await fanout_pair(work, sqlite, size, profile.changes, message)
         results["fanout"] += [project.as_dict(), floor.as_dict()]
         ok &= project.ok and floor.ok
+        if size in (min(profile.sizes), max(profile.sizes)):
+            compressed = await compressed_run(work, sqlite, size, profile.changes)
+            results["compressed"] += [project.as_dict(), compressed.as_dict()]
+            ok &= compressed.ok
     return ok
+
+
+async def compressed_run(
+    work: Path, scenario: seed.Scenario, size: int, changes: int
+) -> FanoutResult:
+    """The same fan-out with every stream asking for gzip, as browsers do."""
+    with runner.project(work, scenario.database_url) as server:
+        target = ProjectTarget(server, scenario, "project, gzip", gzip=True)
+        result = await measure(target, size, changes=changes)
+    show_fanout(result)
+    return result
 
 
 async def presence_runs(
@@ -337,6 +353,7 @@ def main() -> None:
         "variant_throughput": [],
         "presence": [],
         "storm": [],
+        "compressed": [],
     }
     with tempfile.TemporaryDirectory(prefix="sprintboard-bench-") as folder:
         try:

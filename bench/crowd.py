@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import re
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import cast
@@ -23,11 +24,41 @@ _TAIL = 32  # bytes kept between reads, so an id line split across two reads is 
 _PRESENCE_LINE = re.compile(rb"\nevent: presence\r?\n")
 
 
+class Dechunked:
+    """HTTP/1.1 chunked transfer decoding, fed bytes as they arrive. A gzip stream must
+    be inflated without the chunk lines; a plain one is scanned with them in place."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.left = 0  # bytes still to come of the current chunk
+
+    def feed(self, data: bytes) -> bytes:
+        self.buffer += data
+        out = []
+        while self.buffer:
+            if self.left == 0:
+                end = self.buffer.find(b"\r\n")
+                if end < 0:
+                    break
+                line, self.buffer = self.buffer[:end], self.buffer[end + 2 :]
+                if line:  # else the line break that ends a chunk's data
+                    self.left = int(line.split(b";")[0], 16)
+                continue
+            piece = self.buffer[: self.left]
+            out.append(piece)
+            self.left -= len(piece)
+            self.buffer = self.buffer[len(piece) :]
+        return b"".join(out)
+
+
 class Stream(asyncio.Protocol):
     """One subscriber's connection."""
 
     def __init__(self, crowd: Crowd) -> None:
         self.crowd = crowd
+        # A gzip stream: its body de-chunked, then inflated as it comes.
+        self.chunks = Dechunked() if crowd.gzip else None
+        self.inflater = zlib.decompressobj(31) if crowd.gzip else None
         self.transport: asyncio.Transport | None = None
         self.head = b""
         self.open = False
@@ -51,6 +82,7 @@ class Stream(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter()
         self.bytes += len(data)
+        self.crowd.wire_bytes += len(data)
         if not self.open:
             self.head += data
             end = self.head.find(b"\r\n\r\n")
@@ -65,6 +97,8 @@ class Stream(asyncio.Protocol):
                 self.transport.close()
                 return
             self.open = True
+        if self.chunks is not None and self.inflater is not None:
+            data = self.inflater.decompress(self.chunks.feed(data))
         if not self.subscribed and b"retry:" in data:
             # The server sends `retry:` once the stream is subscribed.
             self.subscribed = True
@@ -105,11 +139,17 @@ class Crowd:
         *,
         tokens: Sequence[str] = (),
         count_presence: bool = False,
+        gzip: bool = False,
     ) -> None:
         """Every stream sends the same request, or with `tokens`, each its own bearer
-        token in turn (as many people)."""
+        token in turn (as many people). With `gzip`, each accepts a gzip stream, as
+        browsers do, and inflates it."""
         self.host, self.port = host, port
+        self.gzip = gzip
+        self.wire_bytes = 0  # every byte every stream received, as sent
         lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Accept: text/event-stream"]
+        if gzip:
+            lines.append("Accept-Encoding: gzip")
         lines += [f"{k}: {v}" for k, v in headers.items()]
         self.request = ("\r\n".join(lines) + "\r\n\r\n").encode()
         self._requests = itertools.cycle(

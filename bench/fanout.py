@@ -43,6 +43,9 @@ class FanoutResult:
     actor_errors: int = 0
     kib_per_stream: float = math.nan
     cpu_us_per_delivery: float = math.nan
+    # Every byte the streams received during the changes (HTTP chunking included), per
+    # delivery: what one event costs the network.
+    wire_bytes_per_delivery: float = math.nan
     # Reading and rendering one event, from the project's log at exit (app/live/render.py).
     render_ms_per_event: float = math.nan
     server_errors: list[str] = field(default_factory=list)
@@ -118,10 +121,13 @@ class Target:
 
 
 class ProjectTarget(Target):
-    def __init__(self, server: Server, scenario: Scenario, label: str = "project") -> None:
+    def __init__(
+        self, server: Server, scenario: Scenario, label: str = "project", *, gzip: bool = False
+    ) -> None:
         super().__init__(server)
         self.scenario = scenario
         self.label = label
+        self.gzip = gzip
         self.host = f"127.0.0.1:{server.port}"
         self.auth = {
             "Authorization": f"Bearer {scenario.actor_token}",
@@ -134,6 +140,7 @@ class ProjectTarget(Target):
             self.server.port,
             f"/o/{self.scenario.org}/events",
             {"Authorization": f"Bearer {self.scenario.watcher_token}"},
+            gzip=self.gzip,
         )
 
     def change_request(self, number: int) -> bytes:
@@ -221,7 +228,7 @@ async def measure(
     result.connect_errors = dict(crowd.connect_errors)
     result.kib_per_stream = (server.rss() - rss_before) / 1024 / max(1, crowd.subscribed_count)
 
-    cpu_before = server.cpu()
+    cpu_before, wire_before = server.cpu(), crowd.wire_bytes
     requests = [target.change_request(number) for number in range(changes)]
     # The actor's process starts in well under a second; the first change waits for it.
     timeline = await act(server.port, requests, time.perf_counter() + 1.0, spacing)
@@ -245,6 +252,7 @@ async def measure(
     result.expected = crowd.subscribed_count * changes
     cpu = server.cpu() - cpu_before
     result.cpu_us_per_delivery = cpu / max(1, result.delivered) * 1e6
+    result.wire_bytes_per_delivery = (crowd.wire_bytes - wire_before) / max(1, result.delivered)
     result.p50_ms = percentile(latencies, 0.50) * 1000
     result.p99_ms = percentile(latencies, 0.99) * 1000
     result.max_ms = max(latencies, default=math.nan) * 1000

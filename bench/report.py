@@ -104,6 +104,34 @@ def fanout_table(fanout: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def _compressed_pairs(rows: Sequence[Row]) -> list[tuple[Row, Row]]:
+    """(plain, gzip) rows of the same size, from the same run."""
+    gzip = {r["subscribers"]: r for r in rows if r["label"] == "project, gzip"}
+    return [
+        (r, gzip[r["subscribers"]])
+        for r in rows
+        if r["label"] == "project" and r["subscribers"] in gzip
+    ]
+
+
+def compressed_table(rows: Sequence[Row]) -> str:
+    lines = [
+        "| subscribers | stream | delivered | bytes on the wire per delivery | of plain "
+        "| CPU per delivery | p50 / p99 ms | all connected in |",
+        "|---:|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for plain, gzip in _compressed_pairs(rows):
+        for row in (plain, gzip):
+            lines.append(
+                f"| {row['subscribers']:,} | {'gzip' if row is gzip else 'plain'} "
+                f"| {_delivered(row)} | {row['wire_bytes_per_delivery']:,.0f} B "
+                f"| {row['wire_bytes_per_delivery'] / plain['wire_bytes_per_delivery']:.0%} "
+                f"| {row['cpu_us_per_delivery']:.0f} µs "
+                f"| {_ms(row['p50_ms'])} / {_ms(row['p99_ms'])} | {row['connect_seconds']:.2f} s |"
+            )
+    return "\n".join(lines)
+
+
 def throughput_table(runs: Sequence[Row]) -> str:
     floor = next((r["per_second"] for r in runs if r["label"] == "floor"), math.nan)
     lines = [
@@ -269,6 +297,24 @@ def verdicts(results: dict[str, list[Row]]) -> list[tuple[str, str, bool | None]
                 row["ok"],
             )
         )
+    for plain, gzip in _compressed_pairs(results.get("compressed", [])):
+        share = gzip["wire_bytes_per_delivery"] / plain["wire_bytes_per_delivery"]
+        checks += [
+            (
+                f"compressed streams, {gzip['subscribers']:,} subscribers: bytes on the "
+                "wire per delivered event ≤ 40 % of the plain stream's, every event once",
+                f"{gzip['wire_bytes_per_delivery']:,.0f} B against "
+                f"{plain['wire_bytes_per_delivery']:,.0f} B ({share:.0%}); {_delivered(gzip)}",
+                share <= 0.40 and gzip["ok"],
+            ),
+            (
+                f"compressed streams, {gzip['subscribers']:,} subscribers: CPU per delivery "
+                "no higher than the plain stream's",
+                f"{gzip['cpu_us_per_delivery']:.0f} µs against "
+                f"{plain['cpu_us_per_delivery']:.0f} µs",
+                gzip["cpu_us_per_delivery"] <= plain["cpu_us_per_delivery"],
+            ),
+        ]
     people = next((r for r in results.get("presence", []) if r["people"] > 1), None)
     if people is not None:
         checks.append(
@@ -367,6 +413,16 @@ server's CPU time (user + system) during the changes divided by the deliveries.
 ![Delivery latency against subscribers, project and floor]({plot})
 
 {fanout_table(results["fanout"])}
+
+## Compressed streams
+
+The same fan-out with every stream sending `Accept-Encoding: gzip`, as browsers do, on a
+fresh server right after the plain run of the same size: each frame is deflated once
+per instance and the same bytes go to every stream (`app/events/compress.py`). "Bytes on
+the wire" counts everything the streams received while the changes went out (HTTP
+chunk lines and heartbeats included), per delivery.
+
+{compressed_table(results.get("compressed", []))}
 
 ## Mutation throughput
 

@@ -38,7 +38,7 @@ def test_the_benchmark_smoke_run_delivers_every_event_without_errors(tmp_path: P
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     results = json.loads(out.read_text())
 
-    streams = results["fanout"] + results["variants"]
+    streams = results["fanout"] + results["variants"] + results["compressed"]
     assert {(r["label"], r["subscribers"]) for r in results["fanout"]} == {
         ("project", 200),
         ("floor", 200),
@@ -49,6 +49,11 @@ def test_the_benchmark_smoke_run_delivers_every_event_without_errors(tmp_path: P
         assert row["actor_errors"] == 0 and row["server_errors"] == [], row
         assert row["repeats"] == 0 and row["dropped_streams"] == 0, row
         assert row["refused"] == {} and row["connect_errors"] == {}, row
+
+    # Every stream asked for gzip and got each event once; the bytes on the wire shrank.
+    plain, gzip = results["compressed"]
+    assert (plain["label"], gzip["label"]) == ("project", "project, gzip")
+    assert gzip["wire_bytes_per_delivery"] < plain["wire_bytes_per_delivery"]
 
     rates = results["throughput"] + results["variant_throughput"]
     assert any(r["dropped"] for r in rates), "no run dropped requests mid-flight"
