@@ -47,6 +47,7 @@ def configure(level: int = logging.INFO, fmt: str = "text") -> None:
     app_log = logging.getLogger("app")
     for old in [h for h in app_log.handlers if h.get_name() == HANDLER_NAME]:
         app_log.removeHandler(old)
+        old.close()
     app_log.addHandler(handler)
     app_log.setLevel(level)
     app_log.propagate = False

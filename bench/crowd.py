@@ -88,7 +88,7 @@ class Stream(asyncio.Protocol):
             end = self.head.find(b"\r\n\r\n")
             if end < 0:
                 return
-            status = self.head[9:12]
+            status, head = self.head[9:12], self.head[:end].lower()
             data, self.head = self.head[end + 4 :], b""
             if status != b"200":
                 self._settle()
@@ -97,6 +97,12 @@ class Stream(asyncio.Protocol):
                 self.transport.close()
                 return
             self.open = True
+            if self.crowd.gzip and b"content-encoding: gzip" not in head:
+                self._settle()
+                self.crowd.refused("not gzip")  # asked for gzip, answered plain
+                assert self.transport is not None
+                self.transport.close()
+                return
         if self.chunks is not None and self.inflater is not None:
             data = self.inflater.decompress(self.chunks.feed(data))
         if not self.subscribed and b"retry:" in data:

@@ -125,7 +125,7 @@ def compressed_table(rows: Sequence[Row]) -> str:
             lines.append(
                 f"| {row['subscribers']:,} | {'gzip' if row is gzip else 'plain'} "
                 f"| {_delivered(row)} | {row['wire_bytes_per_delivery']:,.0f} B "
-                f"| {row['wire_bytes_per_delivery'] / plain['wire_bytes_per_delivery']:.0%} "
+                f"| {row['wire_bytes_per_delivery'] / (plain['wire_bytes_per_delivery'] or math.nan):.0%} "
                 f"| {row['cpu_us_per_delivery']:.0f} µs "
                 f"| {_ms(row['p50_ms'])} / {_ms(row['p99_ms'])} | {row['connect_seconds']:.2f} s |"
             )
@@ -298,7 +298,7 @@ def verdicts(results: dict[str, list[Row]]) -> list[tuple[str, str, bool | None]
             )
         )
     for plain, gzip in _compressed_pairs(results.get("compressed", [])):
-        share = gzip["wire_bytes_per_delivery"] / plain["wire_bytes_per_delivery"]
+        share = gzip["wire_bytes_per_delivery"] / (plain["wire_bytes_per_delivery"] or math.nan)
         checks += [
             (
                 f"compressed streams, {gzip['subscribers']:,} subscribers: bytes on the "

@@ -200,7 +200,7 @@ def test_a_process_that_starts_several_apps_writes_each_line_once(capsys) -> Non
     """The tests (and anything embedding the app) start one app after another in a
     process: each start configures the logs, and a line must still appear once."""
     app_log = logging.getLogger("app")
-    before = list(app_log.handlers)
+    before = (list(app_log.handlers), app_log.level, app_log.propagate)
     try:
         for _ in range(3):
             logs.configure(fmt="json")
@@ -210,5 +210,7 @@ def test_a_process_that_starts_several_apps_writes_each_line_once(capsys) -> Non
     finally:
         for handler in list(app_log.handlers):
             app_log.removeHandler(handler)
-        for handler in before:
+        for handler in before[0]:
             app_log.addHandler(handler)
+        app_log.setLevel(before[1])
+        app_log.propagate = before[2]

@@ -7,8 +7,8 @@ and ended with a full flush (`Z_FULL_FLUSH`).
 
 Why the same bytes can go to every stream, whatever each was sent before:
 - a fresh compressor has no history, so no back-reference in a message's blocks points
-  before the message; a full flush also resets what the compressor knows, and ends the
-  blocks on a byte boundary (with an empty stored block);
+  before the message; the full flush ends its blocks on a byte boundary (with an
+  empty stored block, `00 00 ff ff`);
 - none of those blocks is marked final, so a decoder reads on into whatever follows.
 So any sequence of such messages, concatenated after the header, is one valid deflate
 stream: a message is compressed once per event per instance (`Rendered.sse_gzip`), and
@@ -19,9 +19,12 @@ The trailer is never sent. A live stream does not end on its own; when the serve
 one on purpose (a deploy, a stream that fell behind), its last message (`retry:`) is
 complete and flushed, and the client reconnects whatever it makes of the missing
 trailer. Writing a correct trailer would mean a CRC32 over every byte each stream was
-sent, per stream: ~6.7 µs per 3.6 KB event on this machine's zlib, against ~40 µs that a
-whole delivery costs, so compressed streams would cost more per delivery than plain
-ones. Browsers, curl and `zlib.decompressobj(31)` decode what arrived without it.
+sent, per stream: ~6.7 µs per 3.6 KB message on this machine's zlib (more for today's
+~5.5 KB ones), against 40-140 µs that a whole delivery costs, so compressed streams would
+cost more per delivery than plain ones. (Combining per-frame CRCs instead needs
+crc32_combine, which Python's zlib does not offer; written in Python it costs more.)
+Chromium (the browser tests) and `zlib.decompressobj(31)` (the stream tests) decode
+what arrived without it.
 """
 
 from __future__ import annotations
@@ -50,14 +53,15 @@ def wants_gzip(accept_encoding: str, args: Mapping[str, str]) -> bool:
         return False
     offered: dict[str, float] = {}
     for part in accept_encoding.lower().split(","):
-        coding, _, params = part.partition(";")
+        coding, *params = part.split(";")
         q = 1.0
-        name, _, value = params.partition("=")
-        if name.strip() == "q":
-            try:
-                q = float(value)
-            except ValueError:
-                q = 0.0  # a weight we cannot read offers nothing
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0  # a weight we cannot read offers nothing
         offered[coding.strip()] = q
     for coding in ("gzip", "x-gzip", "*"):
         if coding in offered:

@@ -279,7 +279,8 @@ class SseEncoding:
 
 
 PLAIN = SseEncoding(None, b"", frame=lambda item: item.sse, encode=lambda message: message)
-# A closing `retry:` has one of ~4,500 values: each deflated once, not once per stream.
+# A closing `retry:` has one of ~4,500 values: each deflated once, not once per stream
+# (a reset, rare, passes through the same cache).
 GZIP = SseEncoding(
     "gzip",
     compress.GZIP_HEADER,

@@ -26,15 +26,19 @@
   }
 
   // Press the form's button: htmx sends it (asking first for "give up"). Submitted as
-  // its button would submit it, not clicked: after a drag in which SortableJS saw no
-  // dragover (a quick flick), it swallows the next click on the page.
+  // its button would submit it, not clicked: a drag in which SortableJS saw no dragover
+  // (a quick flick) leaves it set to swallow the next click on the page, and our click
+  // would be that one (the browser's own click after the pointer is let go then takes
+  // the swallowing). Our buttons carry no name or value, so htmx sends the same request
+  // either way. Browsers without requestSubmit (Safari before 16) click.
   // Returns whether a request went out (false when the person said no to the question).
   function press(form) {
     var sent = false;
     function noteRequest(event) { if (event.detail.elt === form) sent = true; }
     document.body.addEventListener("htmx:beforeRequest", noteRequest);
     try {
-      form.requestSubmit(form.querySelector("button"));
+      var button = form.querySelector("button");
+      if (form.requestSubmit) form.requestSubmit(button); else button.click();
     } finally {
       document.body.removeEventListener("htmx:beforeRequest", noteRequest);
     }
