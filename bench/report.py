@@ -122,10 +122,11 @@ def compressed_table(rows: Sequence[Row]) -> str:
     ]
     for plain, gzip in _compressed_pairs(rows):
         for row in (plain, gzip):
+            share = row["wire_bytes_per_delivery"] / (plain["wire_bytes_per_delivery"] or math.nan)
             lines.append(
                 f"| {row['subscribers']:,} | {'gzip' if row is gzip else 'plain'} "
                 f"| {_delivered(row)} | {row['wire_bytes_per_delivery']:,.0f} B "
-                f"| {row['wire_bytes_per_delivery'] / (plain['wire_bytes_per_delivery'] or math.nan):.0%} "
+                f"| {share:.0%} "
                 f"| {row['cpu_us_per_delivery']:.0f} µs "
                 f"| {_ms(row['p50_ms'])} / {_ms(row['p99_ms'])} | {row['connect_seconds']:.2f} s |"
             )
