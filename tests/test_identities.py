@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -139,6 +141,47 @@ async def test_a_log_read_that_began_too_long_before_a_request_does_not_vouch_fo
     # The early request arrived as the stalled read began: that read vouches for it.
     assert (await early).status_code == 200
     assert (await late).status_code == 401
+
+
+def test_a_request_that_meets_a_finished_read_too_old_for_it_starts_another(
+    tmp_path: Path,
+) -> None:
+    """A slow read ends; in the same loop round, before the read's done-callback has run,
+    a request that arrived after the read's bound asks for a fresh log. It must start a
+    read of its own: waiting again on the finished one returns at once, for ever (a
+    worker spun at 100 % CPU like this while 10,000 streams opened). Run on a loop in a
+    thread of its own, so that a spin fails the test instead of hanging it."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/identities.db"
+    upgrade(url)
+    done: list[bool] = []
+
+    async def scenario() -> None:
+        db = Database(url)
+        clock = Clock()
+        identities = Identities(db, clock=clock)
+        learn = identities.learn
+        late: list[asyncio.Future[None]] = []
+
+        def learn_slowly(changes: Sequence[Change]) -> None:
+            # The read's last step (nothing awaited after this): the read took long,
+            # and a request arrives whose first step runs before the done-callback.
+            if not late:
+                clock.now += CHECK_SECONDS * 2
+                late.append(asyncio.ensure_future(identities.fresh()))
+            learn(changes)
+
+        identities.learn = learn_slowly  # type: ignore[method-assign]
+        try:
+            await identities.fresh()
+            await late[0]
+            done.append(True)
+        finally:
+            await db.close()
+
+    runner = threading.Thread(target=asyncio.run, args=(scenario(),), daemon=True)
+    runner.start()
+    runner.join(timeout=30)
+    assert done == [True], "the request waited on a finished read without end"
 
 
 async def test_what_was_loaded_while_a_change_arrived_is_not_kept(

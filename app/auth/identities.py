@@ -250,13 +250,18 @@ class Identities:
         that began earlier and took long does not count: another one is made."""
         arrived = self.clock()
         while self._checked_at <= arrived - self.check_seconds:
-            if self._reading is None:
-                self._reading = asyncio.ensure_future(self._read_log())
-                self._reading.add_done_callback(self._done_reading)
-            await asyncio.shield(self._reading)
+            reading = self._reading
+            # A read that is over does not count, even before its done-callback ran:
+            # awaiting a finished task does not yield, so waiting on it again would spin
+            # without end (a read that began too early, met in the same loop round).
+            if reading is None or reading.done():
+                reading = self._reading = asyncio.ensure_future(self._read_log())
+                reading.add_done_callback(self._done_reading)
+            await asyncio.shield(reading)
 
     def _done_reading(self, task: asyncio.Task[None]) -> None:
-        self._reading = None
+        if self._reading is task:
+            self._reading = None
         if not task.cancelled() and task.exception() is not None:
             log.warning("could not read the identity change log: %s", task.exception())
 
