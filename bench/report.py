@@ -430,8 +430,9 @@ chunk lines and heartbeats included), per delivery.
 {8} clients, each on its own keep-alive connection and its own task, alternate take and
 release through the JSON API (bearer token) as fast as they are answered. The floor is a
 POST that does nothing, driven by the same client. In the "dropped" runs every 7th
-request is sent and the connection cut at once; a 409 right after such a drop is
-expected (the dropped change may have happened), anything else counts as an error, and
+request is sent and the connection cut at once; a 409 after such a drop, until an
+answer succeeds, is expected (the dropped change may have happened, and on PostgreSQL
+may commit only after the next request was answered), anything else counts as an error, and
 afterwards every task's history must be an unbroken chain (each event starts from the
 state the previous one left). "Server CPU" is the app's own processes: SQLite works
 inside them, while PostgreSQL's (and Redis's) CPU is not counted, so the two databases'
