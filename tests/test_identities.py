@@ -54,6 +54,18 @@ async def token_id(db: Database, token: str) -> int:
     return found
 
 
+async def revoke_elsewhere(database_url: str, scene: Scene, token_id: int) -> None:
+    """Revoke bob's token as another instance (or the command line) would: through a
+    connection of its own, whose commits tell nobody in this process."""
+    elsewhere = Database(database_url)
+    try:
+        await elsewhere.write(
+            lambda s: revoke_token(s, user_id=scene.people["bob"].id, token_id=token_id)
+        )
+    finally:
+        await elsewhere.close()
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -88,13 +100,7 @@ async def test_a_change_made_elsewhere_counts_once_the_log_is_read_within_the_bo
     client = app.test_client()
     assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 200
     tid = await token_id(db, token)
-    elsewhere = Database(database_url)  # its commits tell nobody here
-    try:
-        await elsewhere.write(
-            lambda s: revoke_token(s, user_id=scene.people["bob"].id, token_id=tid)
-        )
-    finally:
-        await elsewhere.close()
+    await revoke_elsewhere(database_url, scene, tid)
     clock.now += CHECK_SECONDS * 0.8
     assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 200
     clock.now += CHECK_SECONDS * 0.4
@@ -128,13 +134,7 @@ async def test_a_log_read_that_began_too_long_before_a_request_does_not_vouch_fo
     clock.now += CHECK_SECONDS * 1.2
     early = asyncio.create_task(client.get("/api/v1/users/me", headers=bearer(token)))
     await read_done.wait()
-    elsewhere = Database(database_url)  # its commits tell nobody here
-    try:
-        await elsewhere.write(
-            lambda s: revoke_token(s, user_id=scene.people["bob"].id, token_id=tid)
-        )
-    finally:
-        await elsewhere.close()
+    await revoke_elsewhere(database_url, scene, tid)
     clock.now += CHECK_SECONDS * 1.2
     late = asyncio.create_task(client.get("/api/v1/users/me", headers=bearer(token)))
     go_on.set()
