@@ -91,6 +91,7 @@ def _register_blueprints(app: Quart) -> None:
 
     for bp in (auth_bp, board_bp, planning_bp, members_bp, account_bp, live_bp, api_bp):
         app.register_blueprint(bp)
+    _drop_flask_context_processors(app)
 
     @app.get("/healthz")
     async def healthz() -> Any:
@@ -113,6 +114,15 @@ def _register_blueprints(app: Quart) -> None:
             "broker": broker_state,
         }
         return jsonify(body), 200 if healthy else 503
+
+
+def _drop_flask_context_processors(app: Quart) -> None:
+    """Each blueprint comes with Flask's default template context processor. Under
+    Quart it finds no Flask context and adds nothing, but it is a plain function, so
+    Quart runs it on a thread for every template rendered in that blueprint. Quart's
+    own (async, app-wide) one already gives templates `g`, `request` and `session`."""
+    for processors in app.template_context_processors.values():
+        processors[:] = [p for p in processors if p.__module__ != "flask.templating"]
 
 
 def _register_request_hooks(app: Quart) -> None:

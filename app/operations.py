@@ -35,7 +35,7 @@ def install(app: Quart, settings: Settings) -> None:
     app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])
 
 
-def _start() -> None:
+async def _start() -> None:
     g.started = time.perf_counter()
     asked = websocket if has_websocket_context() else request
     given = asked.headers.get(REQUEST_ID_HEADER, "")

@@ -99,7 +99,7 @@ def install_template_helpers(app: Quart) -> None:
     app.jinja_env.filters.update(ago=ago, iso=iso)
 
     @app.context_processor
-    def organization_context() -> dict[str, Any]:
+    async def organization_context() -> dict[str, Any]:
         """`org` for templates; a broadcast passes its own (explicit values win)."""
         return {"org": g.get("org")}
 
