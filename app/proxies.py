@@ -50,6 +50,8 @@ class TrustedProxies:
     def trusts(self, address: str | None) -> bool:
         if self.networks is None:
             return address is not None
+        if not self.networks:  # the default: no proxy is trusted (and nothing to parse)
+            return False
         try:
             ip = ipaddress.ip_address(address or "")
         except ValueError:  # a Unix socket, or no address at all
