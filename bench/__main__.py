@@ -317,7 +317,8 @@ def main() -> None:
         "--part",
         choices=("all", "fanout", "presence", "storm", "throughput"),
         default="all",
-        help="run only the fan-out or only the mutation-throughput measurements",
+        help="run one part only; it prints its figures (and --json) but writes no "
+        "document: the document's verdicts need every part",
     )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument(
@@ -366,7 +367,7 @@ def main() -> None:
     say(f"done in {elapsed:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
-    if profile.write_docs:
+    if profile.write_docs and args.part == "all":
         saved = {
             "profile": profile.name,
             "elapsed": elapsed,
