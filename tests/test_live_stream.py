@@ -238,6 +238,26 @@ async def test_one_stream_too_many_is_429(live: Live):
             assert other_user.response.status_code == 200
 
 
+async def test_a_head_request_gets_the_headers_and_holds_no_stream(live: Live):
+    """A HEAD is answered with the headers a GET would get, and no body: it does not
+    subscribe, so more HEADs than the per-person stream limit leave room for streams."""
+    async with live.client() as http:
+        for _ in range(5):  # the limit is 3
+            answer = await asyncio.wait_for(http.head(stream_url(live), headers=live.auth()), 10)
+            assert answer.status_code == 200
+            assert answer.headers["Content-Type"].startswith("text/event-stream")
+            assert answer.content == b""
+        assert (await http.head(stream_url(live))).status_code == 401  # checked the same
+        async with (
+            open_stream(http, stream_url(live), live.auth()) as a,
+            open_stream(http, stream_url(live), live.auth()) as b,
+            open_stream(http, stream_url(live), live.auth()) as c,
+        ):
+            for s in (a, b, c):
+                assert s.response.status_code == 200
+                await s.next()
+
+
 async def test_a_stream_carries_only_its_organizations_events(live: Live):
     globex_start = await live.newest("globex")
     async with (

@@ -35,6 +35,10 @@ async def events(org: str) -> Any:
     }
     if encoding.content_encoding:
         headers["Content-Encoding"] = encoding.content_encoding
+    if request.method == "HEAD":
+        # Checked as a GET is, but not subscribed: Quart would run the body that a HEAD
+        # never sends, and hold a stream (and a place under the limit) open for it.
+        return Response(b"", 200, headers)
     response = Response(sse_messages(live_updates(), opening, encoding), 200, headers)
     response.timeout = None  # Quart's RESPONSE_TIMEOUT would cut the stream after 60 s
     return response
