@@ -36,7 +36,10 @@ log = logging.getLogger(__name__)
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"  # see app/metrics.py
 GRACE_SECONDS = 5.0  # for requests still running once the streams are closed
-SHUTDOWN_SECONDS = 9.0  # a worker still there after this is killed
+# A worker still there after this is killed. The promise is every process gone within
+# 10 s of SIGTERM; killing, reaping and exiting take up to a second on a loaded
+# machine, so the deadline keeps two in hand (and the 5 s grace for requests).
+SHUTDOWN_SECONDS = 8.0
 MIN_UPTIME_SECONDS = 10.0  # a worker that dies sooner could not start: give up
 GC_THRESHOLD = 50_000  # allocations between young collections (Python's default: 700)
 

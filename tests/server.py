@@ -28,6 +28,16 @@ class Server:
     process: subprocess.Popen[str]
     log: list[str] = field(default_factory=list)
 
+    def exit_status(self, within: float) -> int:
+        """Its exit status once it has exited, waiting at most `within` seconds; if it
+        is still running then, fail with what it logged (the supervisor says which
+        worker it had to kill)."""
+        try:
+            return self.process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            tail = "".join(self.log[-40:])
+            raise AssertionError(f"still running after {within} s; its log ends:\n{tail}") from None
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

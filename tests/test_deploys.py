@@ -129,7 +129,7 @@ async def test_sigterm_with_two_workers_spreads_the_retries_and_loses_nothing(
                 stopping = time.monotonic()
                 server.process.send_signal(signal.SIGTERM)
                 ends = await asyncio.gather(*(read_to_the_end(s, start + 2) for s in streams))
-                assert server.process.wait(timeout=EXIT_SECONDS) == 0
+                assert server.exit_status(within=EXIT_SECONDS) == 0
                 took = time.monotonic() - stopping
         finally:
             server.stop()
@@ -172,7 +172,32 @@ async def test_sigterm_closes_websockets_with_service_restart(
                     while True:
                         await asyncio.wait_for(ws.recv(), EXIT_SECONDS)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
-            assert server.process.wait(timeout=EXIT_SECONDS) == 0
+            assert server.exit_status(within=EXIT_SECONDS) == 0
+        finally:
+            server.stop()
+
+
+def test_a_worker_that_will_not_stop_is_killed_in_time(database_url: str) -> None:
+    """A worker stuck at shutdown (stopped with SIGSTOP here: it cannot act on SIGTERM)
+    is killed at the supervisor's deadline, and every process is still gone within
+    EXIT_SECONDS of the SIGTERM."""
+    with running_redis() as redis:
+        server = start_server(database_url, workers=2, REDIS_URL=redis.url)
+        try:
+            workers: list[int] = []
+            deadline = time.monotonic() + 30
+            while len(workers) < 2 and time.monotonic() < deadline:
+                workers = workers_of(server.process.pid)
+                time.sleep(0.05)  # the second worker is spawned in a moment
+            assert len(workers) == 2
+            os.kill(workers[0], signal.SIGSTOP)
+            sent = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            assert server.exit_status(within=EXIT_SECONDS) == 0
+            assert time.monotonic() - sent < EXIT_SECONDS
+            assert not any(alive(pid) for pid in workers)
+            log = "".join(server.log)
+            assert f"worker {workers[0]} did not stop in time; killing it" in log
         finally:
             server.stop()
 
