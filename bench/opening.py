@@ -27,11 +27,12 @@ async def open_streams(server: procs.Server, path: str, headers: dict[str, str],
     crowd = Crowd("127.0.0.1", server.port, path, headers)
     took = await crowd.connect(count)
     used = server.cpu() - cpu
-    kib = (server.rss() - rss) / 1024 / max(1, crowd.subscribed_count)
+    opened = max(1, crowd.subscribed_count)
+    kib = (server.rss() - rss) / 1024 / opened
     crowd.close()
     return (
         f"{crowd.subscribed_count}/{count} subscribed in {took:.2f} s, "
-        f"server CPU {used / count * 1000:.2f} ms per stream, {kib:.1f} KiB per stream"
+        f"server CPU {used / opened * 1000:.2f} ms per stream, {kib:.1f} KiB per stream"
         + (f", {crowd.failed} failed" if crowd.failed else "")
     )
 
@@ -53,7 +54,8 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    procs.raise_open_files_limit()
+    if procs.raise_open_files_limit() < args.streams + 1000:  # the server's and ours
+        raise SystemExit(f"the open-file limit is too low for {args.streams} streams (ulimit -n)")
     with tempfile.TemporaryDirectory(prefix="sprintboard-opening-") as folder:
         uvloop.run(measure(Path(folder), args.streams, args.rounds))
 

@@ -38,7 +38,9 @@ async def events(org: str) -> Any:
     if request.method == "HEAD":
         # Checked as a GET is, but not subscribed: Quart would run the body that a HEAD
         # never sends, and hold a stream (and a place under the limit) open for it.
-        return Response(b"", 200, headers)
+        head = Response(b"", 200, headers)
+        del head.headers["Content-Length"]  # a GET's length is not 0: it has none
+        return head
     response = Response(sse_messages(live_updates(), opening, encoding), 200, headers)
     response.timeout = None  # Quart's RESPONSE_TIMEOUT would cut the stream after 60 s
     return response
