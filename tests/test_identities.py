@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from quart import Quart
+from quart.testing import QuartClient
 from sqlalchemy import select
 
 from app.auth import identities as identities_module
@@ -73,6 +74,32 @@ def bearer(token: str) -> dict[str, str]:
 # --- one instance ---------------------------------------------------------------------------
 
 
+@dataclass
+class CachedToken:
+    """Bob's token, answered once (so this instance has it cached), on an instance whose
+    identity clock the test moves by hand."""
+
+    identities: Identities
+    clock: Clock
+    client: QuartClient
+    token: str
+    id: int
+
+    async def me(self) -> int:
+        """The status `GET /api/v1/users/me` answers with the token."""
+        return (await self.client.get("/api/v1/users/me", headers=bearer(self.token))).status_code
+
+
+@pytest.fixture
+async def cached_token(app: Quart, db: Database, scene: Scene) -> CachedToken:
+    identities: Identities = app.extensions["live"].identities
+    identities.clock = clock = Clock()
+    token = await token_for(db, scene.people["bob"])
+    cached = CachedToken(identities, clock, app.test_client(), token, await token_id(db, token))
+    assert await cached.me() == 200
+    return cached
+
+
 async def test_a_known_token_is_not_read_again_and_its_revocation_counts_at_once(
     app: Quart, db: Database, scene: Scene
 ):
@@ -89,37 +116,24 @@ async def test_a_known_token_is_not_read_again_and_its_revocation_counts_at_once
 
 
 async def test_a_change_made_elsewhere_counts_once_the_log_is_read_within_the_bound(
-    app: Quart, db: Database, scene: Scene, database_url: str
+    cached_token: CachedToken, scene: Scene, database_url: str
 ):
     """Another instance (or the command line) revokes the token, and no message comes:
     this instance goes on trusting its cache for at most CHECK_SECONDS."""
-    identities: Identities = app.extensions["live"].identities
-    clock = Clock()
-    identities.clock = clock
-    token = await token_for(db, scene.people["bob"])
-    client = app.test_client()
-    assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 200
-    tid = await token_id(db, token)
-    await revoke_elsewhere(database_url, scene, tid)
-    clock.now += CHECK_SECONDS * 0.8
-    assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 200
-    clock.now += CHECK_SECONDS * 0.4
-    assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 401
+    await revoke_elsewhere(database_url, scene, cached_token.id)
+    cached_token.clock.now += CHECK_SECONDS * 0.8
+    assert await cached_token.me() == 200
+    cached_token.clock.now += CHECK_SECONDS * 0.4
+    assert await cached_token.me() == 401
 
 
 async def test_a_log_read_that_began_too_long_before_a_request_does_not_vouch_for_it(
-    app: Quart, db: Database, scene: Scene, database_url: str, monkeypatch: pytest.MonkeyPatch
+    cached_token: CachedToken, scene: Scene, database_url: str, monkeypatch: pytest.MonkeyPatch
 ):
     """A slow read (a busy database) began, found nothing, and a revocation committed
     while it was still under way. A request that arrives more than CHECK_SECONDS after
     that read began must wait for a newer one, which finds the revocation."""
-    identities: Identities = app.extensions["live"].identities
-    clock = Clock()
-    identities.clock = clock
-    token = await token_for(db, scene.people["bob"])
-    client = app.test_client()
-    assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 200
-    tid = await token_id(db, token)
+    clock = cached_token.clock
     read_done, go_on = asyncio.Event(), asyncio.Event()
     real_changes_since = identities_module.changes_since
 
@@ -132,15 +146,15 @@ async def test_a_log_read_that_began_too_long_before_a_request_does_not_vouch_fo
 
     monkeypatch.setattr(identities_module, "changes_since", slow_changes_since)
     clock.now += CHECK_SECONDS * 1.2
-    early = asyncio.create_task(client.get("/api/v1/users/me", headers=bearer(token)))
+    early = asyncio.create_task(cached_token.me())
     await read_done.wait()
-    await revoke_elsewhere(database_url, scene, tid)
+    await revoke_elsewhere(database_url, scene, cached_token.id)
     clock.now += CHECK_SECONDS * 1.2
-    late = asyncio.create_task(client.get("/api/v1/users/me", headers=bearer(token)))
+    late = asyncio.create_task(cached_token.me())
     go_on.set()
     # The early request arrived as the stalled read began: that read vouches for it.
-    assert (await early).status_code == 200
-    assert (await late).status_code == 401
+    assert await early == 200
+    assert await late == 401
 
 
 def test_a_request_that_meets_a_finished_read_too_old_for_it_starts_another(
