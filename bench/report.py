@@ -74,10 +74,15 @@ def _kb(row: Row) -> str:
     return f"{row['kib_per_stream'] * 1.024:.1f}"
 
 
-def _pairs(fanout: Sequence[Row]) -> list[tuple[Row, Row]]:
-    project = [r for r in fanout if r["label"] == "project"]
-    floor = {r["subscribers"]: r for r in fanout if r["label"] == "floor"}
-    return [(p, floor[p["subscribers"]]) for p in project if p["subscribers"] in floor]
+def _pairs(rows: Sequence[Row], label: str, against: str) -> list[tuple[Row, Row]]:
+    """Each row labelled `label`, with the row labelled `against` of the same size (the
+    two were measured in the same run)."""
+    others = {r["subscribers"]: r for r in rows if r["label"] == against}
+    return [
+        (r, others[r["subscribers"]])
+        for r in rows
+        if r["label"] == label and r["subscribers"] in others
+    ]
 
 
 def _delivered(row: Row) -> str:
@@ -91,7 +96,7 @@ def fanout_table(fanout: Sequence[Row]) -> str:
         "| all connected in | memory per stream | CPU per delivery | actor's answer p50 / max |",
         "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for project, floor in _pairs(fanout):
+    for project, floor in _pairs(fanout, "project", "floor"):
         for row in (project, floor):
             ratio = _x(row["p99_ms"], floor["p99_ms"]) if row is project else "1.00×"
             lines.append(
@@ -104,23 +109,13 @@ def fanout_table(fanout: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def _compressed_pairs(rows: Sequence[Row]) -> list[tuple[Row, Row]]:
-    """(plain, gzip) rows of the same size, from the same run."""
-    gzip = {r["subscribers"]: r for r in rows if r["label"] == "project, gzip"}
-    return [
-        (r, gzip[r["subscribers"]])
-        for r in rows
-        if r["label"] == "project" and r["subscribers"] in gzip
-    ]
-
-
 def compressed_table(rows: Sequence[Row]) -> str:
     lines = [
         "| subscribers | stream | delivered | bytes on the wire per delivery | of plain "
         "| CPU per delivery | p50 / p99 ms | all connected in |",
         "|---:|---|---|---:|---:|---:|---:|---:|",
     ]
-    for plain, gzip in _compressed_pairs(rows):
+    for plain, gzip in _pairs(rows, "project", "project, gzip"):
         for row in (plain, gzip):
             share = row["wire_bytes_per_delivery"] / (plain["wire_bytes_per_delivery"] or math.nan)
             lines.append(
@@ -213,7 +208,7 @@ def presence_table(rows: Sequence[Row]) -> str:
 def verdicts(results: dict[str, list[Row]]) -> list[tuple[str, str, bool | None]]:
     """(target, measured, met?) for each target this run can judge."""
     checks: list[tuple[str, str, bool | None]] = []
-    pairs = {p["subscribers"]: (p, f) for p, f in _pairs(results["fanout"])}
+    pairs = {p["subscribers"]: (p, f) for p, f in _pairs(results["fanout"], "project", "floor")}
     if 1_000 in pairs:
         p, f = pairs[1_000]
         checks.append(("1,000 subscribers: every event delivered", _delivered(p), p["lost"] == 0))
@@ -298,7 +293,7 @@ def verdicts(results: dict[str, list[Row]]) -> list[tuple[str, str, bool | None]
                 row["ok"],
             )
         )
-    for plain, gzip in _compressed_pairs(results.get("compressed", [])):
+    for plain, gzip in _pairs(results.get("compressed", []), "project", "project, gzip"):
         share = gzip["wire_bytes_per_delivery"] / (plain["wire_bytes_per_delivery"] or math.nan)
         checks += [
             (
