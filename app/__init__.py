@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from quart import Quart, Response, jsonify, render_template, request
+from quart import Quart, Response, has_websocket_context, jsonify, render_template
 from quart_schema import (
     HttpSecurityScheme,
     Info,
@@ -16,10 +16,12 @@ from quart_schema import (
 )
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import WebsocketMismatch
 
 from app.api.openapi import ApiOpenAPI
 from app.config import Settings
 from app.db import Database
+from app.edge import Edge
 from app.errors import Refusal
 from app.inputs import Request, RowIdConverter
 from app.server import tune_garbage_collector
@@ -73,6 +75,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     from app import operations
 
     operations.install(app, settings)  # first: its clock starts before the other hooks
+    app.asgi_app = Edge(  # type: ignore[method-assign, assignment]
+        app.asgi_app, max_body_bytes=MAX_BODY_BYTES, body_seconds=settings.body_seconds
+    )  # outermost: it sees the request as the server parsed it
     _register_blueprints(app)
     _register_request_hooks(app)
     _register_error_handlers(app)
@@ -148,29 +153,30 @@ def _register_request_hooks(app: Quart) -> None:
 
 
 def _wants_json() -> bool:
-    from app.auth.guards import is_stream_path
+    from app.auth.guards import connection, is_stream_path
 
-    path = request.path
+    path = connection().path
     return path.startswith("/api/") or path == "/openapi.json" or is_stream_path(path)
 
 
 def _register_error_handlers(app: Quart) -> None:
-    from app.auth.guards import login_redirect
+    from app.auth.guards import connection, login_redirect
     from app.errors import Unauthenticated
 
-    def json_error(status: int, code: str, message: str) -> Any:
-        return jsonify({"error": {"code": code, "message": message}}), status
-
-    async def html_error(status: int, message: str) -> Any:
+    async def answer(status: int, code: str, message: str) -> Any:
+        """The refusal in the asker's terms: a plain answer to a WebSocket handshake
+        (there is no page to show), the API's error shape, or the error page."""
+        if has_websocket_context():
+            return Response(message, status, {"Content-Type": "text/plain; charset=utf-8"})
+        if _wants_json():
+            return jsonify({"error": {"code": code, "message": message}}), status
         return await render_template("errors/error.html", status=status, message=message), status
 
     @app.errorhandler(Refusal)
     async def refusal(error: Refusal) -> Any:
-        if _wants_json():
-            return json_error(error.status, error.code, error.message)
-        if isinstance(error, Unauthenticated):
+        if isinstance(error, Unauthenticated) and not has_websocket_context() and not _wants_json():
             return login_redirect()
-        return await html_error(error.status, error.message)
+        return await answer(error.status, error.code, error.message)
 
     @app.errorhandler(RequestSchemaValidationError)
     async def invalid_body(error: RequestSchemaValidationError) -> Any:
@@ -182,15 +188,15 @@ def _register_error_handlers(app: Quart) -> None:
             if first:
                 where = ".".join(str(p) for p in first.get("loc", ())) or "body"
                 message = f"{where}: {first.get('msg', 'invalid')}"
-        return json_error(422, "invalid", message)
+        return await answer(422, "invalid", message)
 
     @app.errorhandler(UnicodeDecodeError)
     async def undecodable(error: UnicodeDecodeError) -> Any:
         # Quart decodes a JSON body before parsing it; bytes that are not UTF-8 are the
         # client's mistake (400), not ours.
         if _wants_json():
-            return json_error(400, "bad_request", "The request body is not UTF-8 text.")
-        return await html_error(400, "The request could not be understood.")
+            return await answer(400, "bad_request", "The request body is not UTF-8 text.")
+        return await answer(400, "bad_request", "The request could not be understood.")
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Any:
@@ -203,19 +209,20 @@ def _register_error_handlers(app: Quart) -> None:
             408: "The request took too long to arrive.",
             413: "The request is too large.",
         }
+        if isinstance(error, WebsocketMismatch):  # a handshake on a route of plain pages
+            stock[400] = "This address does not speak WebSocket."
         custom = error.description and error.description != type(error).description
         message = error.description if custom else stock.get(status, error.description)
         message = message or "Something went wrong."
-        if _wants_json():
-            return json_error(status, (error.name or "error").lower().replace(" ", "_"), message)
-        return await html_error(status, message)
+        return await answer(status, (error.name or "error").lower().replace(" ", "_"), message)
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Any:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        if _wants_json():
-            return json_error(500, "internal", "Something went wrong on our side.")
-        return await html_error(500, "Something went wrong on our side. Please try again.")
+        asked = connection()
+        log.exception("unhandled error on %s %s", getattr(asked, "method", "WEBSOCKET"), asked.path)
+        if _wants_json() or has_websocket_context():
+            return await answer(500, "internal", "Something went wrong on our side.")
+        return await answer(500, "internal", "Something went wrong on our side. Please try again.")
 
 
 def _register_lifecycle(app: Quart, settings: Settings) -> None:

@@ -24,6 +24,7 @@ import tempfile
 import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
@@ -31,6 +32,7 @@ from hypercorn.utils import wrap_app
 from quart import Quart
 
 from app.config import Settings
+from app.live.inbound import MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,9 @@ def hypercorn_config(host: str, port: int, workers: int, settings: Settings) -> 
     config.keep_alive_timeout = settings.headers_seconds
     config.stall_seconds = settings.stall_seconds
     config.keepalive_idle_seconds = settings.heartbeat_seconds
+    # What a WebSocket client may send in one message: past it Hypercorn closes with
+    # 1009 before the message is whole (its default, 16 MiB, was held per message).
+    config.websocket_max_message_size = MAX_MESSAGE_BYTES
     config.errorlog = "-"
     return config
 
@@ -116,6 +121,20 @@ async def close_streams(app: Quart) -> None:
         await live.end_all_streams()
 
 
+def one_line_for_dropped_connections(
+    loop: asyncio.AbstractEventLoop, context: dict[str, Any]
+) -> None:
+    """The event loop's handler for errors nobody caught: a connection the kernel gave
+    up on (a stalled client, past TCP_USER_TIMEOUT) or the peer reset is one log line.
+    Hypercorn lets such an error escape while it closes the connection, and the loop's
+    default handler printed a traceback for each. Anything else still gets one."""
+    error = context.get("exception")
+    if isinstance(error, TimeoutError | ConnectionError):
+        log.info("connection dropped: %s", error)
+        return
+    loop.default_exception_handler(context)
+
+
 def serve_in_process(app: Quart, config: Config, sockets: Sockets | None = None) -> None:
     """One worker, in this process, on uvloop (on `sockets` a supervisor opened, or on
     its own)."""
@@ -124,6 +143,7 @@ def serve_in_process(app: Quart, config: Config, sockets: Sockets | None = None)
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(one_line_for_dropped_connections)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
 

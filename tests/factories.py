@@ -206,7 +206,7 @@ async def scene_with_token(database_url: str) -> tuple[Scene, str]:
 @dataclass
 class ServedScene:
     """The test scene in a fresh SQLite file for real servers to serve, with API tokens
-    for bob and carol."""
+    for bob, carol and victor."""
 
     database_url: str
     scene: Scene
@@ -224,7 +224,7 @@ async def served_scene(path: Path) -> ServedScene:
     db = Database(url)
     try:
         scene = await build_scene(db)
-        tokens = {who: await token_for(db, scene.people[who]) for who in ("bob", "carol")}
+        tokens = {who: await token_for(db, scene.people[who]) for who in ("bob", "carol", "victor")}
     finally:
         await db.close()
     return ServedScene(url, scene, tokens)

@@ -27,6 +27,13 @@ class Server:
     port: int
     process: subprocess.Popen[str]
     log: list[str] = field(default_factory=list)
+    logged: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for_line(self, text: str, within: float) -> bool:
+        """Whether a line containing `text` is in its log within `within` seconds
+        (blocking: call it through `asyncio.to_thread` from a test's event loop)."""
+        with self.logged:
+            return self.logged.wait_for(lambda: any(text in line for line in self.log), within)
 
     def exit_status(self, within: float) -> int:
         """Its exit status once it has exited, waiting at most `within` seconds; if it
@@ -89,7 +96,9 @@ def start_server(
         # Keep reading so the pipe never fills; note when the server is listening.
         assert process.stderr is not None
         for line in process.stderr:
-            server.log.append(line)
+            with server.logged:
+                server.log.append(line)
+                server.logged.notify_all()
             if READY_LINE in line:
                 ready.set()
         ready.set()

@@ -216,3 +216,6 @@ async def test_a_stream_whose_client_stops_reading_is_dropped_and_frees_its_slot
                     "the stalled stream still holds its slot"
                 )
                 await asyncio.sleep(0.2)
+    # The drop is one line in the log, not a traceback.
+    assert await asyncio.to_thread(target.server.wait_for_line, "connection dropped", SLACK)
+    assert not any("Traceback" in line for line in target.server.log), "".join(target.server.log)

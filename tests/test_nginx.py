@@ -53,6 +53,9 @@ def site_config(upstreams: list[int], listen: int) -> str:
 def running_nginx(upstreams: list[int]) -> Iterator[str]:
     """nginx in the foreground with the site file included in its `http` block."""
     folder = Path(tempfile.mkdtemp(prefix="nginx-"))
+    # nginx's workers run as `nobody` when it is started as root: they must reach the
+    # temporary folders in here (a request body past 16 KB is written to one).
+    folder.chmod(0o755)
     listen = free_port()
     (folder / "sprintboard.conf").write_text(site_config(upstreams, listen))
     temp = " ".join(
@@ -199,3 +202,57 @@ async def test_metrics_are_not_served_to_the_outside(proxied: Proxied) -> None:
         health = await http.get(f"{proxied.url}/healthz")
     assert answer.status_code == 404
     assert health.status_code == 200 and health.json()["broker"] == "ok"
+
+
+async def raw_exchange(url: str, request: bytes, wait: float = 10) -> bytes:
+    """Send `request` to the proxy on a fresh connection; what comes back until it goes
+    quiet or closes."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        await writer.drain()
+        received = b""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                while b"\r\n\r\n" not in received and (chunk := await reader.read(65536)):
+                    received += chunk
+        return received
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/metrics"])
+async def test_an_h2c_upgrade_is_not_passed_on(proxied: Proxied, path: str) -> None:
+    received = await raw_exchange(
+        proxied.url,
+        f"GET {path} HTTP/1.1\r\nHost: x\r\n".encode()
+        + b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        + b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    )
+    status = received.split(b"\r\n", 1)[0].split()[:2]
+    assert status == [b"HTTP/1.1", b"200" if path == "/healthz" else b"404"]
+
+
+async def test_bodies_answered_early_never_cost_another_client_a_502(proxied: Proxied) -> None:
+    """An unauthenticated 900 KB POST is refused (401) before the app needs its body;
+    interleaved with bob's own requests on the same kept-alive upstream connections,
+    every answer to bob is his."""
+    story = proxied.scene.acme.stories[0].id
+    body = b'{"title": "' + b"x" * (900 * 1024) + b'"}'
+    bob: list[int] = []
+    strangers: list[int] = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        for number in range(80):
+            stranger = await http.post(
+                f"{proxied.url}/api/v1/stories/{story}/tasks",
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
+            strangers.append(stranger.status_code)
+            answer = await http.get(f"{proxied.url}/api/v1/users/me", headers=proxied.auth())
+            bob.append(answer.status_code)
+            if number % 8 == 0:
+                await proxied.change(http, number // 8)
+    assert set(strangers) == {401}
+    assert set(bob) == {200}

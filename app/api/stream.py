@@ -8,6 +8,7 @@ from typing import Any
 from quart import websocket
 
 from app.api import bp
+from app.live.inbound import send_all
 from app.live.streams import live_updates, messages, open_websocket
 
 
@@ -21,12 +22,15 @@ async def task_events() -> Any:
         return opening  # refused before the handshake
     await websocket.accept()
     org = str(opening.org_id)
-    async for text in messages(
-        live_updates(),
-        opening,
-        frame=lambda f: f.json_text,
-        reset=lambda newest: json.dumps({"id": newest, "organization_id": org, "type": "reset"}),
-        notice=lambda n: n.json_text,
-    ):
-        await websocket.send(text)
-    await websocket.close(1012)  # service restart: reconnect with ?after=
+    # Ends with 1012 (service restart: reconnect with ?after=) when the server stops.
+    await send_all(
+        messages(
+            live_updates(),
+            opening,
+            frame=lambda f: f.json_text,
+            reset=lambda newest: json.dumps(
+                {"id": newest, "organization_id": org, "type": "reset"}
+            ),
+            notice=lambda n: n.json_text,
+        )
+    )

@@ -8,6 +8,7 @@ from quart import Response, request, websocket
 
 from app.events.compress import wants_gzip
 from app.live import bp
+from app.live.inbound import send_all
 from app.live.streams import (
     GZIP,
     PLAIN,
@@ -53,16 +54,17 @@ async def events_ws(org: str) -> Any:
     if isinstance(opening, tuple):
         return opening  # refused before the handshake
     await websocket.accept()
-    async for text in messages(
-        live_updates(),
-        opening,
-        frame=lambda f: f.html,
-        reset=_ws_reset,
-        notice=lambda n: n.html,
-        present=True,
-    ):
-        await websocket.send(text)
-    await websocket.close(1012)  # service restart: the client should reconnect
+    # Ends with 1012 (service restart: the client should reconnect) when the server stops.
+    await send_all(
+        messages(
+            live_updates(),
+            opening,
+            frame=lambda f: f.html,
+            reset=_ws_reset,
+            notice=lambda n: n.html,
+            present=True,
+        )
+    )
 
 
 def _ws_reset(newest: int) -> str:
