@@ -59,8 +59,10 @@ async def append_event(
     owner_id: int | None = None,
     previous_owner_id: int | None = None,
     sprint_id: int | None = None,
+    fields: Sequence[str] = (),
 ) -> TaskEvent:
-    """Write one event row for a change to `task`, in the caller's transaction."""
+    """Write one event row for a change to `task`, in the caller's transaction
+    (`fields`: what an edit changed)."""
     return await _log(
         session,
         TaskEvent(
@@ -75,12 +77,18 @@ async def append_event(
             old_status=old_status,
             new_status=new_status,
             title=task.title,
+            fields=",".join(fields) or None,
         ),
     )
 
 
 async def append_story_event(
-    session: AsyncSession, *, type: str, story: Story, actor_id: int | None
+    session: AsyncSession,
+    *,
+    type: str,
+    story: Story,
+    actor_id: int | None,
+    fields: Sequence[str] = (),
 ) -> TaskEvent:
     """Write one event row for a change to a story (no task), in the caller's transaction."""
     return await _log(
@@ -92,6 +100,7 @@ async def append_story_event(
             sprint_id=story.sprint_id,
             actor_id=actor_id,
             title=story.title,
+            fields=",".join(fields) or None,
         ),
     )
 

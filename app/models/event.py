@@ -43,6 +43,8 @@ class TaskEvent(Base):
     new_status: Mapped[str | None] = mapped_column(String(16))
     # The task's title when it happened, so history and toasts read well later.
     title: Mapped[str] = mapped_column(String(200), default="")
+    # What an edit changed (task_updated, story_updated): field names, comma-separated.
+    fields: Mapped[str] = mapped_column(String(400), default="", server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id], lazy="joined")

@@ -87,6 +87,8 @@ class Story(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     points: Mapped[int] = mapped_column(default=1)
     position: Mapped[int] = mapped_column(default=0)
+    # One more with every edit (its ETag, and the version an edit page was opened at).
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

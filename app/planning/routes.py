@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from quart import flash, g, redirect, render_template, request, url_for
@@ -14,6 +14,7 @@ from app.board.view import load_sprint
 from app.db import get_db
 from app.errors import Invalid
 from app.events.log import last_event_id, task_history
+from app.inputs import whole_number
 from app.models import Role, Story
 from app.planning import bp
 from app.tasks.editing import (
@@ -23,10 +24,13 @@ from app.tasks.editing import (
     create_story,
     create_task,
     load_story,
+    story_values,
+    task_values,
     update_story,
     update_task,
 )
 from app.tasks.lifecycle import load_task
+from app.tasks.merging import EditConflict, FieldConflict, labels
 from app.web import change_as_member, live_page
 
 BLANK_CRITERIA = 3
@@ -74,24 +78,85 @@ def story_fields(form: MultiDict[str, str], start: int) -> StoryFields:
 
 
 Save = Callable[[AsyncSession, MultiDict[str, str], Role], Awaitable[tuple[str, str]]]
+Hidden = list[tuple[str, str]]
 
 
-async def form_page(template: str, save: Save, **context: Any) -> Any:
+async def form_page(
+    template: str, save: Save, *, opened: Hidden | None = None, **context: Any
+) -> Any:
     """A plain form: GET shows it; POST saves it and goes on (303, with a message), or
-    shows it again with the refusal's sentence (422) and what was typed.
+    shows it again with what was typed: with the refusal's sentence (422), or with the
+    fields someone else changed meanwhile beside the person's own (409).
 
     `save(db, form, role)` runs as one write, with the person's role there and then,
-    and returns the message and where to go next."""
+    and returns the message and where to go next. `opened` are the hidden fields an
+    edit page carries (its version and the values it showed); a page shown again keeps
+    the ones it was sent with, except after a conflict, when they are the current ones
+    (so that saving again applies the person's text)."""
     form: MultiDict[str, str] = MultiDict()
+    conflicts: dict[str, FieldConflict] = {}
+    hidden = opened or []
     if request.method == "POST":
         form = await request.form
+        hidden = [(k, v) for k, v in form.items(multi=True) if k in OPENED or k.startswith("base-")]
         try:
             message, where = await change_as_member(lambda db, role: save(db, form, role))
         except Invalid as error:
+            context = {**context, "conflicts": conflicts, "hidden": hidden}
             return await render_template(template, form=form, error=error, **context), 422
+        except EditConflict as conflict:
+            conflicts = {c.name: c for c in conflict.conflicts}
+            hidden = [
+                *((k, v) for k, v in hidden if not (k == "version" or k.startswith("base-"))),
+                ("version", str(conflict.version)),
+                *base_fields(conflict.current),
+            ]
+            context = {**context, "conflicts": conflicts, "hidden": hidden}
+            return await render_template(template, form=form, error=conflict, **context), 409
         await flash(message, "success")
         return redirect(where), 303
+    context = {**context, "conflicts": conflicts, "hidden": hidden}
     return await render_template(template, form=form, error=None, **context)
+
+
+# The hidden fields of an edit page besides its `base-…` values.
+OPENED = ("version", "first_new")
+
+
+def base_fields(values: Mapping[str, Any]) -> Hidden:
+    """Stored values (`task_values`, `story_values`) as an edit page's hidden `base-…`
+    fields, named as the inputs they stand beside."""
+    hidden: Hidden = []
+    for name, value in values.items():
+        if name == "ac_refs":
+            hidden += [("base-ac_refs", ref) for ref in value]
+        elif name.startswith("ac-"):
+            hidden += [
+                (f"base-{name}-{part}", text) for part, text in zip(PARTS, value, strict=True)
+            ]
+        else:
+            hidden.append((f"base-{name}", "" if value is None else str(value)))
+    return hidden
+
+
+PARTS = ("given", "when", "then")
+
+
+def opened_version(form: MultiDict[str, str]) -> int | None:
+    """The version the page was opened at (None when it does not say)."""
+    return whole_number(form.get("version", "").strip())
+
+
+def task_base(form: MultiDict[str, str]) -> TaskFields | None:
+    """The values the page showed, as its hidden fields say (None when they do not)."""
+    if "base-title" not in form:
+        return None
+    return TaskFields(
+        title=form.get("base-title", ""),
+        description=form.get("base-description", ""),
+        ac_refs=form.getlist("base-ac_refs"),
+        estimate_hours=form.get("base-estimate_hours") or None,  # type: ignore[arg-type]
+    )
 
 
 @bp.route("/o/<org>/stories/<int:story_id>/tasks/new", methods=["GET", "POST"])
@@ -126,10 +191,22 @@ async def edit_task(org: str, task_id: int) -> Any:
 
     async def save(db: AsyncSession, form: MultiDict[str, str], role: Role) -> tuple[str, str]:
         fresh = await load_task(db, task.org_id, task.id)
-        await update_task(db, task=fresh, fields=task_fields(form), actor=actor, role=role)
-        return f"Saved {task.short_id}.", url_for("planning.task_page", org=org, task_id=task.id)
+        saved = await update_task(
+            db,
+            task=fresh,
+            fields=task_fields(form),
+            actor=actor,
+            role=role,
+            version=opened_version(form),
+            base=task_base(form),
+        )
+        where = url_for("planning.task_page", org=org, task_id=task.id)
+        if saved is None:
+            return f"Nothing to save: {task.short_id} is as you left it.", where
+        return f"Saved {task.short_id} ({labels(saved.fields.split(','))}).", where
 
-    return await form_page("tasks/form.html", save, story=task.story, task=task)
+    opened = [("version", str(task.version)), *base_fields(task_values(task))]
+    return await form_page("tasks/form.html", save, opened=opened, story=task.story, task=task)
 
 
 @bp.route("/o/<org>/sprints/<int:sprint_id>/stories/new", methods=["GET", "POST"])
@@ -161,26 +238,57 @@ async def edit_story(org: str, story_id: int) -> Any:
     actor = g.user
 
     async def save(db: AsyncSession, form: MultiDict[str, str], role: Role) -> tuple[str, str]:
-        edits = {
-            c.number: CriterionFields(
-                form.get(f"ac-{c.number}-given", c.given),
-                form.get(f"ac-{c.number}-when", c.when),
-                form.get(f"ac-{c.number}-then", c.then),
-            )
-            for c in story.criteria
-        }
+        # The criteria the page showed are the ones numbered below its first blank row;
+        # any added since it was opened are not on it, and stay as they are.
+        shown = whole_number(form.get("first_new", "")) or first_new
         fresh = await load_story(db, story.org_id, story.id)
-        await update_story(
+        on_page = [c for c in fresh.criteria if c.number < shown]
+        edits = {c.number: criterion_from(form, c.number, c) for c in on_page}
+        base = None
+        if "base-title" in form:
+            base = (
+                StoryFields(
+                    title=form.get("base-title", ""),
+                    description=form.get("base-description", ""),
+                    points=form.get("base-points", ""),  # type: ignore[arg-type]
+                ),
+                {c.number: criterion_from(form, c.number, c, "base-") for c in on_page},
+            )
+        saved = await update_story(
             db,
             story=fresh,
-            fields=story_fields(form, first_new),
+            fields=story_fields(form, max(shown, first_new)),
             edits=edits,
             actor=actor,
             role=role,
+            version=opened_version(form),
+            base=base,
         )
-        return f"Saved the story “{story.title}”.", _board_or_story(org, story)
+        if saved is None:
+            return f"Nothing to save: “{story.title}” is as you left it.", _board_or_story(
+                org, story
+            )
+        return f"Saved the story “{fresh.title}”.", _board_or_story(org, story)
 
-    return await form_page("stories/form.html", save, sprint=None, story=story, first_new=first_new)
+    opened = [
+        ("version", str(story.version)),
+        ("first_new", str(first_new)),
+        *base_fields(story_values(story)),
+    ]
+    return await form_page(
+        "stories/form.html", save, opened=opened, sprint=None, story=story, first_new=first_new
+    )
+
+
+def criterion_from(
+    form: MultiDict[str, str], number: int, stored: CriterionFields | Any, prefix: str = ""
+) -> CriterionFields:
+    """Criterion `number` as the form gives it (`prefix` "base-" for what the page
+    showed); a part the form leaves out is the stored one."""
+    given, when, then = (
+        form.get(f"{prefix}ac-{number}-{part}", getattr(stored, part)) for part in PARTS
+    )
+    return CriterionFields(given, when, then)
 
 
 def _board_or_task(org: str, sprint_id: int | None, task_id: int) -> str:

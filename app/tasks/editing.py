@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -15,6 +16,7 @@ from app.errors import Invalid
 from app.events.log import append_event, append_story_event
 from app.inputs import whole_number
 from app.models import AcceptanceCriterion, Role, Sprint, Story, Task, TaskEvent, User
+from app.tasks.merging import EditConflict, FieldConflict, Opened, merge
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 10_000
@@ -149,6 +151,26 @@ async def create_task(
     return task, event
 
 
+def task_values(task: Task) -> dict[str, Any]:
+    """A task's editable fields as stored, in the shape a form's are cleaned to."""
+    return {
+        "title": task.title,
+        "description": task.description,
+        "ac_refs": tuple(task.ac_refs or ()),
+        "estimate_hours": task.estimate_hours,
+    }
+
+
+def clean_task_values(story: Story, fields: TaskFields) -> dict[str, Any]:
+    """What a person typed, checked and cleaned (Invalid names the first bad field)."""
+    return {
+        "title": clean_title(fields.title),
+        "description": clean_description(fields.description),
+        "ac_refs": tuple(clean_ac_refs(story, fields.ac_refs)),
+        "estimate_hours": parse_estimate(fields.estimate_hours),
+    }
+
+
 async def update_task(
     session: AsyncSession,
     *,
@@ -156,14 +178,29 @@ async def update_task(
     fields: TaskFields,
     actor: User,
     role: Role,
-) -> TaskEvent:
-    """Edit a task's words, AC references and estimate; log `task_updated`."""
+    version: int | None = None,
+    base: TaskFields | None = None,
+) -> TaskEvent | None:
+    """Apply the fields this person changed since `version` (the page's; None: now),
+    whose values then were `base`; log `task_updated` naming them. EditConflict when
+    someone else changed one of them to another value meanwhile; None when nothing
+    changed."""
     require_contributor(role)
-    task.title = clean_title(fields.title)
-    task.description = clean_description(fields.description)
-    task.ac_refs = clean_ac_refs(task.story, fields.ac_refs)
-    estimate = parse_estimate(fields.estimate_hours)
-    task.estimate_hours = estimate
+    mine = clean_task_values(task.story, fields)
+    theirs = task_values(task)
+    opened = None if version is None else Opened(version, _loose(task.story, base))
+    changes, clashing = merge(opened, task.version, mine, theirs)
+    if clashing:
+        raise EditConflict(
+            "task",
+            await _conflicts(session, clashing, mine, theirs, TaskEvent.task_id == task.id),
+            task.version,
+            theirs,
+        )
+    if not changes:
+        return None
+    for name, value in changes.items():
+        setattr(task, name, list(value) if name == "ac_refs" else value)
     task.version += 1
     task.updated_at = utcnow()
     await session.flush()
@@ -176,7 +213,46 @@ async def update_task(
         new_status=task.status,
         owner_id=task.owner_id,
         sprint_id=task.story.sprint_id,
+        fields=list(changes),
     )
+
+
+def _loose(story: Story, base: TaskFields | None) -> dict[str, Any] | None:
+    """The values a page showed, cleaned as a save is; None if they cannot be read
+    (every field that differs then counts as a conflict: nothing is lost)."""
+    if base is None:
+        return None
+    try:
+        return clean_task_values(story, base)
+    except Invalid:
+        return None
+
+
+async def _conflicts(
+    session: AsyncSession,
+    names: Sequence[str],
+    mine: Mapping[str, Any],
+    theirs: Mapping[str, Any],
+    which: ColumnElement[bool],
+) -> list[FieldConflict]:
+    """Each clashing field with who changed it last and when, from the event log."""
+    rows = await session.scalars(
+        select(TaskEvent)
+        .where(which, TaskEvent.type.in_(("task_updated", "story_updated")))
+        .order_by(TaskEvent.id.desc())
+        .limit(200)
+    )
+    last: dict[str, TaskEvent] = {}
+    for event in rows:
+        for name in (event.fields or "").split(","):
+            last.setdefault(name, event)
+    found = []
+    for name in names:
+        changed = last.get(name)
+        who = changed.actor.name if changed is not None and changed.actor is not None else None
+        when = changed.created_at if changed is not None else None
+        found.append(FieldConflict(name, theirs.get(name), mine.get(name), who, when))
+    return found
 
 
 async def create_story(
@@ -216,6 +292,30 @@ async def create_story(
     return story
 
 
+def story_values(story: Story) -> dict[str, Any]:
+    """A story's editable fields as stored: each criterion is a field of its own
+    (`ac-<number>`: its given, when and then)."""
+    values: dict[str, Any] = {
+        "title": story.title,
+        "description": story.description,
+        "points": story.points,
+    }
+    for c in story.criteria:
+        values[f"ac-{c.number}"] = (c.given, c.when, c.then)
+    return values
+
+
+def clean_story_values(fields: StoryFields, edits: Mapping[int, CriterionFields]) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "title": clean_title(fields.title, "story"),
+        "description": clean_description(fields.description),
+        "points": parse_points(fields.points),
+    }
+    for number, c in edits.items():
+        values[f"ac-{number}"] = (c.given.strip(), c.when.strip(), c.then.strip())
+    return values
+
+
 async def update_story(
     session: AsyncSession,
     *,
@@ -224,23 +324,55 @@ async def update_story(
     edits: dict[int, CriterionFields],
     actor: User,
     role: Role,
-) -> Story:
-    """Edit a story; `edits` rewrites criteria by number, new ones are appended.
-
-    Logs `story_updated`."""
+    version: int | None = None,
+    base: tuple[StoryFields, dict[int, CriterionFields]] | None = None,
+) -> TaskEvent | None:
+    """Edit a story: `edits` rewrites criteria by number, new ones in `fields` are
+    appended. Only what this person changed since `version` (the page's, whose values
+    were `base`) is applied, as for a task; a criterion someone else reworded meanwhile
+    is a conflict like any field. Logs `story_updated` naming what changed; None when
+    nothing did."""
     require_owner(role)
-    story.title = clean_title(fields.title, "story")
-    story.description = clean_description(fields.description)
-    story.points = parse_points(fields.points)
-    story.updated_at = utcnow()
-    for criterion in story.criteria:
-        if criterion.number in edits:
-            new = edits[criterion.number]
-            criterion.given, criterion.when, criterion.then = new.given, new.when, new.then
+    mine = clean_story_values(fields, edits)
+    theirs = story_values(story)
+    seen = None
+    if base is not None:
+        try:
+            seen = clean_story_values(*base)
+        except Invalid:
+            seen = None
+    opened = None if version is None else Opened(version, seen)
+    changes, clashing = merge(opened, story.version, mine, theirs)
+    if clashing:
+        raise EditConflict(
+            "story",
+            await _conflicts(
+                session,
+                clashing,
+                mine,
+                theirs,
+                (TaskEvent.story_id == story.id) & TaskEvent.task_id.is_(None),
+            ),
+            story.version,
+            theirs,
+        )
+    before = len(story.criteria)
     _add_criteria(story, fields.criteria)
+    added = [f"ac-{c.number}" for c in story.criteria[before:]]
+    if not changes and not added:
+        return None
+    for name, value in changes.items():
+        if name.startswith("ac-"):
+            criterion = next(c for c in story.criteria if f"ac-{c.number}" == name)
+            criterion.given, criterion.when, criterion.then = value
+        else:
+            setattr(story, name, value)
+    story.version += 1
+    story.updated_at = utcnow()
     await session.flush()
-    await append_story_event(session, type="story_updated", story=story, actor_id=actor.id)
-    return story
+    return await append_story_event(
+        session, type="story_updated", story=story, actor_id=actor.id, fields=[*changes, *added]
+    )
 
 
 def _add_criteria(story: Story, criteria: Iterable[CriterionFields]) -> None:

@@ -1,0 +1,235 @@
+"""Edits are never lost: two people save the same task or story from pages opened
+before each other's save, through the real app (plain forms, no JavaScript)."""
+
+from __future__ import annotations
+
+import html
+import re
+from html.parser import HTMLParser
+from urllib.parse import urlencode
+
+from werkzeug.datastructures import MultiDict
+
+from app.db import Database
+from app.tasks.lifecycle import Action
+from tests.conftest import CSRF
+from tests.factories import Scene, act, events_of, fetch_task
+
+
+class FormReader(HTMLParser):
+    """What a browser would send from the page's form, as served (before typing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: MultiDict[str, str] = MultiDict()
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        name = a.get("name")
+        if tag == "input" and name:
+            kind = a.get("type", "text")
+            if kind == "checkbox" and "checked" not in a:
+                return
+            self.fields.add(name, a.get("value") or "")
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.fields.add(name, "")
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            values = self.fields.getlist(self._textarea)
+            self.fields.setlist(self._textarea, [*values[:-1], values[-1] + data])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea":
+            self._textarea = None
+
+
+def form_of(page: str) -> MultiDict[str, str]:
+    reader = FormReader()
+    reader.feed(page)
+    reader.fields.setlist("csrf_token", [CSRF])
+    return reader.fields
+
+
+async def open_edit(client, path: str) -> MultiDict[str, str]:  # type: ignore[no-untyped-def]
+    response = await client.get(path)
+    assert response.status_code == 200
+    return form_of(await response.get_data(as_text=True))
+
+
+async def save(client, path: str, form: MultiDict[str, str], **typed: str):  # type: ignore[no-untyped-def]
+    sent = MultiDict(form)
+    for name, value in typed.items():
+        sent.setlist(name, [value])
+    body = urlencode(list(sent.items(multi=True)))
+    return await client.post(
+        path, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+
+
+def conflict_fields(page: str) -> dict[str, str]:
+    """data-conflict-field → data-theirs, as the conflict view shows them."""
+    found = re.findall(r'data-conflict-field="([^"]+)" data-theirs="([^"]*)"', page)
+    return {name: html.unescape(theirs) for name, theirs in found}
+
+
+def input_value(page: str, name: str) -> str:
+    match = re.search(rf'<input id="{name}" name="{name}"[^>]*value="([^"]*)"', page, re.S)
+    assert match, name
+    return html.unescape(match.group(1))
+
+
+# --- tasks ---------------------------------------------------------------------------
+
+
+async def test_the_edit_page_carries_its_version(sign_in_as, scene: Scene) -> None:
+    alice = await sign_in_as(scene.alice)
+    task = scene.acme.tasks[0]
+    form = await open_edit(alice, f"/o/acme/tasks/{task.id}/edit")
+    assert form["version"] == str(task.version)
+    assert form["base-title"] == task.title
+
+
+async def test_a_stale_title_is_a_conflict_showing_both_texts(
+    db: Database, sign_in_as, scene: Scene
+) -> None:
+    alice, bob = await sign_in_as(scene.alice), await sign_in_as(scene.bob)
+    task = scene.acme.tasks[0]
+    path = f"/o/acme/tasks/{task.id}/edit"
+    alices, bobs = await open_edit(alice, path), await open_edit(bob, path)
+    assert (await save(alice, path, alices, title="Fix the login title")).status_code == 303
+
+    answer = await save(bob, path, bobs, title="Bob's other title", description="Bob wrote")
+    page = await answer.get_data(as_text=True)
+
+    assert answer.status_code == 409
+    assert conflict_fields(page) == {"title": "Fix the login title"}
+    assert "Alice" in page  # who changed it
+    assert input_value(page, "title") == "Bob's other title"  # his text, kept
+    stored = await fetch_task(db, task.id)
+    assert stored.title == "Fix the login title"
+    assert stored.description == task.description  # nothing of Bob's was saved
+
+
+async def test_saving_the_conflict_view_again_applies_the_persons_choice(
+    db: Database, sign_in_as, scene: Scene
+) -> None:
+    alice, bob = await sign_in_as(scene.alice), await sign_in_as(scene.bob)
+    task = scene.acme.tasks[0]
+    path = f"/o/acme/tasks/{task.id}/edit"
+    alices, bobs = await open_edit(alice, path), await open_edit(bob, path)
+    await save(alice, path, alices, title="Alice's title")
+    conflict = await save(bob, path, bobs, title="Bob's title")
+    assert conflict.status_code == 409
+
+    again = await save(bob, path, form_of(await conflict.get_data(as_text=True)))
+
+    assert again.status_code == 303
+    assert (await fetch_task(db, task.id)).title == "Bob's title"
+
+
+async def test_changes_to_different_fields_merge(db: Database, sign_in_as, scene: Scene) -> None:
+    alice, bob = await sign_in_as(scene.alice), await sign_in_as(scene.bob)
+    task = scene.acme.tasks[0]
+    path = f"/o/acme/tasks/{task.id}/edit"
+    alices, bobs = await open_edit(alice, path), await open_edit(bob, path)
+    await save(alice, path, alices, title="Alice's title")
+
+    answer = await save(bob, path, bobs, description="Bob's description")
+
+    assert answer.status_code == 303
+    stored = await fetch_task(db, task.id)
+    assert (stored.title, stored.description) == ("Alice's title", "Bob's description")
+    edits = [e for e in await events_of(db, task.id) if e.type == "task_updated"]
+    assert [e.fields for e in edits] == ["title", "description"]
+
+
+async def test_the_same_change_by_both_is_no_conflict(
+    db: Database, sign_in_as, scene: Scene
+) -> None:
+    alice, bob = await sign_in_as(scene.alice), await sign_in_as(scene.bob)
+    task = scene.acme.tasks[0]
+    path = f"/o/acme/tasks/{task.id}/edit"
+    alices, bobs = await open_edit(alice, path), await open_edit(bob, path)
+    await save(alice, path, alices, title="Both thought of this", estimate_hours="3")
+
+    answer = await save(bob, path, bobs, title="Both thought of this")
+
+    assert answer.status_code == 303
+    stored = await fetch_task(db, task.id)
+    assert (stored.title, stored.estimate_hours) == ("Both thought of this", 3)
+
+
+async def test_a_life_cycle_change_in_between_is_no_conflict(
+    db: Database, sign_in_as, scene: Scene
+) -> None:
+    alice = await sign_in_as(scene.alice)
+    task = scene.acme.tasks[0]
+    path = f"/o/acme/tasks/{task.id}/edit"
+    alices = await open_edit(alice, path)
+    await act(db, scene.acme, task, Action.TAKE, scene.bob)
+    await act(db, scene.acme, task, Action.START, scene.bob)
+
+    answer = await save(alice, path, alices, title="Renamed while Bob works")
+
+    assert answer.status_code == 303
+    stored = await fetch_task(db, task.id)
+    assert stored.title == "Renamed while Bob works"
+    assert (stored.owner_id, stored.status) == (scene.bob.id, "inprogress")
+
+
+async def test_a_stale_page_without_its_values_clashes_on_every_difference(
+    db: Database, sign_in_as, scene: Scene
+) -> None:
+    """A page that lost its hidden `base-…` fields cannot tell its person's changes from
+    others': whatever differs is a conflict rather than an overwrite."""
+    alice, bob = await sign_in_as(scene.alice), await sign_in_as(scene.bob)
+    task = scene.acme.tasks[0]
+    path = f"/o/acme/tasks/{task.id}/edit"
+    alices, bobs = await open_edit(alice, path), await open_edit(bob, path)
+    await save(alice, path, alices, description="Alice's words")
+    for name in [k for k in bobs if k.startswith("base-")]:
+        del bobs[name]
+
+    answer = await save(bob, path, bobs)
+
+    assert answer.status_code == 409
+    assert set(conflict_fields(await answer.get_data(as_text=True))) == {"description"}
+    assert (await fetch_task(db, task.id)).description == "Alice's words"
+
+
+# --- stories -------------------------------------------------------------------------
+
+
+async def test_story_edits_merge_and_a_criterion_reworded_twice_is_a_conflict(
+    db: Database, sign_in_as, scene: Scene
+) -> None:
+    """Two owners' tabs (alice twice): points and AC1 changed on one, AC1 and the title
+    on the other. The title merges; AC1 clashes, and nothing of the second is saved."""
+    first, second = await sign_in_as(scene.alice), await sign_in_as(scene.alice)
+    story = scene.acme.stories[0]
+    path = f"/o/acme/stories/{story.id}/edit"
+    one, two = await open_edit(first, path), await open_edit(second, path)
+    assert "ac-1-then" in one, "the scene's first story has criteria"
+    saved = await save(first, path, one, points="5", **{"ac-1-then": "it is fast"})
+    assert saved.status_code == 303
+
+    clash = await save(second, path, two, title="Renamed story", **{"ac-1-then": "it is cheap"})
+    page = await clash.get_data(as_text=True)
+    assert clash.status_code == 409
+    assert set(conflict_fields(page)) == {"ac-1"}
+    assert "it is fast" in conflict_fields(page)["ac-1"]
+
+    merged = await save(second, path, two, title="Renamed story")
+    assert merged.status_code == 303
+    async with db.read() as session:
+        from app.tasks.editing import load_story
+
+        stored = await load_story(session, story.org_id, story.id)
+        assert (stored.title, stored.points, stored.criteria[0].then) == (
+            "Renamed story",
+            5,
+            "it is fast",
+        )
