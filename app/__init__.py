@@ -22,7 +22,7 @@ from app.api.openapi import ApiOpenAPI
 from app.config import Settings
 from app.db import Database
 from app.edge import Edge
-from app.errors import Refusal
+from app.errors import PreconditionFailed, Refusal
 from app.inputs import Request, RowIdConverter
 from app.server import tune_garbage_collector
 
@@ -163,20 +163,22 @@ def _register_error_handlers(app: Quart) -> None:
     from app.auth.guards import connection, login_redirect
     from app.errors import Unauthenticated
 
-    async def answer(status: int, code: str, message: str) -> Any:
+    async def answer(status: int, code: str, message: str, **more: Any) -> Any:
         """The refusal in the asker's terms: a plain answer to a WebSocket handshake
-        (there is no page to show), the API's error shape, or the error page."""
+        (there is no page to show), the API's error shape (with `more` beside the
+        error), or the error page."""
         if has_websocket_context():
             return Response(message, status, {"Content-Type": "text/plain; charset=utf-8"})
         if _wants_json():
-            return jsonify({"error": {"code": code, "message": message}}), status
+            return jsonify({"error": {"code": code, "message": message}, **more}), status
         return await render_template("errors/error.html", status=status, message=message), status
 
     @app.errorhandler(Refusal)
     async def refusal(error: Refusal) -> Any:
         if isinstance(error, Unauthenticated) and not has_websocket_context() and not _wants_json():
             return login_redirect()
-        return await answer(error.status, error.code, error.message)
+        more = {"current": error.current} if isinstance(error, PreconditionFailed) else {}
+        return await answer(error.status, error.code, error.message, **more)
 
     @app.errorhandler(RequestSchemaValidationError)
     async def invalid_body(error: RequestSchemaValidationError) -> Any:

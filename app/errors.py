@@ -61,3 +61,19 @@ class Invalid(Refusal):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class PreconditionFailed(Refusal):
+    """The client's copy is not the current one (`If-Match`); `current` is."""
+
+    status = 412
+    code = "precondition_failed"
+
+    def __init__(self, message: str, current: dict[str, object]) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+class PreconditionRequired(Refusal):
+    status = 428
+    code = "precondition_required"

@@ -175,6 +175,9 @@ OPERATIONS = [
     ("POST", "/api/v1/tasks/{task_id}/work/start"),
     ("POST", "/api/v1/tasks/{task_id}/work/complete"),
     ("GET", "/api/v1/tasks/{task_id}/history"),
+    ("PATCH", "/api/v1/tasks/{task_id}"),
+    ("GET", "/api/v1/stories/{story_id}"),
+    ("PATCH", "/api/v1/stories/{story_id}"),
 ]
 
 

@@ -13,7 +13,7 @@ from werkzeug.datastructures import MultiDict
 from app.db import Database
 from app.tasks.lifecycle import Action
 from tests.conftest import CSRF
-from tests.factories import Scene, act, events_of, fetch_task
+from tests.factories import Scene, act, events_of, fetch_task, token_for
 
 
 class FormReader(HTMLParser):
@@ -233,3 +233,84 @@ async def test_story_edits_merge_and_a_criterion_reworded_twice_is_a_conflict(
             5,
             "it is fast",
         )
+
+
+# --- the API: ETag and If-Match --------------------------------------------------------
+
+
+async def api(app, db: Database, user, method: str, path: str, **kwargs):  # type: ignore[no-untyped-def]
+    """(status, headers, json) of one API call as `user`, with a token of theirs."""
+    token = await token_for(db, user)
+    headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
+    response = await app.test_client().open(path, method=method, headers=headers, **kwargs)
+    return response.status_code, response.headers, await response.get_json()
+
+
+async def test_a_task_patch_needs_the_current_etag(app, db: Database, scene: Scene) -> None:
+    task = scene.acme.tasks[0]
+    path = f"/api/v1/tasks/{task.id}"
+    status, headers, body = await api(app, db, scene.bob, "GET", path)
+    assert status == 200
+    first = headers["ETag"]
+    assert first.startswith('"') and not first.startswith("W/")
+
+    status, _, body = await api(app, db, scene.bob, "PATCH", path, json={"title": "No tag"})
+    assert (status, body["error"]["code"]) == (428, "precondition_required")
+
+    status, headers, body = await api(
+        app, db, scene.bob, "PATCH", path, json={"title": "Tagged"}, headers={"If-Match": first}
+    )
+    assert (status, body["title"]) == (200, "Tagged")
+    second = headers["ETag"]
+    assert second != first
+
+    status, _, body = await api(
+        app, db, scene.carol, "PATCH", path, json={"title": "Stale"}, headers={"If-Match": first}
+    )
+    assert status == 412
+    assert body["error"]["code"] == "precondition_failed"
+    assert body["current"]["title"] == "Tagged"
+    assert (await fetch_task(db, task.id)).title == "Tagged"
+
+    # Any change moves the ETag on: a take too.
+    await act(db, scene.acme, task, Action.TAKE, scene.carol)
+    _, headers, _ = await api(app, db, scene.bob, "GET", path)
+    assert headers["ETag"] not in (first, second)
+    status, _, _ = await api(
+        app, db, scene.bob, "PATCH", path, json={"title": "Late"}, headers={"If-Match": second}
+    )
+    assert status == 412
+
+
+async def test_a_story_patch_needs_the_current_etag(app, db: Database, scene: Scene) -> None:
+    story = scene.acme.stories[0]
+    path = f"/api/v1/stories/{story.id}"
+    status, headers, body = await api(app, db, scene.alice, "GET", path)
+    assert status == 200 and body["title"] == story.title
+    criteria = body["acceptance_criteria"]
+    tag = headers["ETag"]
+
+    status, _, _ = await api(app, db, scene.alice, "PATCH", path, json={"points": 2})
+    assert status == 428
+    reworded = [{**c, "then": "it is quick"} if c["label"] == "AC1" else c for c in criteria]
+    added = [*({k: c[k] for k in ("given", "when", "then")} for c in reworded)]
+    added.append({"given": "a new case", "when": "it runs", "then": "it passes"})
+    status, headers, body = await api(
+        app,
+        db,
+        scene.alice,
+        "PATCH",
+        path,
+        json={"points": 2, "acceptance_criteria": added},
+        headers={"If-Match": tag},
+    )
+    assert status == 200, body
+    assert body["points"] == 2
+    assert body["acceptance_criteria"][0]["then"] == "it is quick"
+    assert body["acceptance_criteria"][-1]["label"] == f"AC{len(criteria) + 1}"
+    assert headers["ETag"] != tag
+
+    status, _, body = await api(
+        app, db, scene.alice, "PATCH", path, json={"points": 3}, headers={"If-Match": tag}
+    )
+    assert status == 412 and body["current"]["points"] == 2

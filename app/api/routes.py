@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from quart import current_app, g, request
 from quart_schema import (
+    document_headers,
     document_querystring,
     document_response,
     validate_request,
@@ -22,11 +24,16 @@ from app.api.schemas import (
     Created,
     ErrorBody,
     History,
+    IfMatch,
     MeOut,
     NewTask,
+    PreconditionBody,
     PresenceOut,
     SprintList,
     StatusChange,
+    StoryEdit,
+    StoryOut,
+    TaskEdit,
     TaskOut,
     UserOut,
 )
@@ -38,11 +45,26 @@ from app.auth.guards import (
 )
 from app.board.view import BoardQuery, build_view, load_sprint, load_sprint_rows
 from app.db import get_db
-from app.errors import Conflict, NotFound, Unauthenticated
+from app.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    Unauthenticated,
+)
 from app.events.log import task_history
 from app.events.serialize import event_json
-from app.models import Membership, Task, TaskStatus, User
-from app.tasks.editing import TaskFields, create_task, load_story
+from app.models import Membership, Story, Task, TaskStatus, User
+from app.tasks.editing import (
+    CriterionFields,
+    StoryFields,
+    TaskFields,
+    create_task,
+    load_story,
+    update_story,
+    update_task,
+)
 from app.tasks.lifecycle import Action, action_for_target, change_task, load_task
 from app.tasks.sprints import load_summary, sprints_newest_first
 from app.timefmt import iso, local_today
@@ -290,10 +312,131 @@ async def add_task(story_id: int, data: NewTask) -> Any:
 @validate_response(TaskOut)
 @document_response(ErrorBody, 404)
 async def get_task(task_id: int) -> Any:
-    """One task."""
+    """One task; its `ETag` is what a PATCH sends back as `If-Match`."""
     await use_api_org()
     async with get_db().read() as db:
-        return task_json(await load_task(db, g.org.id, task_id))
+        task = await load_task(db, g.org.id, task_id)
+    return task_json(task), 200, {"ETag": etag(task)}
+
+
+@bp.patch("/tasks/<int:task_id>")
+@document_headers(IfMatch)
+@validate_request(TaskEdit)
+@validate_response(TaskOut)
+@document_response(ErrorBody, 422)
+@document_response(PreconditionBody, 412)
+@document_response(ErrorBody, 428)
+async def edit_task(task_id: int, data: TaskEdit) -> Any:
+    """Change a task's words, criteria or estimate. `If-Match` must be its current
+    `ETag` (any change, a take included, makes a new one): 412 with `current` when it
+    is not, 428 when it is missing."""
+    await use_api_org()
+    user, role, org_id = g.user, g.role, g.org.id
+    given, sent = request.headers.get("If-Match"), data.model_dump(exclude_unset=True)
+
+    async def write(db: Any) -> Task:
+        task = await load_task(db, org_id, task_id)
+        require_match(given, task, task_json)
+        fields = TaskFields(
+            title=sent.get("title", task.title),
+            description=sent.get("description", task.description),
+            ac_refs=sent.get("acceptance_criteria_refs", task.ac_refs or []),
+            estimate_hours=sent.get("estimated_hours", task.estimate_hours),
+        )
+        await update_task(db, task=task, fields=fields, actor=user, role=role)
+        return task
+
+    task = await get_db().write(write)
+    return task_json(task), 200, {"ETag": etag(task)}
+
+
+def story_json(story: Story) -> dict[str, Any]:
+    return {
+        "id": str(story.id),
+        "sprint_id": None if story.sprint_id is None else str(story.sprint_id),
+        "title": story.title,
+        "description": story.description,
+        "points": story.points,
+        "acceptance_criteria": [
+            {"label": c.label, "given": c.given, "when": c.when, "then": c.then}
+            for c in story.criteria
+        ],
+        "created_at": iso(story.created_at),
+        "updated_at": iso(story.updated_at),
+    }
+
+
+@bp.get("/stories/<int:story_id>")
+@validate_response(StoryOut)
+@document_response(ErrorBody, 404)
+async def get_story(story_id: int) -> Any:
+    """One story with its acceptance criteria, and its `ETag`."""
+    await use_api_org()
+    async with get_db().read() as db:
+        story = await load_story(db, g.org.id, story_id)
+    return story_json(story), 200, {"ETag": etag(story)}
+
+
+@bp.patch("/stories/<int:story_id>")
+@document_headers(IfMatch)
+@validate_request(StoryEdit)
+@validate_response(StoryOut)
+@document_response(ErrorBody, 422)
+@document_response(PreconditionBody, 412)
+@document_response(ErrorBody, 428)
+async def edit_story(story_id: int, data: StoryEdit) -> Any:
+    """Change a story (owners). `If-Match` as for a task. `acceptance_criteria`, when
+    sent, lists every criterion in order: the first rewrite AC1, AC2, …, the rest are
+    added."""
+    await use_api_org()
+    user, role, org_id = g.user, g.role, g.org.id
+    given, sent = request.headers.get("If-Match"), data.model_dump(exclude_unset=True)
+
+    async def write(db: Any) -> Story:
+        story = await load_story(db, org_id, story_id)
+        require_match(given, story, story_json)
+        criteria = [CriterionFields(**c) for c in sent.get("acceptance_criteria") or []]
+        known = {c.number: CriterionFields(c.given, c.when, c.then) for c in story.criteria}
+        if "acceptance_criteria" in sent and len(criteria) < len(known):
+            raise Invalid(
+                f"Send all {len(known)} criteria, in order: criteria cannot be removed.",
+                field="acceptance_criteria",
+            )
+        edits = {**known, **dict(enumerate(criteria[: len(known)], start=1))}
+        fields = StoryFields(
+            title=sent.get("title", story.title),
+            description=sent.get("description", story.description),
+            points=sent.get("points", story.points),
+            criteria=criteria[len(known) :],
+        )
+        await update_story(db, story=story, fields=fields, edits=edits, actor=user, role=role)
+        return story
+
+    story = await get_db().write(write)
+    return story_json(story), 200, {"ETag": etag(story)}
+
+
+def etag(resource: Task | Story) -> str:
+    """A strong ETag: the resource and its version, which every change moves on."""
+    kind = "task" if isinstance(resource, Task) else "story"
+    return f'"{kind}-{resource.id}-{resource.version}"'
+
+
+R = TypeVar("R", Task, Story)
+
+
+def require_match(given: str | None, resource: R, as_json: Callable[[R], dict[str, Any]]) -> None:
+    """Go on only if `If-Match` names the resource's current ETag (or is `*`)."""
+    if given is None:
+        raise PreconditionRequired(
+            "Send If-Match with the ETag of the copy you changed (GET it for one)."
+        )
+    tags = {tag.strip() for tag in given.split(",")}
+    if "*" not in tags and etag(resource) not in tags:
+        raise PreconditionFailed(
+            "It changed since the copy you sent the ETag of: `current` is how it is now.",
+            as_json(resource),
+        )
 
 
 async def act(task_id: int, action: Action) -> dict[str, Any]:

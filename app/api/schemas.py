@@ -52,6 +52,65 @@ class TaskOut(BaseModel):
     completed_at: str | None
 
 
+class TaskEdit(BaseModel):
+    """The fields a PATCH may change; those left out stay as they are."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    acceptance_criteria_refs: list[str] | None = Field(default=None, max_length=50)
+    estimated_hours: int | None = Field(default=None, ge=1, le=40)
+
+
+class CriterionOut(BaseModel):
+    label: str
+    given: str
+    when: str
+    then: str
+
+
+class StoryOut(BaseModel):
+    """A story, with its acceptance criteria."""
+
+    id: str
+    sprint_id: str | None
+    title: str
+    description: str
+    points: int
+    acceptance_criteria: list[CriterionOut]
+    created_at: str
+    updated_at: str
+
+
+class CriterionIn(BaseModel):
+    given: str = Field(max_length=500)
+    when: str = Field(max_length=500)
+    then: str = Field(max_length=500)
+
+
+class StoryEdit(BaseModel):
+    """The fields a PATCH may change. `acceptance_criteria` lists the story's criteria
+    in order: the first ones rewrite AC1, AC2, … (none may be left out: criteria keep
+    their labels), any beyond are added."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    points: int | None = Field(default=None, ge=1, le=8)
+    acceptance_criteria: list[CriterionIn] | None = Field(default=None, max_length=50)
+
+
+class PreconditionBody(BaseModel):
+    """412: the resource changed since the ETag sent; `current` is it now."""
+
+    error: ErrorDetail
+    current: dict[str, object]
+
+
+class IfMatch(BaseModel):
+    """The `ETag` of the copy the change is based on (required)."""
+
+    if_match: str | None = Field(default=None, alias="If-Match")
+
+
 class TaskList(BaseModel):
     tasks: list[TaskOut]
 
