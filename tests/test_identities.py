@@ -23,6 +23,7 @@ from app.auth.accounts import hash_token, revoke_token
 from app.auth.identities import CHECK_SECONDS, Change, Identities, record_change
 from app.db import Database
 from app.events.hub import Closed
+from app.live.presence import BOARD
 from app.live.streams import Opening, Viewer, messages
 from app.migrate import upgrade
 from app.models import ApiToken
@@ -232,7 +233,7 @@ async def test_a_stream_checked_before_a_change_and_subscribed_after_it_is_close
     bob = scene.people["bob"]
     checked = live.identities.generation
     await db.write(lambda s: record_change(s, "signed out", user_id=bob.id))
-    opening = Opening(scene.acme.org.id, Viewer(bob.id, "Bob"), None, None, None, checked)
+    opening = Opening(scene.acme.org.id, Viewer(bob.id, "Bob"), None, None, BOARD, checked)
     stream = messages(
         live,
         opening,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.events.hub import Hub, Notice
-from app.live.presence import LISTED, Key, Presence, PresenceTable, Seen, listed
+from app.live.presence import LISTED, Key, Presence, PresenceTable, Seen, Where, listed
 
 SPRINT: Key = (1, 10)
 OTHER: Key = (1, 11)
@@ -52,9 +52,9 @@ def test_a_person_with_many_tabs_counts_once() -> None:
 def test_the_newest_task_page_is_where_a_person_is() -> None:
     table = PresenceTable()
     table.join(SPRINT, 2, "Bob")
-    first = table.join(SPRINT, 2, "Bob", task_id=7)
+    first = table.join(SPRINT, 2, "Bob", Where(task_id=7))
     assert names(table.viewers(SPRINT)) == [("Bob", 7)]
-    second = table.join(SPRINT, 2, "Bob", task_id=8)
+    second = table.join(SPRINT, 2, "Bob", Where(task_id=8))
     table.join(SPRINT, 2, "Bob")  # a later board tab does not hide the task page
     assert names(table.viewers(SPRINT)) == [("Bob", 8)]
     table.leave(second)
@@ -175,7 +175,7 @@ async def test_a_notice_goes_only_to_its_sprint_and_a_new_stream_gets_the_latest
         hub.subscribe(2, user_id=96, sprint_id=None) as other_organization,
         hub.subscribe(2, user_id=95, sprint_id=10) as same_sprint_id_elsewhere,
     ):
-        with presence.present(SPRINT, 1, "Ann", task_id=5):
+        with presence.present(SPRINT, 1, "Ann", Where(task_id=5)):
             assert await rendered.next() == [("Ann", 5)]
             assert elsewhere.queue.empty()
             assert other_organization.queue.empty() and same_sprint_id_elsewhere.queue.empty()
@@ -204,4 +204,28 @@ async def test_another_replica_is_heard_until_it_says_it_has_nobody(service: Any
             await rendered.next()
             presence.share_whole()
         assert shared.sent[-1]["whole"] is True
-        assert shared.sent[-1]["sprints"] == [[1, 10, [[1, "Ann", None]]]]
+        assert shared.sent[-1]["sprints"] == [[1, 10, [[1, "Ann", None, None, False]]]]
+
+
+def test_an_edit_page_is_presence_that_says_editing() -> None:
+    table = PresenceTable()
+    board = table.join(SPRINT, 2, "Bob")
+    table.join(SPRINT, 2, "Bob", Where(task_id=7, editing=True))
+    table.join(SPRINT, 3, "Cy", Where(story_id=4, editing=True))
+    assert table.viewers(SPRINT) == [
+        Seen(2, "Bob", task_id=7, editing=True),
+        Seen(3, "Cy", story_id=4, editing=True),
+    ]
+    assert Seen(2, "Bob", task_id=7, editing=True).as_json()["editing"] is True
+    table.leave(board)  # another tab closing changes nothing of where he is
+    assert table.viewers(SPRINT)[0].editing
+
+
+async def test_another_replica_is_heard_saying_who_is_editing(service: Any) -> None:
+    presence, hub, rendered, _ = service
+    with hub.subscribe(1, user_id=99, sprint_id=10):
+        presence.hear(
+            {"replica": "b", "whole": True, "sprints": [[1, 10, [[4, "Di", None, 6, True]]]]}
+        )
+        await rendered.next()
+        assert presence.viewers(SPRINT) == [Seen(4, "Di", story_id=6, editing=True)]

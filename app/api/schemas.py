@@ -202,6 +202,8 @@ class ViewerOut(BaseModel):
     userId: str
     name: str
     taskId: str | None
+    storyId: str | None
+    editing: bool
 
 
 class PresenceOut(BaseModel):

@@ -60,12 +60,39 @@ Key = tuple[int, int]  # (organization, sprint)
 
 
 @dataclass(frozen=True, slots=True)
+class Where:
+    """Where on a sprint a page is: the task whose page (or edit page) it is, or the
+    story whose edit page it is; nothing for the board."""
+
+    task_id: int | None = None
+    story_id: int | None = None
+    editing: bool = False
+
+    @property
+    def somewhere(self) -> bool:
+        return self.task_id is not None or self.story_id is not None
+
+
+BOARD = Where()
+
+
+@dataclass(frozen=True, slots=True)
 class Seen:
-    """One person looking at a sprint, and the task whose page they are on, if any."""
+    """One person looking at a sprint, and the task (or story) whose page they are on."""
 
     user_id: int
     name: str
     task_id: int | None = None
+    story_id: int | None = None
+    editing: bool = False
+
+    @classmethod
+    def at(cls, user_id: int, name: str, where: Where) -> Seen:
+        return cls(user_id, name, where.task_id, where.story_id, where.editing)
+
+    @property
+    def somewhere(self) -> bool:
+        return self.task_id is not None or self.story_id is not None
 
     def as_json(self) -> dict[str, Any]:
         """As the API and the JSON stream write it (string ids, as the rest of the API)."""
@@ -73,6 +100,8 @@ class Seen:
             "userId": str(self.user_id),
             "name": self.name,
             "taskId": None if self.task_id is None else str(self.task_id),
+            "storyId": None if self.story_id is None else str(self.story_id),
+            "editing": self.editing,
         }
 
 
@@ -83,7 +112,7 @@ class Stay:
     key: Key
     user_id: int
     name: str
-    task_id: int | None
+    where: Where
 
 
 @dataclass
@@ -101,9 +130,9 @@ class PresenceTable:
 
     # --- this instance's streams -----------------------------------------------------
 
-    def join(self, key: Key, user_id: int, name: str, task_id: int | None = None) -> Stay:
+    def join(self, key: Key, user_id: int, name: str, where: Where = BOARD) -> Stay:
         before = self._person(key, user_id)
-        stay = Stay(key, user_id, name, task_id)
+        stay = Stay(key, user_id, name, where)
         self._local.setdefault(key, {}).setdefault(user_id, []).append(stay)
         self._note(key, user_id, before)
         return stay
@@ -122,12 +151,12 @@ class PresenceTable:
         self._note(stay.key, stay.user_id, before)
 
     def _person(self, key: Key, user_id: int) -> Seen | None:
-        """One person here, however many tabs: on the task of their newest task page."""
+        """One person here, however many tabs: where their newest task or story page is."""
         tabs = self._local.get(key, {}).get(user_id)
         if not tabs:
             return None
-        task_id = next((t.task_id for t in reversed(tabs) if t.task_id is not None), None)
-        return Seen(user_id, tabs[-1].name, task_id)
+        where = next((t.where for t in reversed(tabs) if t.where.somewhere), BOARD)
+        return Seen.at(user_id, tabs[-1].name, where)
 
     def _note(self, key: Key, user_id: int, before: Seen | None) -> None:
         # A second tab on the same page changes nothing anyone sees: nothing to send.
@@ -180,10 +209,10 @@ class PresenceTable:
         for state in self._remote.values():
             for seen in state.get(key, ()):
                 known = people.get(seen.user_id)
-                if known is None or (known.task_id is None and seen.task_id is not None):
+                if known is None or (not known.somewhere and seen.somewhere):
                     people[seen.user_id] = seen
         for seen in self.local(key):
-            if seen.user_id not in people or seen.task_id is not None:
+            if seen.user_id not in people or seen.somewhere:
                 people[seen.user_id] = seen
         return sorted(people.values(), key=lambda s: (s.name.casefold(), s.user_id))
 
@@ -195,8 +224,8 @@ class PresenceTable:
 def listed(viewers: Sequence[Seen], limit: int = LISTED) -> list[Seen]:
     """The people a notice or a page names, sorted by name: everyone on a task's page
     first (their cards show them), then the rest, up to `limit`."""
-    on_tasks = [seen for seen in viewers if seen.task_id is not None]
-    on_boards = [seen for seen in viewers if seen.task_id is None]
+    on_tasks = [seen for seen in viewers if seen.somewhere]
+    on_boards = [seen for seen in viewers if not seen.somewhere]
     chosen = (on_tasks + on_boards)[:limit]
     return sorted(chosen, key=lambda s: (s.name.casefold(), s.user_id))
 
@@ -240,11 +269,10 @@ class Presence:
     # --- streams ----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def present(
-        self, key: Key, user_id: int, name: str, task_id: int | None = None
-    ) -> Iterator[None]:
-        """While the `with` lasts, this person is on the sprint (on the task, if given)."""
-        stay = self.table.join(key, user_id, name, task_id)
+    def present(self, key: Key, user_id: int, name: str, where: Where = BOARD) -> Iterator[None]:
+        """While the `with` lasts, this person is on the sprint (on a task's or story's
+        page, editing it or not, as `where` says)."""
+        stay = self.table.join(key, user_id, name, where)
         self._poke()
         try:
             yield
@@ -370,7 +398,11 @@ class Presence:
                 "replica": self.replica,
                 "whole": whole,
                 "sprints": [
-                    [org, sprint, [[s.user_id, s.name, s.task_id] for s in seen]]
+                    [
+                        org,
+                        sprint,
+                        [[s.user_id, s.name, s.task_id, s.story_id, s.editing] for s in seen],
+                    ]
                     for (org, sprint), seen in sprints.items()
                 ],
             }
@@ -383,11 +415,22 @@ class Presence:
         if replica == self.replica:
             return  # our own, back from Redis
         sprints = {
-            (int(org), int(sprint)): [
-                Seen(int(user), str(name), None if task is None else int(task))
-                for user, name, task in entries
-            ]
+            (int(org), int(sprint)): [_seen(*entry) for entry in entries]
             for org, sprint, entries in message["sprints"]
         }
         self.table.hear(replica, sprints, whole=bool(message.get("whole")), now=self.clock())
         self._poke()
+
+
+def _seen(
+    user: object, name: object, task: object, story: object = None, editing: object = False
+) -> Seen:
+    """An entry as another replica sent it: `[user, name, task, story, editing]` (the
+    previous release sends the first three, during a rolling deploy)."""
+    return Seen(
+        int(user),  # type: ignore[call-overload]
+        str(name),
+        None if task is None else int(task),  # type: ignore[call-overload]
+        None if story is None else int(story),  # type: ignore[call-overload]
+        bool(editing),
+    )

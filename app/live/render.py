@@ -23,6 +23,7 @@ from app.live import presence, sse
 from app.live.presence import Key, Seen
 from app.models import Organization, Sprint, Task, TaskEvent, TaskStatus
 from app.tasks.burndown import Burndown, Shift, chart, load_shifts, moves
+from app.tasks.merging import labels
 from app.tasks.sprints import SprintSummary, load_summary
 from app.timefmt import local_today
 
@@ -71,6 +72,15 @@ def toast_text(event: TaskEvent) -> str:
         return f"{who} paused {title}"
     label = TaskStatus(event.new_status).label if event.new_status else "a new status"
     return f"{who} moved {title} to {label}"
+
+
+def change_text(event: TaskEvent) -> str:
+    """What an edit page says of someone else's change: "Bob changed the title and
+    estimate" for an edit, the toast's words for the rest."""
+    if event.fields and event.type in ("task_updated", "story_updated"):
+        who = event.actor.first_name if event.actor else "Someone"
+        return f"{who} changed the {labels(event.fields.split(','))}"
+    return toast_text(event)
 
 
 class Renderer:
@@ -169,6 +179,7 @@ class Renderer:
                         summary=summaries.get(event.sprint_id) if event.sprint_id else None,
                         org=org,
                         toast=toast_text(event),
+                        change=change_text(event),
                     )
                 )
                 frames.append(

@@ -22,6 +22,7 @@ from app.events.hub import SHUTDOWN, Closed, Frame, Notice
 from app.inputs import row_id
 from app.live import sse
 from app.live.fanout import LiveUpdates, Reset
+from app.live.presence import BOARD, Where
 from app.models import Sprint, Story, Task
 
 T = TypeVar("T")
@@ -79,6 +80,36 @@ async def parse_task(org_id: int, sprint_id: int | None, value: str | None) -> i
     return task_id
 
 
+async def parse_story(org_id: int, sprint_id: int | None, value: str | None) -> int | None:
+    """`story=<id>`: the stream is a story's edit page, a story of the stream's sprint."""
+    if value is None or value == "":
+        return None
+    story_id = row_id(value)
+    if story_id is None:
+        raise BadInput(f"“{value[:40]}” is not a story id.")
+    if sprint_id is None:
+        raise BadInput("A story's stream names its sprint too (sprint=).")
+    async with get_db().read() as db:
+        found = await db.scalar(
+            select(Story.id).where(
+                Story.id == story_id, Story.org_id == org_id, Story.sprint_id == sprint_id
+            )
+        )
+    if found is None:
+        raise NotFound(f"There is no story #{story_id} in this sprint.")
+    return story_id
+
+
+async def parse_where(org_id: int, sprint_id: int | None, args: Mapping[str, str]) -> Where:
+    """Where on the sprint the page is: `task=` (a task's page), `story=` (a story's
+    edit page), and `editing=1` for an edit page."""
+    return Where(
+        task_id=await parse_task(org_id, sprint_id, args.get("task")),
+        story_id=await parse_story(org_id, sprint_id, args.get("story")),
+        editing=args.get("editing") == "1",
+    )
+
+
 def check_stream_limit(user_id: int) -> None:
     limit = current_app.config["SETTINGS"].max_streams_per_user
     if live_updates().hub.count(user_id=user_id) >= limit:
@@ -103,14 +134,14 @@ class Viewer:
 
 @dataclass(frozen=True)
 class Opening:
-    """A stream about to open: whose, of which organization, narrowed how (to a sprint,
-    and for a task's page to its task), from where."""
+    """A stream about to open: whose, of which organization, narrowed how (to a sprint),
+    from where (for presence: a task's page, an edit page), after which event."""
 
     org_id: int
     viewer: Viewer
     sprint_id: int | None
     cursor: int | None
-    task_id: int | None = None
+    where: Where = BOARD
     # `Identities.generation` when who is asking was checked: a change learnt between
     # that check and the subscription could not close this stream (see `messages`).
     identities_seen: int = 0
@@ -125,10 +156,10 @@ async def open_stream(
     use_membership(await resolve_membership(org_ref))
     cursor = parse_cursor(last_event_id, args.get("after"))
     sprint_id = await parse_sprint(g.org.id, args.get("sprint"))
-    task_id = await parse_task(g.org.id, sprint_id, args.get("task"))
+    where = await parse_where(g.org.id, sprint_id, args)
     check_stream_limit(g.user.id)
     seen = g.identity_generation
-    return Opening(g.org.id, Viewer.current(), sprint_id, cursor, task_id, seen)
+    return Opening(g.org.id, Viewer.current(), sprint_id, cursor, where, seen)
 
 
 async def open_websocket(org_ref: str | None) -> Opening | tuple[str, int]:
@@ -188,7 +219,7 @@ async def messages(
         if present and sprint_id is not None:
             key = (opening.org_id, sprint_id)
             stack.enter_context(
-                live.presence.present(key, viewer.user_id, viewer.name, opening.task_id)
+                live.presence.present(key, viewer.user_id, viewer.name, opening.where)
             )
         if hello is not None:
             yield hello  # only once subscribed: a client that sees it is counted

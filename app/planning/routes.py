@@ -15,6 +15,8 @@ from app.db import get_db
 from app.errors import Invalid
 from app.events.log import last_event_id, task_history
 from app.inputs import whole_number
+from app.live.presence import Where
+from app.live.streams import live_updates
 from app.models import Role, Story
 from app.planning import bp
 from app.tasks.editing import (
@@ -103,7 +105,7 @@ async def form_page(
             message, where = await change_as_member(lambda db, role: save(db, form, role))
         except Invalid as error:
             context = {**context, "conflicts": conflicts, "hidden": hidden}
-            return await render_template(template, form=form, error=error, **context), 422
+            return await render_template(template, form=form, form_error=error, **context), 422
         except EditConflict as conflict:
             conflicts = {c.name: c for c in conflict.conflicts}
             hidden = [
@@ -112,11 +114,11 @@ async def form_page(
                 *base_fields(conflict.current),
             ]
             context = {**context, "conflicts": conflicts, "hidden": hidden}
-            return await render_template(template, form=form, error=conflict, **context), 409
+            return await render_template(template, form=form, form_error=conflict, **context), 409
         await flash(message, "success")
         return redirect(where), 303
     context = {**context, "conflicts": conflicts, "hidden": hidden}
-    return await render_template(template, form=form, error=None, **context)
+    return await render_template(template, form=form, form_error=None, **context)
 
 
 # The hidden fields of an edit page besides its `base-…` values.
@@ -186,6 +188,7 @@ async def edit_task(org: str, task_id: int) -> Any:
     """Edit a task's title, description, criteria and estimate (members and owners)."""
     require_role(Role.MEMBER)
     async with get_db().read() as db:
+        cursor = await last_event_id(db, g.org.id)  # first: see task_page
         task = await load_task(db, g.org.id, task_id)
     actor = g.user
 
@@ -206,7 +209,10 @@ async def edit_task(org: str, task_id: int) -> Any:
         return f"Saved {task.short_id} ({labels(saved.fields.split(','))}).", where
 
     opened = [("version", str(task.version)), *base_fields(task_values(task))]
-    return await form_page("tasks/form.html", save, opened=opened, story=task.story, task=task)
+    live = edit_page(cursor, task.story.sprint_id, Where(task_id=task.id, editing=True))
+    return await form_page(
+        "tasks/form.html", save, opened=opened, story=task.story, task=task, **live
+    )
 
 
 @bp.route("/o/<org>/sprints/<int:sprint_id>/stories/new", methods=["GET", "POST"])
@@ -233,6 +239,7 @@ async def edit_story(org: str, story_id: int) -> Any:
     """Edit a story and its criteria, or add criteria (owners)."""
     require_role(Role.OWNER)
     async with get_db().read() as db:
+        cursor = await last_event_id(db, g.org.id)  # first: see task_page
         story = await load_story(db, g.org.id, story_id)
     first_new = max((c.number for c in story.criteria), default=0) + 1
     actor = g.user
@@ -275,9 +282,37 @@ async def edit_story(org: str, story_id: int) -> Any:
         ("first_new", str(first_new)),
         *base_fields(story_values(story)),
     ]
+    live = edit_page(cursor, story.sprint_id, Where(story_id=story.id, editing=True))
     return await form_page(
-        "stories/form.html", save, opened=opened, sprint=None, story=story, first_new=first_new
+        "stories/form.html",
+        save,
+        opened=opened,
+        sprint=None,
+        story=story,
+        first_new=first_new,
+        **live,
     )
+
+
+def edit_page(cursor: int, sprint_id: int | None, where: Where) -> dict[str, Any]:
+    """What a live edit page is rendered with: the board's live context, the stream's
+    query (the page's place on its sprint, for presence), and who else is editing the
+    same thing now."""
+    page = live_page(cursor, sprint_id)
+    query = f"?after={cursor}"
+    if sprint_id is not None:
+        place = f"task={where.task_id}" if where.task_id else f"story={where.story_id}"
+        query = f"?sprint={sprint_id}&{place}&editing=1&after={cursor}"
+    others = live_updates().presence.viewers((g.org.id, sprint_id)) if sprint_id else []
+    editing_too = [
+        seen.name
+        for seen in others
+        if seen.editing
+        and seen.user_id != g.user.id
+        and seen.task_id == where.task_id
+        and seen.story_id == where.story_id
+    ]
+    return {**page, "stream_query": query, "where": where, "editing_too": editing_too}
 
 
 def criterion_from(

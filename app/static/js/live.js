@@ -5,13 +5,17 @@
 (function () {
   "use strict";
 
-  // The element holding the stream: the board, or a task's page.
-  var board = document.getElementById("board") || document.getElementById("task-live");
+  // The element holding the stream: the board, a task's page, or an edit page.
+  var board = document.getElementById("board") || document.getElementById("task-live")
+    || document.getElementById("edit-live");
   if (!board || !window.htmx) return;
 
   var me = document.body.getAttribute("data-user-id") || "";
   // A task's page follows the same stream, for its one card and its history.
   var taskPage = board.getAttribute("data-page") === "task" ? board.getAttribute("data-task-id") : null;
+  // An edit page only says what others changed (and who else is editing): it never
+  // touches the form, whose inputs hold what the person is typing.
+  var editPage = board.getAttribute("data-page") === "edit";
   var transport = board.getAttribute("data-transport") || "sse";
   var connection = document.getElementById("connection");
   var TOAST_MS = 4000;
@@ -282,17 +286,21 @@
     });
     document.querySelectorAll(".card .card-viewers").forEach(function (holder) {
       var people = byTask[holder.closest(".card").getAttribute("data-task-id")] || [];
-      var key = people.map(function (p) { return p.getAttribute("data-presence-user-id"); }).join(",");
+      var key = people.map(function (p) {
+        return p.getAttribute("data-presence-user-id") + (p.getAttribute("data-editing") ? "e" : "");
+      }).join(",");
       if (holder.getAttribute("data-shown") === key) return;
       holder.setAttribute("data-shown", key);
       holder.textContent = "";
       people.forEach(function (person) {
         var name = person.querySelector(".presence-name").textContent;
+        var editing = person.getAttribute("data-editing") === "true";
         var chip = document.createElement("span");
         chip.className = "avatar avatar-xs";
         chip.setAttribute("style", person.querySelector(".avatar").getAttribute("style") || "");
         chip.setAttribute("data-presence-user-id", person.getAttribute("data-presence-user-id"));
-        chip.title = name + " is on this task's page";
+        if (editing) chip.setAttribute("data-editing", "true");
+        chip.title = name + (editing ? " is editing this task" : " is on this task's page");
         var letter = document.createElement("span");
         letter.setAttribute("aria-hidden", "true");
         letter.textContent = name.charAt(0);
@@ -401,6 +409,43 @@
     htmx.ajax("GET", window.location.pathname, { target: "#task-history", select: "#task-history", swap: "outerHTML" });
   }
 
+  // ---------------------------------------------------------------- edit pages ------
+
+  var editTask = board.getAttribute("data-task-id");
+  var editStory = board.getAttribute("data-story-id");
+  var changes = [];
+
+  // Someone else changed what this page edits: say who and what, above the form.
+  function noteChange(message) {
+    var about = editTask
+      ? message.querySelector('template[data-live-card][data-task-id="' + editTask + '"]')
+      : message.querySelector('template[data-live-story][data-story-id="' + editStory + '"]');
+    if (!about || about.getAttribute("data-actor-id") === me) return;
+    changes.push(about.getAttribute("data-change"));
+    var notice = document.querySelector("[data-edit-notice]");
+    if (!notice) return;
+    notice.textContent = changes.slice(-3).join(". ") + ". What you typed is kept; saving "
+      + "applies your changes and shows any field you both changed.";
+    notice.hidden = false;
+  }
+
+  // Who else has this same edit page open, from the sprint's presence notice.
+  function editingToo(message) {
+    var holder = message.querySelector("template[data-live-presence]");
+    var line = document.querySelector("[data-editing-too]");
+    if (!holder || !line || holder.getAttribute("data-sprint-id") !== board.getAttribute("data-sprint-id")) return;
+    var here = editTask ? '[data-viewing-task="' + editTask + '"]' : '[data-viewing-story="' + editStory + '"]';
+    var names = [];
+    holder.content.querySelectorAll('.presence-person[data-editing="true"]' + here).forEach(function (person) {
+      if (person.getAttribute("data-presence-user-id") === me) return;
+      names.push(person.querySelector(".presence-name").textContent);
+    });
+    var who = names.length > 1 ? names.slice(0, -1).join(", ") + " and " + names[names.length - 1] : names.join("");
+    line.textContent = names.length ? who + (names.length > 1 ? " are" : " is") + " editing this "
+      + line.getAttribute("data-what") + " too" : "";
+    line.hidden = !names.length;
+  }
+
   // While a card is being dragged, messages wait (a card swapped out from under the
   // pointer would end the drag); they are taken in, in order, once it is dropped.
   var held = null;
@@ -418,8 +463,14 @@
     if (held) { held.push([id, type, message]); return; }
     if (type === "reset") { reset(); return; }
     // Presence has no event id of its own (SSE repeats the last one): never a duplicate.
-    if (type === "presence") { applyPresence(message); synced(); return; }
+    if (type === "presence") { (editPage ? editingToo : applyPresence)(message); synced(); return; }
     if (id && id <= cursor()) return; // already shown: drop the duplicate
+    if (editPage) {
+      noteChange(message);
+      if (id) advance(id);
+      synced();
+      return;
+    }
     if (taskPage) {
       followTask(message);
     } else if (message.querySelector("template[data-live-story]")) {
