@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from quart import Quart, Response, has_websocket_context, jsonify, render_template
+from quart import Quart, Response, has_websocket_context, jsonify, render_template, request
 from quart_schema import (
     HttpSecurityScheme,
     Info,
@@ -211,8 +211,12 @@ def _register_error_handlers(app: Quart) -> None:
             408: "The request took too long to arrive.",
             413: "The request is too large.",
         }
-        if isinstance(error, WebsocketMismatch):  # a handshake on a route of plain pages
-            stock[400] = "This address does not speak WebSocket."
+        if isinstance(error, WebsocketMismatch):  # a handshake where none goes, or none
+            stock[400] = (  # where one must
+                "This address does not speak WebSocket."
+                if has_websocket_context()
+                else "This address speaks only WebSocket."
+            )
         custom = error.description and error.description != type(error).description
         message = error.description if custom else stock.get(status, error.description)
         message = message or "Something went wrong."
@@ -220,8 +224,8 @@ def _register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Any:
-        asked = connection()
-        log.exception("unhandled error on %s %s", getattr(asked, "method", "WEBSOCKET"), asked.path)
+        method = "WEBSOCKET" if has_websocket_context() else request.method
+        log.exception("unhandled error on %s %s", method, connection().path)
         if _wants_json() or has_websocket_context():
             return await answer(500, "internal", "Something went wrong on our side.")
         return await answer(500, "internal", "Something went wrong on our side. Please try again.")

@@ -9,14 +9,16 @@ mended here, in the outermost ASGI layer, before anything else sees the request:
   keeps the connection, which is how requests are smuggled past a proxy that reads it
   the other way.
 - HTTP/2 in cleartext (h2c, which Hypercorn switches to on `Upgrade: h2c` or the
-  HTTP/2 preface, before the app is asked) is answered 400 on every stream: we serve
+  HTTP/2 preface, before the app is asked) is answered 400 on every stream, WebSocket
+  handshakes (extended CONNECT) included: we serve
   HTTP/1.1 behind a proxy, and a tunnel past the proxy's rules is all h2c would give.
 - An answer ready before the request's body has arrived (a 401 from a guard, a 404,
   a 405) waits for the rest of the body, up to the size limit and the body time
-  limit, so that the connection can carry the next request. Past either, it says
-  `Connection: close`. Without this Hypercorn closed the connection silently after
-  the answer, and a proxy that was still writing the body got a reset (nginx then
-  answered 502 to whoever's request came next on that connection).
+  limit, and while it keeps coming, so that the connection can carry the next
+  request. Past any of these it says `Connection: close`. Without this Hypercorn
+  closed the connection silently after the answer, and a proxy that was still
+  writing the body got a reset (nginx then answered 502 to whoever's request came
+  next on that connection).
 
 What upstream would need for each is in docs/security.md.
 """
@@ -42,14 +44,20 @@ class Edge:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_seconds: float) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.body_seconds = body_seconds
+        # The wait happens inside Quart's RESPONSE_TIMEOUT (60 s), which would cancel it.
+        self.body_seconds = min(body_seconds, 50.0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        cleartext_h2 = scope.get("http_version") == "2" and scope.get("scheme") in ("http", "ws")
+        if scope["type"] == "websocket" and cleartext_h2:
+            # Hypercorn opens WebSockets over HTTP/2 too (extended CONNECT, RFC 8441).
+            await refuse(send, H2C_REFUSED, close=False, prefix="websocket.http.")
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope.get("http_version") == "2" and scope.get("scheme") == "http":
-            await refuse(send, "HTTP/2 is not spoken here without TLS.", close=False)
+        if cleartext_h2:
+            await refuse(send, H2C_REFUSED, close=False)
             return
         names = {name.lower() for name, _value in scope["headers"]}
         framed = names & {b"content-length", b"transfer-encoding"}
@@ -61,6 +69,12 @@ class Edge:
             return
         body = BodySeen(self.max_body_bytes, self.body_seconds)
         await self.app(scope, body.watching(receive), body.draining_before(send))
+
+
+H2C_REFUSED = "HTTP/2 is not spoken here without TLS."
+# An early answer waits for the rest of a body only while it keeps coming: a client that
+# sends a few bytes and stops gets its answer (and `Connection: close`) this soon.
+IDLE_BODY_SECONDS = 2.0
 
 
 class BodySeen:
@@ -99,14 +113,16 @@ class BodySeen:
 
     async def rest_arrives(self) -> bool:
         """Wait while the app's own reader takes in the rest of the body (Quart reads a
-        request's body alongside its handler); False once it is too large or too slow."""
+        request's body alongside its handler); False once it is too large, stops
+        coming for IDLE_BODY_SECONDS, or takes longer than the body limit."""
         deadline = time.monotonic() + self.seconds
         while not self.complete:
             if self.received > self.max_bytes:
                 return False
             self.progress.clear()
+            wait = min(IDLE_BODY_SECONDS, deadline - time.monotonic())
             try:
-                await asyncio.wait_for(self.progress.wait(), deadline - time.monotonic())
+                await asyncio.wait_for(self.progress.wait(), wait)
             except TimeoutError:
                 return False
         return True
@@ -119,11 +135,12 @@ def says_close(message: Message) -> bool:
     )
 
 
-async def refuse(send: Send, sentence: str, *, close: bool = True) -> None:
-    """400 in the API's error shape; the connection closed after it when `close`."""
+async def refuse(send: Send, sentence: str, *, close: bool = True, prefix: str = "http.") -> None:
+    """400 in the API's error shape; the connection closed after it when `close`.
+    (`prefix` "websocket.http." answers a WebSocket handshake the same way.)"""
     body = json.dumps({"error": {"code": "bad_request", "message": sentence}}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     if close:
         headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": 400, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": prefix + "response.start", "status": 400, "headers": headers})
+    await send({"type": prefix + "response.body", "body": body})

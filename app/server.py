@@ -12,6 +12,7 @@ the same way; every process is gone within SHUTDOWN_SECONDS.
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import math
@@ -32,7 +33,7 @@ from hypercorn.utils import wrap_app
 from quart import Quart
 
 from app.config import Settings
-from app.live.inbound import MAX_MESSAGE_BYTES
+from app.live.inbound import HYPERCORN_MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +96,11 @@ def hypercorn_config(host: str, port: int, workers: int, settings: Settings) -> 
     config.keep_alive_timeout = settings.headers_seconds
     config.stall_seconds = settings.stall_seconds
     config.keepalive_idle_seconds = settings.heartbeat_seconds
-    # What a WebSocket client may send in one message: past it Hypercorn closes with
-    # 1009 before the message is whole (its default, 16 MiB, was held per message).
-    config.websocket_max_message_size = MAX_MESSAGE_BYTES
+    # What a WebSocket message may grow to before Hypercorn gives up on it (its default,
+    # 16 MiB, was held per message). The app closes past MAX_MESSAGE_BYTES itself, and
+    # then waits for the client's close; Hypercorn's own close (this far bigger) never
+    # tells the app, which would keep the stream until the client left.
+    config.websocket_max_message_size = HYPERCORN_MAX_MESSAGE_BYTES
     config.errorlog = "-"
     return config
 
@@ -129,10 +132,15 @@ def one_line_for_dropped_connections(
     Hypercorn lets such an error escape while it closes the connection, and the loop's
     default handler printed a traceback for each. Anything else still gets one."""
     error = context.get("exception")
-    if isinstance(error, TimeoutError | ConnectionError):
+    if isinstance(error, OSError) and error.errno in DROPPED:
         log.info("connection dropped: %s", error)
         return
-    loop.default_exception_handler(context)
+    loop.default_exception_handler(context)  # ours (an asyncio time-out, say): in full
+
+
+# What the kernel says of a connection that went away: timed out (TCP_USER_TIMEOUT, or
+# keepalive probes unanswered), reset, or its other end closed.
+DROPPED = frozenset({errno.ETIMEDOUT, errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 
 
 def serve_in_process(app: Quart, config: Config, sockets: Sockets | None = None) -> None:

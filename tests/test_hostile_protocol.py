@@ -278,13 +278,78 @@ async def test_a_websocket_handshake_on_a_plain_route_gets_an_ordinary_answer(
         b"Host: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
         b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
     )
-    for path in (b"/api/v1/users/me", b"/healthz", b"/nowhere"):
+    answers = {b"/api/v1/users/me": b"400", b"/healthz": b"400", b"/nowhere": b"404"}
+    for path, status in answers.items():
         received = await exchange(target, b"GET " + path + b" HTTP/1.1\r\n" + handshake + b"\r\n")
-        assert received.startswith(b"HTTP/1.1 400") or received.startswith(b"HTTP/1.1 404"), (
-            path,
-            received[:80],
-        )
+        assert received.startswith(b"HTTP/1.1 " + status), (path, received[:80])
     assert not any("Traceback" in line for line in target.server.log), "".join(target.server.log)
+
+
+async def test_a_websocket_over_cleartext_http2_is_refused(target: Target) -> None:
+    """HTTP/2's extended CONNECT (RFC 8441) opens a WebSocket on a stream: refused too."""
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    reader, writer = await asyncio.open_connection(*target.address)
+    statuses: list[bytes] = []
+    try:
+        writer.write(client.data_to_send())
+        await writer.drain()
+        async with asyncio.timeout(10):
+            while not client.remote_settings.enable_connect_protocol:
+                for _event in client.receive_data(await reader.read(65536)):
+                    pass
+                writer.write(client.data_to_send())
+        headers = [
+            (":method", "CONNECT"),
+            (":protocol", "websocket"),
+            (":scheme", "http"),
+            (":path", "/api/v1/ws/tasks"),
+            (":authority", "x"),
+            ("sec-websocket-version", "13"),
+            ("authorization", target.served.auth("bob")["Authorization"]),
+        ]
+        client.send_headers(1, headers)
+        writer.write(client.data_to_send())
+        async with asyncio.timeout(10):
+            while not statuses:
+                for event in client.receive_data(await reader.read(65536)):
+                    if isinstance(event, h2.events.ResponseReceived):
+                        statuses.append(dict(event.headers)[b":status"])
+                writer.write(client.data_to_send())
+    finally:
+        writer.close()
+    assert statuses == [b"400"]
+
+
+async def test_a_websocket_message_just_past_64_kib_closes_1009(target: Target) -> None:
+    headers = target.served.auth("bob")
+    url = target.ws_url("/o/acme/ws")
+    async with websockets.connect(url, additional_headers=headers, compression=None) as ws:
+        await ws.send(b"x" * (64 * 1024 + 1))
+        with contextlib.suppress(ConnectionClosed, TimeoutError):
+            async with asyncio.timeout(10):
+                while True:
+                    await ws.recv()
+    assert ws.close_code == 1009
+
+
+async def test_an_early_answer_to_a_body_that_stops_coming_is_not_held(target: Target) -> None:
+    """A client that sends a byte of its body and stops gets its answer in a moment,
+    not after the whole body time limit, and is told the connection closes."""
+    reader, writer = await asyncio.open_connection(*target.address)
+    started = asyncio.get_running_loop().time()
+    try:
+        writer.write(
+            b"POST /api/v1/stories/1/tasks HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        )
+        await writer.drain()
+        head, _ = await asyncio.wait_for(read_response(reader), 10)
+    finally:
+        writer.close()
+    assert head.startswith(b"http/1.1 401")
+    assert b"connection: close" in head
+    assert asyncio.get_running_loop().time() - started < 8  # the idle wait, not 30 s
 
 
 # --- Metrics -------------------------------------------------------------------------

@@ -256,3 +256,17 @@ async def test_bodies_answered_early_never_cost_another_client_a_502(proxied: Pr
                 await proxied.change(http, number // 8)
     assert set(strangers) == {401}
     assert set(bob) == {200}
+
+
+async def test_a_crafted_upgrade_value_is_not_passed_on_for_another_path(
+    proxied: Proxied,
+) -> None:
+    """The proxy's rule reads the path and the Upgrade value together: a value that
+    looks like a WebSocket route's path must not make /healthz an upgrade."""
+    received = await raw_exchange(
+        proxied.url,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+        b"Upgrade: websocket /api/v1/ws/tasks\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    assert received.split(b"\r\n", 1)[0].split()[:2] == [b"HTTP/1.1", b"200"]

@@ -4,6 +4,8 @@ secret in it), request ids, and X-Forwarded-* believed only from a trusted proxy
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
 import logging
 import re
@@ -14,6 +16,7 @@ import pytest
 import websockets
 
 from app import logs
+from app.server import one_line_for_dropped_connections
 from tests.factories import ServedScene, served_scene
 from tests.redis_server import running_redis
 from tests.server import Server, running_server
@@ -214,3 +217,22 @@ def test_a_process_that_starts_several_apps_writes_each_line_once(capsys) -> Non
             app_log.addHandler(handler)
         app_log.setLevel(before[1])
         app_log.propagate = before[2]
+
+
+def test_only_a_connection_the_kernel_gave_up_on_is_one_quiet_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The loop's handler says "connection dropped" for a timed-out or reset socket, and
+    leaves our own errors (an asyncio time-out has no errno) to the default handler."""
+    loop = asyncio.new_event_loop()
+    try:
+        with caplog.at_level(logging.INFO):
+            dropped = TimeoutError(errno.ETIMEDOUT, "Connection timed out")
+            one_line_for_dropped_connections(loop, {"message": "cb", "exception": dropped})
+            one_line_for_dropped_connections(loop, {"message": "ours", "exception": TimeoutError()})
+    finally:
+        loop.close()
+    quiet = [r for r in caplog.records if "connection dropped" in r.getMessage()]
+    loud = [r for r in caplog.records if r.getMessage() == "ours"]
+    assert len(quiet) == 1 and quiet[0].exc_info is None
+    assert len(loud) == 1 and loud[0].exc_info is not None

@@ -4,9 +4,8 @@ Our WebSockets only send. But Quart queues every message a client sends until th
 handler reads it, with no limit, so a handler that never reads lets any signed-in
 client (a viewer too) fill the server's memory. `send_all` therefore reads alongside
 sending and drops what it reads; past the limits it closes the socket with the code
-that says why. Hypercorn refuses a message past its `websocket_max_message_size` (set
-to MAX_MESSAGE_BYTES in app/server.py) before it is whole; the length check here is
-for a server run without that setting.
+that says why, and waits a moment for the client's own close. A message too big for
+even that (past HYPERCORN_MAX_MESSAGE_BYTES) Hypercorn refuses before it is whole.
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ from collections.abc import AsyncIterable
 from quart import websocket
 
 MAX_MESSAGE_BYTES = 64 * 1024
+# Past this Hypercorn closes with 1009 before the message is whole (app/server.py).
+HYPERCORN_MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_MESSAGES = 100
 PER_SECONDS = 60.0
 
@@ -67,7 +68,8 @@ async def _read_and_drop() -> int:
     arrived: deque[float] = deque()
     while True:
         message = await websocket.receive()
-        if len(message) > MAX_MESSAGE_BYTES:
+        size = len(message.encode()) if isinstance(message, str) else len(message)
+        if size > MAX_MESSAGE_BYTES:
             return MESSAGE_TOO_BIG
         now = time.monotonic()
         arrived.append(now)
