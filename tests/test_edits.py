@@ -81,6 +81,15 @@ def input_value(page: str, name: str) -> str:
     return html.unescape(match.group(1))
 
 
+async def both_editing(sign_in_as, scene: Scene):  # type: ignore[no-untyped-def]
+    """Alice and Bob, each with the first task's edit page open: their clients, the
+    task, the page's path, and the form each page holds."""
+    alice, bob = await sign_in_as(scene.alice), await sign_in_as(scene.bob)
+    task = scene.acme.tasks[0]
+    path = f"/o/acme/tasks/{task.id}/edit"
+    return alice, bob, task, path, await open_edit(alice, path), await open_edit(bob, path)
+
+
 # --- tasks ---------------------------------------------------------------------------
 
 
@@ -95,10 +104,7 @@ async def test_the_edit_page_carries_its_version(sign_in_as, scene: Scene) -> No
 async def test_a_stale_title_is_a_conflict_showing_both_texts(
     db: Database, sign_in_as, scene: Scene
 ) -> None:
-    alice, bob = await sign_in_as(scene.alice), await sign_in_as(scene.bob)
-    task = scene.acme.tasks[0]
-    path = f"/o/acme/tasks/{task.id}/edit"
-    alices, bobs = await open_edit(alice, path), await open_edit(bob, path)
+    alice, bob, task, path, alices, bobs = await both_editing(sign_in_as, scene)
     assert (await save(alice, path, alices, title="Fix the login title")).status_code == 303
 
     answer = await save(bob, path, bobs, title="Bob's other title", description="Bob wrote")
@@ -116,10 +122,7 @@ async def test_a_stale_title_is_a_conflict_showing_both_texts(
 async def test_saving_the_conflict_view_again_applies_the_persons_choice(
     db: Database, sign_in_as, scene: Scene
 ) -> None:
-    alice, bob = await sign_in_as(scene.alice), await sign_in_as(scene.bob)
-    task = scene.acme.tasks[0]
-    path = f"/o/acme/tasks/{task.id}/edit"
-    alices, bobs = await open_edit(alice, path), await open_edit(bob, path)
+    alice, bob, task, path, alices, bobs = await both_editing(sign_in_as, scene)
     await save(alice, path, alices, title="Alice's title")
     conflict = await save(bob, path, bobs, title="Bob's title")
     assert conflict.status_code == 409
@@ -131,10 +134,7 @@ async def test_saving_the_conflict_view_again_applies_the_persons_choice(
 
 
 async def test_changes_to_different_fields_merge(db: Database, sign_in_as, scene: Scene) -> None:
-    alice, bob = await sign_in_as(scene.alice), await sign_in_as(scene.bob)
-    task = scene.acme.tasks[0]
-    path = f"/o/acme/tasks/{task.id}/edit"
-    alices, bobs = await open_edit(alice, path), await open_edit(bob, path)
+    alice, bob, task, path, alices, bobs = await both_editing(sign_in_as, scene)
     await save(alice, path, alices, title="Alice's title")
 
     answer = await save(bob, path, bobs, description="Bob's description")
@@ -149,10 +149,7 @@ async def test_changes_to_different_fields_merge(db: Database, sign_in_as, scene
 async def test_the_same_change_by_both_is_no_conflict(
     db: Database, sign_in_as, scene: Scene
 ) -> None:
-    alice, bob = await sign_in_as(scene.alice), await sign_in_as(scene.bob)
-    task = scene.acme.tasks[0]
-    path = f"/o/acme/tasks/{task.id}/edit"
-    alices, bobs = await open_edit(alice, path), await open_edit(bob, path)
+    alice, bob, task, path, alices, bobs = await both_editing(sign_in_as, scene)
     await save(alice, path, alices, title="Both thought of this", estimate_hours="3")
 
     answer = await save(bob, path, bobs, title="Both thought of this")
@@ -185,10 +182,7 @@ async def test_a_stale_page_without_its_values_clashes_on_every_difference(
 ) -> None:
     """A page that lost its hidden `base-…` fields cannot tell its person's changes from
     others': whatever differs is a conflict rather than an overwrite."""
-    alice, bob = await sign_in_as(scene.alice), await sign_in_as(scene.bob)
-    task = scene.acme.tasks[0]
-    path = f"/o/acme/tasks/{task.id}/edit"
-    alices, bobs = await open_edit(alice, path), await open_edit(bob, path)
+    alice, bob, task, path, alices, bobs = await both_editing(sign_in_as, scene)
     await save(alice, path, alices, description="Alice's words")
     for name in [k for k in bobs if k.startswith("base-")]:
         del bobs[name]

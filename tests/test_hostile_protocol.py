@@ -90,6 +90,15 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 # --- WebSockets: what clients send is read and dropped, within limits -----------------
 
 
+async def until_closed(ws: websockets.ClientConnection, within: float = 10) -> None:
+    """Read (and drop) what the server sends until it closes the socket, or `within`
+    passes; `ws.close_code` then says how it ended (1006 if it did not)."""
+    with contextlib.suppress(ConnectionClosed, TimeoutError):
+        async with asyncio.timeout(within):
+            while True:
+                await ws.recv()
+
+
 @pytest.mark.parametrize("path", WEBSOCKET_ROUTES)
 async def test_a_websocket_message_past_64_kib_closes_1009_and_memory_stays_flat(
     target: Target, path: str
@@ -105,10 +114,7 @@ async def test_a_websocket_message_past_64_kib_closes_1009_and_memory_stays_flat
         with contextlib.suppress(ConnectionClosed):
             for _ in range(20):
                 await ws.send(b"x" * (8 * MiB))
-        with contextlib.suppress(ConnectionClosed, TimeoutError):
-            async with asyncio.timeout(10):
-                while True:
-                    await ws.recv()
+        await until_closed(ws)
     assert ws.close_code == 1009
     grown = target.rss_bytes() - before
     assert grown < 40 * MiB, f"the server grew by {grown / MiB:.0f} MiB"
@@ -123,10 +129,7 @@ async def test_more_than_100_websocket_messages_a_minute_close_1008(
         with contextlib.suppress(ConnectionClosed):
             for number in range(150):
                 await ws.send(f"hello {number}")
-        with contextlib.suppress(ConnectionClosed, TimeoutError):
-            async with asyncio.timeout(10):
-                while True:
-                    await ws.recv()
+        await until_closed(ws)
     assert ws.close_code == 1008
 
 
@@ -136,10 +139,7 @@ async def test_a_compressed_websocket_message_past_64_kib_closes_1009(target: Ta
     async with websockets.connect(url, additional_headers=headers) as ws:
         with contextlib.suppress(ConnectionClosed):
             await ws.send(b"x" * MiB)
-        with contextlib.suppress(ConnectionClosed, TimeoutError):
-            async with asyncio.timeout(10):
-                while True:
-                    await ws.recv()
+        await until_closed(ws)
     assert ws.close_code == 1009
 
 
@@ -326,10 +326,7 @@ async def test_a_websocket_message_just_past_64_kib_closes_1009(target: Target) 
     url = target.ws_url("/o/acme/ws")
     async with websockets.connect(url, additional_headers=headers, compression=None) as ws:
         await ws.send(b"x" * (64 * 1024 + 1))
-        with contextlib.suppress(ConnectionClosed, TimeoutError):
-            async with asyncio.timeout(10):
-                while True:
-                    await ws.recv()
+        await until_closed(ws)
     assert ws.close_code == 1009
 
 

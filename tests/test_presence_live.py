@@ -92,8 +92,20 @@ async def test_many_tabs_count_once_and_the_api_agrees(site: Site) -> None:
         answer = await http.get(url, headers=site.auth("carol"))
         assert answer.status_code == 200
         assert sorted(answer.json()["viewers"], key=lambda v: v["name"]) == [
-            {"userId": str(bob), "name": site.scene.bob.name, "taskId": str(task)},
-            {"userId": str(site.scene.carol.id), "name": site.scene.carol.name, "taskId": None},
+            {
+                "userId": str(bob),
+                "name": site.scene.bob.name,
+                "taskId": str(task),
+                "storyId": None,
+                "editing": False,
+            },
+            {
+                "userId": str(site.scene.carol.id),
+                "name": site.scene.carol.name,
+                "taskId": None,
+                "storyId": None,
+                "editing": False,
+            },
         ]
 
 
@@ -126,7 +138,15 @@ async def test_the_json_stream_sends_the_same_presence(site: Site) -> None:
         "type": "presence",
         "organizationId": str(site.scene.acme.org.id),
         "sprintId": str(site.sprint),
-        "viewers": [{"userId": str(bob), "name": site.scene.bob.name, "taskId": str(task)}],
+        "viewers": [
+            {
+                "userId": str(bob),
+                "name": site.scene.bob.name,
+                "taskId": str(task),
+                "storyId": None,
+                "editing": False,
+            }
+        ],
     }
 
 

@@ -7,10 +7,10 @@ import functools
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from quart import current_app, g, websocket
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app import metrics
 from app.auth.csrf import same_origin_websocket
@@ -62,42 +62,39 @@ async def parse_sprint(org_id: int, value: str | None) -> int | None:
 
 async def parse_task(org_id: int, sprint_id: int | None, value: str | None) -> int | None:
     """`task=<id>`: the stream is a task's page, a task of the stream's sprint."""
-    if value is None or value == "":
-        return None
-    task_id = row_id(value)
-    if task_id is None:
-        raise BadInput(f"“{value[:40]}” is not a task id.")
-    if sprint_id is None:
-        raise BadInput("A task's stream names its sprint too (sprint=).")
-    async with get_db().read() as db:
-        found = await db.scalar(
-            select(Task.id)
-            .join(Story, Story.id == Task.story_id)
-            .where(Task.id == task_id, Task.org_id == org_id, Story.sprint_id == sprint_id)
-        )
-    if found is None:
-        raise NotFound(f"There is no task #{task_id} in this sprint.")
-    return task_id
+    in_sprint = select(Task.id).join(Story, Story.id == Task.story_id)
+    return await _one_of_sprint(org_id, sprint_id, value, "task", Task, in_sprint)
 
 
 async def parse_story(org_id: int, sprint_id: int | None, value: str | None) -> int | None:
     """`story=<id>`: the stream is a story's edit page, a story of the stream's sprint."""
+    return await _one_of_sprint(org_id, sprint_id, value, "story", Story, select(Story.id))
+
+
+async def _one_of_sprint(
+    org_id: int,
+    sprint_id: int | None,
+    value: str | None,
+    what: str,
+    model: type[Task] | type[Story],
+    query: Select[Any],
+) -> int | None:
+    """The id in `value` (None when there is none), of a `what` of the organization in
+    the stream's sprint (`query` selects its id, joined to its story)."""
     if value is None or value == "":
         return None
-    story_id = row_id(value)
-    if story_id is None:
-        raise BadInput(f"“{value[:40]}” is not a story id.")
+    found_id = row_id(value)
+    if found_id is None:
+        raise BadInput(f"“{value[:40]}” is not a {what} id.")
     if sprint_id is None:
-        raise BadInput("A story's stream names its sprint too (sprint=).")
+        raise BadInput(f"A {what}'s stream names its sprint too (sprint=).")
     async with get_db().read() as db:
         found = await db.scalar(
-            select(Story.id).where(
-                Story.id == story_id, Story.org_id == org_id, Story.sprint_id == sprint_id
-            )
+            query.where(model.id == found_id, model.org_id == org_id, Story.sprint_id == sprint_id)
         )
     if found is None:
-        raise NotFound(f"There is no story #{story_id} in this sprint.")
-    return story_id
+        raise NotFound(f"There is no {what} #{found_id} in this sprint.")
+    return found_id
 
 
 async def parse_where(org_id: int, sprint_id: int | None, args: Mapping[str, str]) -> Where:

@@ -67,7 +67,7 @@ class EditConflict(Refusal):
     def __init__(
         self, what: str, conflicts: Sequence[FieldConflict], version: int, current: Values
     ) -> None:
-        names = ", ".join(label(c.name) for c in conflicts)
+        names = labels([c.name for c in conflicts])
         super().__init__(
             f"Someone else changed the {names} of this {what} since you opened it. "
             "Nothing was saved: compare, then save again to keep your text."
