@@ -24,6 +24,7 @@ from app.db import Database
 from app.edge import Edge
 from app.errors import PreconditionFailed, Refusal
 from app.inputs import Request, RowIdConverter
+from app.outages import RETRY_AFTER_SECONDS, Cause, OncePerMinute, cause_of
 from app.server import tune_garbage_collector
 
 log = logging.getLogger(__name__)
@@ -78,14 +79,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     app.asgi_app = Edge(  # type: ignore[method-assign, assignment]
         app.asgi_app, max_body_bytes=MAX_BODY_BYTES, body_seconds=settings.body_seconds
     )  # outermost: it sees the request as the server parsed it
-    _register_blueprints(app)
+    outages = OncePerMinute()  # the log's memory of what it said of an outage, and when
+    _register_blueprints(app, outages)
     _register_request_hooks(app)
-    _register_error_handlers(app)
+    _register_error_handlers(app, outages)
     _register_lifecycle(app, settings)
     return app
 
 
-def _register_blueprints(app: Quart) -> None:
+def _register_blueprints(app: Quart, outages: OncePerMinute) -> None:
     from app.account import bp as account_bp
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
@@ -106,8 +108,12 @@ def _register_blueprints(app: Quart) -> None:
         try:
             async with db.read() as session:
                 await session.execute(text("SELECT 1"))
-        except Exception:  # any failure means "not ok"; the reason goes to the log
-            log.exception("health check: database")
+        except Exception as error:  # any failure means "not ok"; the reason goes to the log
+            cause = cause_of(error)
+            if cause is None:
+                log.exception("health check: database")
+            else:  # said once a minute, not at every check of the load balancer
+                outages.note(cause, error)
             database = "down"
         broker = app.extensions["live"].broker
         # "memory" in one process; "ok" or "down" for Redis.
@@ -159,9 +165,10 @@ def _wants_json() -> bool:
     return path.startswith("/api/") or path == "/openapi.json" or is_stream_path(path)
 
 
-def _register_error_handlers(app: Quart) -> None:
+def _register_error_handlers(app: Quart, outages: OncePerMinute) -> None:
     from app.auth.guards import connection, login_redirect
     from app.errors import Unauthenticated
+    from app.web import is_htmx
 
     async def answer(status: int, code: str, message: str, **more: Any) -> Any:
         """The refusal in the asker's terms: a plain answer to a WebSocket handshake
@@ -222,8 +229,25 @@ def _register_error_handlers(app: Quart) -> None:
         message = message or "Something went wrong."
         return await answer(status, (error.name or "error").lower().replace(" ", "_"), message)
 
+    async def unavailable(cause: Cause) -> Any:
+        """503, Retry-After and the cause's sentence: in the API's shape, as a line on
+        the page an htmx request came from (its flash region), or as the error page."""
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        if has_websocket_context() or _wants_json() or not is_htmx():
+            answer_ = await answer(503, "unavailable", cause.sentence)
+            response = await app.make_response(answer_)
+        else:
+            page = await render_template("errors/_unavailable.html", cause=cause)
+            response = await app.make_response((page, 503))
+        response.headers.update(headers)
+        return response
+
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Any:
+        cause = cause_of(error)
+        if cause is not None:  # not ours: the database is away, or its disk full
+            outages.note(cause, error)
+            return await unavailable(cause)
         method = "WEBSOCKET" if has_websocket_context() else request.method
         log.exception("unhandled error on %s %s", method, connection().path)
         if _wants_json() or has_websocket_context():

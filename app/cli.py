@@ -9,6 +9,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -111,6 +112,22 @@ def demo(if_empty: bool) -> None:
 
 def _progress(message: str) -> None:
     click.echo(message, err=True)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="replace PATH if it exists")
+def backup(path: Path, force: bool) -> None:
+    """Copy the SQLite database to PATH while the server runs (checked before it says so).
+
+    On PostgreSQL, use pg_dump (this says how and exits 1)."""
+    from app.backup import back_up, describe, sqlite_path
+
+    try:
+        made = back_up(sqlite_path(settings().database_url), path, replace=force, say=_progress)
+    except Refusal as refusal:
+        raise click.ClickException(refusal.message) from None
+    click.echo(f"backed up to {describe(made)}")
 
 
 @cli.group()

@@ -16,6 +16,7 @@ from app.events.log import EVENT_TYPES
 from app.live import presence
 from app.live.presence import Seen
 from app.models import Role, Story, Task, TaskStatus
+from app.outages import cause_of
 from app.tasks.burndown import plot
 from app.tasks.lifecycle import RULES, Action, actions_from
 from app.timefmt import ago, iso
@@ -111,8 +112,13 @@ def install_template_helpers(app: Quart) -> None:
         user = g.get("user")
         if user is None or is_htmx():
             return {"memberships": []}
-        async with get_db().read() as db:
-            return {"memberships": list(await memberships_of(db, user.id))}
+        try:
+            async with get_db().read() as db:
+                return {"memberships": list(await memberships_of(db, user.id))}
+        except Exception as error:
+            if cause_of(error) is None:
+                raise
+            return {"memberships": []}  # the page saying "saving is paused" still shows
 
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -108,7 +108,7 @@ async def test_a_websocket_message_past_64_kib_closes_1009_and_memory_stays_flat
     # Uncompressed: what is measured is what the server keeps (with permessage-deflate
     # it also inflates each frame before it can count it: see docs/security.md).
     async with websockets.connect(
-        target.ws_url(path), additional_headers=headers, compression=None
+        target.ws_url(path), additional_headers=headers, compression=None, close_timeout=2
     ) as ws:
         # 20 × 8 MiB: before the rule each was queued in full until the socket closed.
         with contextlib.suppress(ConnectionClosed):

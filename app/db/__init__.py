@@ -40,6 +40,8 @@ from app.errors import NotFound
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+CONNECT_SECONDS = 5.0  # PostgreSQL: give up connecting after this
+STATEMENT_SECONDS = 8.0  # ... and waiting for a statement's answer
 # In a write session's `info`: the identity changes it logged (app.auth.identities).
 IDENTITY_CHANGES = "identity_changes"
 
@@ -135,7 +137,13 @@ class Database:
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
         else:
             self.read_engine = create_async_engine(
-                url, pool_size=10, max_overflow=20, pool_pre_ping=True
+                url,
+                pool_size=10,
+                max_overflow=20,
+                pool_pre_ping=True,
+                # While the server is away a request must still be answered (503) within
+                # 10 s, also when its packets vanish instead of being refused.
+                connect_args={"timeout": CONNECT_SECONDS, "command_timeout": STATEMENT_SECONDS},
             )
             self.write_engine = self.read_engine
             self.checkpointer = None
