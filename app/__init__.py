@@ -24,7 +24,8 @@ from app.db import Database
 from app.edge import Edge
 from app.errors import PreconditionFailed, Refusal
 from app.inputs import Request, RowIdConverter
-from app.outages import RETRY_AFTER_SECONDS, Cause, OncePerMinute, cause_of
+from app.outages import RETRY_AFTER_SECONDS, Cause, cause_of, log_failure
+from app.outages import note as note_outage
 from app.server import tune_garbage_collector
 
 log = logging.getLogger(__name__)
@@ -79,15 +80,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     app.asgi_app = Edge(  # type: ignore[method-assign, assignment]
         app.asgi_app, max_body_bytes=MAX_BODY_BYTES, body_seconds=settings.body_seconds
     )  # outermost: it sees the request as the server parsed it
-    outages = OncePerMinute()  # the log's memory of what it said of an outage, and when
-    _register_blueprints(app, outages)
+    _register_blueprints(app)
     _register_request_hooks(app)
-    _register_error_handlers(app, outages)
+    _register_error_handlers(app)
     _register_lifecycle(app, settings)
     return app
 
 
-def _register_blueprints(app: Quart, outages: OncePerMinute) -> None:
+def _register_blueprints(app: Quart) -> None:
     from app.account import bp as account_bp
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
@@ -109,11 +109,8 @@ def _register_blueprints(app: Quart, outages: OncePerMinute) -> None:
             async with db.read() as session:
                 await session.execute(text("SELECT 1"))
         except Exception as error:  # any failure means "not ok"; the reason goes to the log
-            cause = cause_of(error)
-            if cause is None:
-                log.exception("health check: database")
-            else:  # said once a minute, not at every check of the load balancer
-                outages.note(cause, error)
+            # (once a minute when the database is away, not at every load balancer check)
+            log_failure(log, "health check: database", error)
             database = "down"
         broker = app.extensions["live"].broker
         # "memory" in one process; "ok" or "down" for Redis.
@@ -165,7 +162,7 @@ def _wants_json() -> bool:
     return path.startswith("/api/") or path == "/openapi.json" or is_stream_path(path)
 
 
-def _register_error_handlers(app: Quart, outages: OncePerMinute) -> None:
+def _register_error_handlers(app: Quart) -> None:
     from app.auth.guards import connection, login_redirect
     from app.errors import Unauthenticated
     from app.web import is_htmx
@@ -246,7 +243,7 @@ def _register_error_handlers(app: Quart, outages: OncePerMinute) -> None:
     async def unexpected(error: Exception) -> Any:
         cause = cause_of(error)
         if cause is not None:  # not ours: the database is away, or its disk full
-            outages.note(cause, error)
+            note_outage(cause, error)
             return await unavailable(cause)
         method = "WEBSOCKET" if has_websocket_context() else request.method
         log.exception("unhandled error on %s %s", method, connection().path)

@@ -110,3 +110,21 @@ class OncePerMinute:
             refused,
             f"{type(error).__name__}: {error}"[:300],
         )
+
+
+_said = OncePerMinute()  # one per process, like the log it writes to
+
+
+def note(cause: Cause, error: BaseException) -> None:
+    """A request refused, or a background round skipped, because of `cause`."""
+    _said.note(cause, error)
+
+
+def log_failure(logger: logging.Logger, what: str, error: BaseException) -> None:
+    """`what` failed with `error`: said once a minute if the database is away (whatever
+    failed retries by itself), else in full, with its traceback."""
+    cause = cause_of(error)
+    if cause is None:
+        logger.error(what, exc_info=error)
+    else:
+        note(cause, error)

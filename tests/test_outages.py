@@ -116,6 +116,7 @@ async def test_postgresql_going_away_is_503_and_nothing_is_lost(
                 stop.set()
                 await asyncio.gather(*running)
             assert server.process.poll() is None, "the server exited"
+            logged = "".join(server.log)
 
             db = Database(url)
             try:
@@ -140,6 +141,9 @@ async def test_postgresql_going_away_is_503_and_nothing_is_lost(
     assert len(seen) == len(set(seen)), "an event came twice"
     first = seen[0]
     assert seen == list(range(first, newest + 1)), "an event was missed"
+    # The log says it once (a minute), not a traceback per refused request.
+    assert logged.count("database_unreachable: answering 503") == 1, logged[-3000:]
+    assert "Traceback" not in logged, logged[logged.index("Traceback") - 400 :][:3000]
     health, page, htmx = during
     assert health == (503, "down")
     assert page[0] == 503 and page[1] and Cause.UNREACHABLE.sentence in page[2]

@@ -39,6 +39,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.db import IDENTITY_CHANGES, Base, Database, table_of, utcnow
 from app.models import IdentityChange
+from app.outages import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +267,9 @@ class Identities:
     def _done_reading(self, task: asyncio.Task[None]) -> None:
         if self._reading is task:
             self._reading = None
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("could not read the identity change log: %s", task.exception())
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            log_failure(log, "could not read the identity change log", error)
 
     async def _read_log(self) -> None:
         began = self.clock()

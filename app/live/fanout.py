@@ -26,6 +26,7 @@ from app.events.log import last_event_id, newest_event_ids
 from app.live.presence import Presence, Seen
 from app.live.render import Renderer
 from app.models import TaskEvent
+from app.outages import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +177,8 @@ class LiveUpdates:
                 await self._check_log()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database may be briefly away; the next round retries
-                log.exception("checking the event log failed")
+            except Exception as error:  # the database may be briefly away: the next round
+                log_failure(log, "checking the event log failed", error)  # retries
 
     async def _beat(self) -> None:
         while True:
@@ -239,8 +240,8 @@ class LiveUpdates:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database may be briefly unreachable: retry, never die
-                log.exception("fan-out for organization %s failed; retrying", org_id)
+            except Exception as error:  # the database may be briefly away: retry, never die
+                log_failure(log, f"fan-out for organization {org_id} failed; retrying", error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.events.hub import Hub, Notice
+from app.outages import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -335,8 +336,8 @@ class Presence:
                     await self._send(key)
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # a render failed: the next change sends it again
-                    log.exception("sending presence for sprint %s failed", key)
+                except Exception as error:  # a render failed: the next change sends it again
+                    log_failure(log, f"sending presence for sprint {key} failed", error)
 
     async def _send(self, key: Key) -> None:
         local = self.table.local(key)
