@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.accounts import DEV_ISSUER
 from app.db import Database, table_of, utcnow
+from app.events.types import EventType
 from app.models import Membership, Organization, Role, Sprint, SprintStatus, Task, TaskEvent, User
 from app.tasks.editing import CriterionFields, StoryFields, TaskFields, create_story, create_task
 from app.tasks.lifecycle import Action, change_task
@@ -251,7 +252,7 @@ async def _spread_over_the_sprint(session: AsyncSession, org: Organization, spri
             select(TaskEvent).where(TaskEvent.org_id == org.id).order_by(TaskEvent.id)
         )
     )
-    planned = [e for e in events if e.type in ("story_created", "task_created")]
+    planned = [e for e in events if e.type in (EventType.STORY_CREATED, EventType.TASK_CREATED)]
     work = [e for e in events if e not in planned]
     eve = dt.datetime.combine(sprint.start_date, dt.time(8), dt.UTC) - dt.timedelta(days=1)
     first = dt.datetime.combine(sprint.start_date, dt.time(9, 30), dt.UTC)
@@ -271,7 +272,7 @@ async def _spread_over_the_sprint(session: AsyncSession, org: Organization, spri
         mine = [e for e in events if e.task_id == task.id]
         task.created_at = when[mine[0].id]
         task.updated_at = when[mine[-1].id]
-        taken = [e for e in mine if e.type == "ownership_taken"]
+        taken = [e for e in mine if e.type == EventType.OWNERSHIP_TAKEN]
         done = [e for e in mine if e.new_status == "completed"]
         task.owned_at = when[taken[-1].id] if task.owner_id else None
         task.completed_at = when[done[-1].id] if done else None

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.accounts import member_access
 from app.auth.csrf import csrf_token
 from app.db import get_db
-from app.events.log import EVENT_TYPES
+from app.events.types import EventType
 from app.live import presence
 from app.live.presence import Seen
+from app.live.streams import RESET
 from app.models import Role, Story, Task, TaskStatus
 from app.outages import cause_of
 from app.tasks.burndown import plot
@@ -79,7 +80,7 @@ def live_page(cursor: int, sprint_id: int | None) -> dict[str, Any]:
     return {
         "event_id": cursor,
         "transport": "ws" if request.args.get("transport") == "ws" else "sse",
-        "live_event_types": ",".join((*EVENT_TYPES, presence.EVENT)),
+        "live_event_types": ",".join((*EventType, RESET, presence.EVENT)),
         "presence_listed": presence.listed(others),
         "presence_total": len(others),
         "viewing": viewing,
@@ -94,6 +95,7 @@ def install_template_helpers(app: Quart) -> None:
         RULES=RULES,
         Action=Action,
         TaskStatus=TaskStatus,
+        EventType=EventType,
         Role=Role,
         plot=plot,
     )

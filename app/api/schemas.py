@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.events.types import EventType
+
 StatusValue = Literal["available", "owned", "inprogress", "completed"]
 
 
@@ -139,7 +141,7 @@ class ActionResult(BaseModel):
 class EventOut(BaseModel):
     id: int
     organization_id: str
-    type: str
+    type: EventType
     task_id: str | None
     story_id: str | None
     sprint_id: str | None

@@ -9,7 +9,7 @@ from quart import websocket
 
 from app.api import bp
 from app.live.inbound import send_all
-from app.live.streams import live_updates, messages, open_websocket
+from app.live.streams import RESET, live_updates, messages, open_websocket
 
 
 @bp.websocket("/ws/tasks")
@@ -28,9 +28,7 @@ async def task_events() -> Any:
             live_updates(),
             opening,
             frame=lambda f: f.json_text,
-            reset=lambda newest: json.dumps(
-                {"id": newest, "organization_id": org, "type": "reset"}
-            ),
+            reset=lambda newest: json.dumps({"id": newest, "organization_id": org, "type": RESET}),
             notice=lambda n: n.json_text,
         )
     )

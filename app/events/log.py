@@ -9,20 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from app.db import table_of, utcnow
+from app.events.types import EventType
 from app.models import Organization, Story, Task, TaskEvent
-
-# Every type of event the log holds (and the live stream names in its `event:` field).
-EVENT_TYPES = (
-    "ownership_taken",
-    "ownership_released",
-    "status_changed",
-    "task_created",
-    "task_updated",
-    "story_created",
-    "story_updated",
-    "reset",
-)
-
 
 # Every change runs these two, so they are built once, on the tables rather than the
 # mapped classes (the ORM's bulk-update and unit-of-work paths cost more than the SQL).
@@ -51,7 +39,7 @@ async def next_event_id(session: AsyncSession, org_id: int) -> int:
 async def append_event(
     session: AsyncSession,
     *,
-    type: str,
+    type: EventType,
     task: Task,
     actor_id: int | None,
     old_status: str | None = None,
@@ -85,7 +73,7 @@ async def append_event(
 async def append_story_event(
     session: AsyncSession,
     *,
-    type: str,
+    type: EventType,
     story: Story,
     actor_id: int | None,
     fields: Sequence[str] = (),

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import Database
 from app.events.hub import Frame, Notice
 from app.events.serialize import event_json
+from app.events.types import EventType
 from app.live import presence, sse
 from app.live.presence import Key, Seen
 from app.models import Organization, Sprint, Task, TaskEvent, TaskStatus
@@ -51,12 +52,12 @@ def compact(html: str) -> str:
 
 # What a teammate did, by event type (status changes are worded by their statuses).
 _DID = {
-    "ownership_taken": "took",
-    "ownership_released": "released",
-    "task_created": "added",
-    "task_updated": "edited",
-    "story_created": "added the story",
-    "story_updated": "edited the story",
+    EventType.OWNERSHIP_TAKEN: "took",
+    EventType.OWNERSHIP_RELEASED: "released",
+    EventType.TASK_CREATED: "added",
+    EventType.TASK_UPDATED: "edited",
+    EventType.STORY_CREATED: "added the story",
+    EventType.STORY_UPDATED: "edited the story",
 }
 
 
@@ -64,8 +65,9 @@ def toast_text(event: TaskEvent) -> str:
     """ "Bob took “Write API tests”", in the words a teammate would use."""
     who = event.actor.first_name if event.actor else "Someone"
     title = f"“{event.title}”"
-    if event.type in _DID:
-        return f"{who} {_DID[event.type]} {title}"
+    did = _DID.get(EventType(event.type))
+    if did is not None:
+        return f"{who} {did} {title}"
     if event.new_status == TaskStatus.COMPLETED.value:
         return f"{who} completed {title}"
     if event.new_status == TaskStatus.OWNED.value and event.old_status == "inprogress":
@@ -77,7 +79,7 @@ def toast_text(event: TaskEvent) -> str:
 def change_text(event: TaskEvent) -> str:
     """What an edit page says of someone else's change: "Bob changed the title and
     estimate" for an edit, the toast's words for the rest."""
-    if event.fields and event.type in ("task_updated", "story_updated"):
+    if event.fields and EventType(event.type).is_edit:
         who = event.actor.first_name if event.actor else "Someone"
         return f"{who} changed the {labels(event.fields.split(','))}"
     return toast_text(event)

@@ -26,6 +26,9 @@ from app.live.presence import BOARD, Where
 from app.models import Sprint, Story, Task
 
 T = TypeVar("T")
+# The stream's own message (not an event of the log) that says "too much was missed to
+# replay: reload once".
+RESET = "reset"
 
 
 def live_updates() -> LiveUpdates:
@@ -300,7 +303,7 @@ class SseEncoding:
         return self.encode(sse.comment("keep-alive"))
 
     def reset(self, newest: int) -> bytes:
-        return self.encode(sse.encode(data="reset", event="reset", id=newest))
+        return self.encode(sse.encode(data=RESET, event=RESET, id=newest))
 
     def closing(self, reason: str) -> bytes:
         return self.encode(sse.retry(comeback_ms(reason)))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.events.types import EventType
 from app.models import Sprint, Story, Task, TaskEvent, TaskStatus
 from app.timefmt import local_today, zone
 
@@ -30,7 +31,7 @@ def moves(event_type: str, old_status: str | None, new_status: str | None) -> tu
     going back, should the life cycle ever allow it) puts one back. Everything else
     (taking, starting, pausing, giving up, editing) leaves both where they were.
     """
-    if event_type == "task_created":
+    if event_type == EventType.TASK_CREATED:
         return (0, 1) if new_status == DONE else (1, 1)
     was_done, is_done = old_status == DONE, new_status == DONE
     if is_done and not was_done:
@@ -161,7 +162,7 @@ _MOVES = (
         TaskEvent.sprint_id == bindparam("sprint_id"),
         TaskEvent.created_at >= bindparam("since"),
         or_(
-            TaskEvent.type == "task_created",
+            TaskEvent.type == EventType.TASK_CREATED,
             TaskEvent.old_status == DONE,
             TaskEvent.new_status == DONE,
         ),
@@ -202,7 +203,7 @@ _ALL_MOVES = (
         TaskEvent.org_id == bindparam("org_id"),
         TaskEvent.sprint_id.is_not(None),
         or_(
-            TaskEvent.type == "task_created",
+            TaskEvent.type == EventType.TASK_CREATED,
             TaskEvent.old_status == DONE,
             TaskEvent.new_status == DONE,
         ),

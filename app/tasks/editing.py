@@ -14,6 +14,7 @@ from app.auth.accounts import require_contributor, require_owner
 from app.db import find_in_org, utcnow
 from app.errors import Invalid
 from app.events.log import append_event, append_story_event
+from app.events.types import EventType
 from app.inputs import whole_number
 from app.models import AcceptanceCriterion, Role, Sprint, Story, Task, TaskEvent, User
 from app.tasks.merging import EditConflict, FieldConflict, Opened, merge
@@ -142,7 +143,7 @@ async def create_task(
     set_committed_value(task, "owner", None)
     event = await append_event(
         session,
-        type="task_created",
+        type=EventType.TASK_CREATED,
         task=task,
         actor_id=actor.id,
         new_status=task.status,
@@ -206,7 +207,7 @@ async def update_task(
     await session.flush()
     return await append_event(
         session,
-        type="task_updated",
+        type=EventType.TASK_UPDATED,
         task=task,
         actor_id=actor.id,
         old_status=task.status,
@@ -238,7 +239,7 @@ async def _conflicts(
     """Each clashing field with who changed it last and when, from the event log."""
     rows = await session.scalars(
         select(TaskEvent)
-        .where(which, TaskEvent.type.in_(("task_updated", "story_updated")))
+        .where(which, TaskEvent.type.in_([t for t in EventType if t.is_edit]))
         .order_by(TaskEvent.id.desc())
         .limit(200)
     )
@@ -288,7 +289,7 @@ async def create_story(
     set_committed_value(story, "criteria", [])
     _add_criteria(story, fields.criteria)
     await session.flush()
-    await append_story_event(session, type="story_created", story=story, actor_id=actor.id)
+    await append_story_event(session, type=EventType.STORY_CREATED, story=story, actor_id=actor.id)
     return story
 
 
@@ -371,7 +372,11 @@ async def update_story(
     story.updated_at = utcnow()
     await session.flush()
     return await append_story_event(
-        session, type="story_updated", story=story, actor_id=actor.id, fields=[*changes, *added]
+        session,
+        type=EventType.STORY_UPDATED,
+        story=story,
+        actor_id=actor.id,
+        fields=[*changes, *added],
     )
 
 

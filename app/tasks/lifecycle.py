@@ -22,6 +22,7 @@ from app.auth.accounts import member_access, require_contributor
 from app.db import find_in_org, table_of, utcnow
 from app.errors import Conflict, NotFound
 from app.events.log import append_event
+from app.events.types import EventType
 from app.models import Role, Story, Task, TaskEvent, TaskStatus, User
 from app.timefmt import ago
 
@@ -48,7 +49,7 @@ class Rule:
     sources: frozenset[TaskStatus]
     target: TaskStatus
     owner_only: bool
-    event_type: str
+    event_type: EventType
     button: str  # what the button says
     past: str  # "took", for messages and toasts
     key: str  # its one-key shortcut on a focused card (aria-keyshortcuts)
@@ -58,22 +59,28 @@ class Rule:
 # belong to the browser and to screen readers.
 RULES: dict[Action, Rule] = {
     Action.TAKE: Rule(
-        frozenset({AVAILABLE}), OWNED, False, "ownership_taken", "I'm on it", "took", "t"
+        frozenset({AVAILABLE}), OWNED, False, EventType.OWNERSHIP_TAKEN, "I'm on it", "took", "t"
     ),
     Action.START: Rule(
-        frozenset({OWNED}), INPROGRESS, True, "status_changed", "Start", "started", "s"
+        frozenset({OWNED}), INPROGRESS, True, EventType.STATUS_CHANGED, "Start", "started", "s"
     ),
     Action.PAUSE: Rule(
-        frozenset({INPROGRESS}), OWNED, True, "status_changed", "Pause", "paused", "p"
+        frozenset({INPROGRESS}), OWNED, True, EventType.STATUS_CHANGED, "Pause", "paused", "p"
     ),
     Action.COMPLETE: Rule(
-        frozenset({OWNED, INPROGRESS}), COMPLETED, True, "status_changed", "Done", "completed", "d"
+        frozenset({OWNED, INPROGRESS}),
+        COMPLETED,
+        True,
+        EventType.STATUS_CHANGED,
+        "Done",
+        "completed",
+        "d",
     ),
     Action.RELEASE: Rule(
         frozenset({OWNED, INPROGRESS}),
         AVAILABLE,
         True,
-        "ownership_released",
+        EventType.OWNERSHIP_RELEASED,
         "Give up",
         "released",
         "g",
