@@ -63,6 +63,7 @@ class LifeCycle(RuleBasedStateMachine):
         self.scene = self.run(build_scene(self.db))
         self.org_id = self.scene.acme.org.id
         self.model = {t.id: ("available", None) for t in self.scene.acme.tasks[:3]}
+        self.released: set[int] = set()  # given up at least once: the estimate went with it
         self.changes = 0
         self.ids = {p: self.scene.people[p].id for p in PEOPLE}
 
@@ -103,6 +104,8 @@ class LifeCycle(RuleBasedStateMachine):
             )
             return
         assert not isinstance(outcome, type), f"{who} {action} on {status}/{owner} succeeded"
+        if action is Action.RELEASE:
+            self.released.add(task_id)
         self.model[task_id] = outcome
         self.changes += 1
 
@@ -131,7 +134,10 @@ class LifeCycle(RuleBasedStateMachine):
             assert (task.status == "available") == (task.owner_id is None)
             assert (task.status == "completed") == (task.completed_at is not None)
             if task.status == "available":
-                assert task.owned_at is None and task.estimate_hours in (None, 2)
+                assert task.owned_at is None
+            # The scene's tasks start with a 2 h estimate; giving a task up clears it
+            # (and nothing here sets it again).
+            assert task.estimate_hours == (None if task.id in self.released else 2)
         # Two story and six task creations, then exactly one per successful change, no gaps.
         assert ids == list(range(1, last + 1))
         assert len(ids) == 8 + self.changes
