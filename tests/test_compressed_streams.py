@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from werkzeug.http import parse_accept_header
 
 from app.events.compress import GZIP_HEADER, deflated, wants_gzip
 from app.live import sse
@@ -146,9 +147,11 @@ async def test_two_streams_are_sent_the_same_compressed_bytes_for_an_event(
         ("x-gzip", {}, True),
         ("gzip;q=0.2", {}, True),
         ("gzip;q=nonsense", {}, False),
+        ("GZIP", {}, True),
+        ("x-gzip;q=0, *", {}, False),
     ],
 )
 def test_gzip_is_sent_to_whoever_accepts_it_and_did_not_opt_out(
     accept: str, args: dict[str, str], gzip: bool
 ) -> None:
-    assert wants_gzip(accept, args) is gzip
+    assert wants_gzip(parse_accept_header(accept), args) is gzip

@@ -32,6 +32,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 
+from werkzeug.datastructures import Accept
+
 LEVEL = 9  # each message is compressed once per instance: spend the CPU on the ratio
 
 # Magic, deflate, no flags, no time, no extra flags, "unknown" operating system.
@@ -45,25 +47,14 @@ def deflated(message: bytes) -> bytes:
     return compressor.compress(message) + compressor.flush(zlib.Z_FULL_FLUSH)
 
 
-def wants_gzip(accept_encoding: str, args: Mapping[str, str]) -> bool:
+def wants_gzip(accepted: Accept, args: Mapping[str, str]) -> bool:
     """Whether to send this request's stream gzip-compressed: the client accepts gzip
-    (its `Accept-Encoding`: by name, or by `*` when gzip is not named, with a q above 0)
-    and did not ask for `?nocompress=1`."""
+    (`request.accept_encodings`, Werkzeug's reading of `Accept-Encoding`: gzip by name,
+    or x-gzip by name, or `*` with neither named; with a q above 0) and did not ask for
+    `?nocompress=1`."""
     if args.get("nocompress") == "1":
         return False
-    offered: dict[str, float] = {}
-    for part in accept_encoding.lower().split(","):
-        coding, *params = part.split(";")
-        q = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0  # a weight we cannot read offers nothing
-        offered[coding.strip()] = q
-    for coding in ("gzip", "x-gzip", "*"):
-        if coding in offered:
-            return offered[coding] > 0
-    return False
+    named = {value.lower() for value, _q in accepted}
+    if "x-gzip" in named and "gzip" not in named:
+        return accepted.quality("x-gzip") > 0
+    return accepted.quality("gzip") > 0

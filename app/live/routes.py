@@ -25,9 +25,7 @@ async def events(org: str) -> Any:
     """Stream the organization's events as HTML fragments; resume from a cursor.
     gzip-compressed when the client accepts it (browsers do) unless `?nocompress=1`."""
     opening = await open_stream(org, request.args, request.headers.get("Last-Event-ID"))
-    encoding = (
-        GZIP if wants_gzip(request.headers.get("Accept-Encoding", ""), request.args) else PLAIN
-    )
+    encoding = GZIP if wants_gzip(request.accept_encodings, request.args) else PLAIN
     headers = {
         "Content-Type": "text/event-stream; charset=utf-8",
         "Cache-Control": "no-cache",
