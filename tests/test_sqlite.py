@@ -11,10 +11,12 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+import sqlalchemy
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.db import Database, sqlite_engine
+from app.db.sqlite import WRITTEN_FOR
 from tests.conftest import ON_POSTGRES
 
 pytestmark = pytest.mark.skipif(ON_POSTGRES, reason="SQLite itself")
@@ -166,3 +168,15 @@ async def test_a_failed_write_is_not_tried_again(note_db) -> None:  # type: igno
     assert await count_notes(db) == 0
     await db.write(lambda s: s.execute(text("INSERT INTO note VALUES ('after')")))
     assert await count_notes(db) == 1  # and the writer is usable afterwards
+
+
+def test_the_driver_runs_on_the_sqlalchemy_it_was_written_for() -> None:
+    """app/db/sqlite.py subclasses SQLAlchemy's asyncio adapter and overrides its private
+    hooks. A new minor release may rename or reshape them without notice: when this
+    fails, read the adapter's changes, mend the driver, then move WRITTEN_FOR and the
+    pin in pyproject.toml together."""
+    running = tuple(int(part) for part in sqlalchemy.__version__.split(".")[:2])
+    assert running == WRITTEN_FOR, (
+        f"SQLAlchemy {sqlalchemy.__version__} is not the {WRITTEN_FOR[0]}.{WRITTEN_FOR[1]} "
+        "that app/db/sqlite.py is written against"
+    )

@@ -50,6 +50,12 @@ BUSY_SECONDS = 30.0
 _SQLITE_BUSY = 5
 
 
+# The SQLAlchemy minor this driver is written against: it overrides underscore hooks of
+# the asyncio adapter (`_aenter_cursor`, `_rows`), which a minor release may change.
+# tests/test_sqlite.py fails on any other; pyproject.toml pins it.
+WRITTEN_FOR = (2, 1)
+
+
 class InlineCursor(AsyncAdapt_dbapi_cursor):
     """sqlite3's cursor, called directly in SQLAlchemy's greenlet: no await per statement.
 
