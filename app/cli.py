@@ -23,7 +23,11 @@ T = TypeVar("T")
 
 
 def settings() -> Settings:
-    return Settings.from_env()
+    """The environment's settings; one that cannot be read is the command's one-line error."""
+    try:
+        return Settings.from_env()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def run_db(work: Callable[[Database], Awaitable[T]]) -> T:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///instance/sprintboard.db"
 
@@ -15,63 +17,109 @@ class ConfigError(Exception):
     """A setting is missing or unsafe; the message is one line for the operator."""
 
 
-@dataclass
-class Settings:
-    """Everything the app reads from its environment, in one place."""
+class Environment(BaseSettings):
+    """The environment variables the app reads (the README's "Configuration"), each
+    with its default; an empty variable counts as unset."""
 
-    env: str = "production"
-    database_url: str = DEFAULT_DATABASE_URL
-    redis_url: str | None = None
-    secret_key: str | None = None
-    oidc_issuer: str | None = None
-    oidc_client_id: str | None = None
-    oidc_client_secret: str | None = None
-    base_url: str = "http://127.0.0.1:8000"
-    port: int = 8000
-    max_streams_per_user: int = 16
-    replay_window: int = 1000
-    heartbeat_seconds: float = 15.0
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
+
+    env: str = Field("production", validation_alias="SPRINTBOARD_ENV")
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+    secret_key: str | None = Field(None, validation_alias="SECRET_KEY")
+    oidc_issuer: str | None = Field(None, validation_alias="OIDC_ISSUER")
+    oidc_client_id: str | None = Field(None, validation_alias="OIDC_CLIENT_ID")
+    oidc_client_secret: str | None = Field(None, validation_alias="OIDC_CLIENT_SECRET")
+    base_url: str = Field("http://127.0.0.1:8000", validation_alias="BASE_URL")
+    port: int = Field(8000, validation_alias="PORT")
+    max_streams_per_user: int = Field(16, validation_alias="MAX_STREAMS_PER_USER")
+    replay_window: int = Field(1000, validation_alias="SPRINTBOARD_REPLAY_WINDOW")
+    heartbeat_seconds: float = Field(15.0, validation_alias="SPRINTBOARD_HEARTBEAT_SECONDS")
     # Hostile or broken clients: a request's headers must arrive within `headers_seconds`
     # and its body within `body_seconds`; a connection whose sent data stays
     # unacknowledged, or unsent because its client stopped reading, is dropped after
     # `stall_seconds` (a stream's client resumes from its cursor).
-    headers_seconds: float = 10.0
-    body_seconds: float = 30.0
-    stall_seconds: float = 30.0
+    headers_seconds: float = Field(10.0, validation_alias="SPRINTBOARD_HEADERS_SECONDS")
+    body_seconds: float = Field(30.0, validation_alias="SPRINTBOARD_BODY_SECONDS")
+    stall_seconds: float = Field(30.0, validation_alias="SPRINTBOARD_STALL_SECONDS")
     # Behind a reverse proxy: the proxies whose X-Forwarded-* headers (and X-Request-Id)
     # are believed, as addresses or networks, comma-separated, or `*`. None by default.
-    forwarded_allow_ips: str = ""
-    log_format: str = "text"  # or "json": one JSON object per line
+    forwarded_allow_ips: str = Field("", validation_alias="FORWARDED_ALLOW_IPS")
+    log_format: str = Field("text", validation_alias="LOG_FORMAT")  # or "json"
     # GET /metrics: with a token, only for `Authorization: Bearer <token>`; without one,
     # only for clients on this machine (loopback).
-    metrics_token: str | None = None
+    metrics_token: str | None = Field(None, validation_alias="METRICS_TOKEN")
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("log_format")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str] | None = None) -> Environment:
+        """From the process's environment, or only from `environ` when given."""
+        try:
+            if environ is None:
+                return cls()
+            given: dict[str, Any] = {name: value for name, value in environ.items() if value}
+            return _Given(**given)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ConfigError(f"{where}: {first['msg']} (got {first.get('input')!r})") from None
+
+
+class _Given(Environment):
+    """The same variables, read from a mapping alone (tests, and `from_env(environ)`)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+@dataclass
+class Settings:
+    """Everything the app reads from its environment, in one place (the defaults are
+    `Environment`'s), and what tests set besides."""
+
+    env: str
+    database_url: str
+    redis_url: str | None
+    secret_key: str | None
+    oidc_issuer: str | None
+    oidc_client_id: str | None
+    oidc_client_secret: str | None
+    base_url: str
+    port: int
+    max_streams_per_user: int
+    replay_window: int
+    heartbeat_seconds: float
+    headers_seconds: float
+    body_seconds: float
+    stall_seconds: float
+    forwarded_allow_ips: str
+    log_format: str
+    metrics_token: str | None
     testing: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read the settings from environment variables (the README's "Configuration")."""
-        env = os.environ if environ is None else environ
-        return cls(
-            env=env.get("SPRINTBOARD_ENV", "production"),
-            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
-            redis_url=env.get("REDIS_URL") or None,
-            secret_key=env.get("SECRET_KEY") or None,
-            oidc_issuer=env.get("OIDC_ISSUER") or None,
-            oidc_client_id=env.get("OIDC_CLIENT_ID") or None,
-            oidc_client_secret=env.get("OIDC_CLIENT_SECRET") or None,
-            base_url=(env.get("BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
-            port=int(env.get("PORT") or 8000),
-            max_streams_per_user=int(env.get("MAX_STREAMS_PER_USER") or 16),
-            replay_window=int(env.get("SPRINTBOARD_REPLAY_WINDOW") or 1000),
-            heartbeat_seconds=float(env.get("SPRINTBOARD_HEARTBEAT_SECONDS") or 15),
-            headers_seconds=float(env.get("SPRINTBOARD_HEADERS_SECONDS") or 10),
-            body_seconds=float(env.get("SPRINTBOARD_BODY_SECONDS") or 30),
-            stall_seconds=float(env.get("SPRINTBOARD_STALL_SECONDS") or 30),
-            forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS") or "",
-            log_format=(env.get("LOG_FORMAT") or "text").lower(),
-            metrics_token=env.get("METRICS_TOKEN") or None,
-        )
+        """Read the settings from environment variables (the README's "Configuration");
+        a value that cannot be read is a ConfigError naming it."""
+        return cls(**Environment.read(environ).model_dump())
 
     def merged(self, overrides: Mapping[str, Any] | None) -> Settings:
         """Return a copy with the given fields replaced (tests pass overrides this way)."""

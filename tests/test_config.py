@@ -113,3 +113,27 @@ def test_listening_sockets_give_up_on_stalled_peers() -> None:
     finally:
         for sock in sockets.insecure_sockets:
             sock.close()
+
+
+def test_an_unreadable_value_is_a_config_error_naming_it():
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"PORT": "eighty"})
+    assert "PORT" in str(refused.value) and "eighty" in str(refused.value)
+
+
+def test_an_empty_variable_counts_as_unset_and_values_are_tidied():
+    settings = Settings.from_env(
+        {"PORT": "", "BASE_URL": "https://board.example/", "LOG_FORMAT": "JSON"}
+    )
+    assert settings.port == 8000
+    assert settings.base_url == "https://board.example"
+    assert settings.log_format == "json"
+
+
+def test_the_process_environment_is_read_when_no_mapping_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("MAX_STREAMS_PER_USER", "3")
+    monkeypatch.setenv("REDIS_URL", "")
+    settings = Settings.from_env()
+    assert settings.max_streams_per_user == 3 and settings.redis_url is None
