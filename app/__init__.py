@@ -275,8 +275,7 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
         if not settings.testing:  # a test process would keep every test's garbage
             tune_garbage_collector()
             configure_logging(fmt=settings.log_format)
-        db.on_commit.append(live.on_commit)
-        db.on_identity_change.append(live.identity_changed)
+        db.after_commit.append(live.committed)
         await live.start()
 
     @app.after_serving

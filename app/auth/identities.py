@@ -37,7 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.db import IDENTITY_CHANGES, Base, Database, table_of, utcnow
+from app.db import Base, Database, table_of, utcnow
+from app.db.outbox import outbox
 from app.models import IdentityChange
 from app.outages import log_failure
 
@@ -95,7 +96,7 @@ async def record_change(
         insert(_change).values(created_at=utcnow(), **values).returning(_change.c.id)
     )
     assert change_id is not None
-    session.info.setdefault(IDENTITY_CHANGES, []).append(replace(change, id=change_id))
+    outbox(session).identity_changes.append(replace(change, id=change_id))
 
 
 async def latest_ids(session: AsyncSession, count: int) -> list[int]:

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from app.db.outbox import Outbox, drained
 from app.db.sqlite import DRIVER as SQLITE_DRIVER
 from app.db.sqlite import Checkpointer
 from app.errors import NotFound
@@ -42,8 +43,6 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 CONNECT_SECONDS = 5.0  # PostgreSQL: give up connecting after this
 STATEMENT_SECONDS = 8.0  # ... and waiting for a statement's answer
-# In a write session's `info`: the identity changes it logged (app.auth.identities).
-IDENTITY_CHANGES = "identity_changes"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -151,11 +150,9 @@ class Database:
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._inflight: set[asyncio.Task[Any]] = set()
-        # Called with the events a write logged, after its COMMIT (see app.events).
-        self.on_commit: list[Callable[[list[Any]], None]] = []
-        # Called with the changes of who may do what a write logged, after its COMMIT
-        # (see app.auth.identities).
-        self.on_identity_change: list[Callable[[list[Any]], None]] = []
+        # Called with a write's outbox after its COMMIT, if it has anything in it
+        # (app/db/outbox.py): the identity caches first, then the live fan-out.
+        self.after_commit: list[Callable[[Outbox], None]] = []
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -179,16 +176,14 @@ class Database:
         async with lock, self._writer() as session:
             async with session.begin():
                 result = await fn(session)
-            events = session.info.pop("events", [])
-            changes = session.info.pop(IDENTITY_CHANGES, [])
+            box = drained(session)
         if self.checkpointer is not None:
             self.checkpointer.wrote()
-        for hooks, logged in ((self.on_identity_change, changes), (self.on_commit, events)):
-            for hook in hooks if logged else ():
-                try:
-                    hook(logged)
-                except Exception:  # the change is committed; a failed announcement is
-                    log.exception("after-commit hook failed")  # caught up from the log
+        for hook in self.after_commit if box else ():
+            try:
+                hook(box)
+            except Exception:  # the change is committed; a failed announcement is
+                log.exception("after-commit hook failed")  # caught up from the log
         return result
 
     async def close(self) -> None:

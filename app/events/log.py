@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from app.db import table_of, utcnow
+from app.db.outbox import outbox
 from app.events.types import EventType
 from app.models import Organization, Story, Task, TaskEvent
 
@@ -105,7 +106,7 @@ async def _log(session: AsyncSession, event: TaskEvent) -> TaskEvent:
     await session.execute(_INSERT_EVENT, _columns(event))
     make_transient_to_detached(event)
     # Database.write announces these once the transaction has committed.
-    session.info.setdefault("events", []).append(event)
+    outbox(session).events.append(event)
     return event
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, select
 from app import metrics
 from app.auth.identities import Change, Identities
 from app.db import Database
+from app.db.outbox import Outbox
 from app.events.hub import SHUTDOWN, Frame, Hub, Notice, Subscriber, Whose
 from app.events.log import last_event_id, newest_event_ids
 from app.live.presence import Presence, Seen
@@ -198,6 +199,17 @@ class LiveUpdates:
         if not whose.anyone:
             self.identities.forget_all()
             self.hub.close_where(str(command.get("reason", "closed")), whose)
+
+    def committed(self, box: Outbox) -> None:
+        """Called after a write commits (app/db/outbox.py): who may do what first, so
+        that no stream outlives a revocation by an event; then the events (even when
+        the first step fails: the write is committed and its events must go out)."""
+        try:
+            if box.identity_changes:
+                self.identity_changed(box.identity_changes)
+        finally:
+            if box.events:
+                self.on_commit(box.events)
 
     def identity_changed(self, changes: Sequence[Change]) -> None:
         """Called after a write that changed who may do what commits (sign-outs, revoked
