@@ -253,6 +253,8 @@ def _register_error_handlers(app: Quart) -> None:
 
 
 def _register_lifecycle(app: Quart, settings: Settings) -> None:
+    from app.auth.identities import current_identities
+    from app.auth.identities import install as install_identities
     from app.events.broker import MemoryBroker
     from app.events.redis_broker import RedisBroker
     from app.live.fanout import Broker, LiveUpdates
@@ -264,21 +266,25 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
         db = Database(settings.database_url)
         app.extensions["db"] = db
         broker: Broker = RedisBroker(settings.redis_url) if settings.redis_url else MemoryBroker()
+        identities = install_identities(app, db)
         live = LiveUpdates(
             db,
             Renderer(app, db),
             broker,
             window=settings.replay_window,
             heartbeat=settings.heartbeat_seconds,
+            identities=identities,
         )
         app.extensions["live"] = live
         if not settings.testing:  # a test process would keep every test's garbage
             tune_garbage_collector()
             configure_logging(fmt=settings.log_format)
         db.after_commit.append(live.committed)
+        await identities.start()
         await live.start()
 
     @app.after_serving
     async def stop() -> None:
         await app.extensions["live"].stop()
+        await current_identities(app).stop()
         await app.extensions["db"].close()

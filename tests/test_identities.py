@@ -20,7 +20,13 @@ from sqlalchemy import select
 
 from app.auth import identities as identities_module
 from app.auth.accounts import hash_token, revoke_token
-from app.auth.identities import CHECK_SECONDS, Change, Identities, record_change
+from app.auth.identities import (
+    CHECK_SECONDS,
+    Change,
+    Identities,
+    current_identities,
+    record_change,
+)
 from app.db import Database
 from app.events.hub import Closed
 from app.live.presence import BOARD
@@ -93,7 +99,7 @@ class CachedToken:
 
 @pytest.fixture
 async def cached_token(app: Quart, db: Database, scene: Scene) -> CachedToken:
-    identities: Identities = app.extensions["live"].identities
+    identities: Identities = current_identities(app)
     identities.clock = clock = Clock()
     token = await token_for(db, scene.people["bob"])
     cached = CachedToken(identities, clock, app.test_client(), token, await token_id(db, token))
@@ -104,7 +110,7 @@ async def cached_token(app: Quart, db: Database, scene: Scene) -> CachedToken:
 async def test_a_known_token_is_not_read_again_and_its_revocation_counts_at_once(
     app: Quart, db: Database, scene: Scene
 ):
-    identities: Identities = app.extensions["live"].identities
+    identities: Identities = current_identities(app)
     token = await token_for(db, scene.people["bob"])
     client = app.test_client()
     assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 200
@@ -202,7 +208,7 @@ def test_a_request_that_meets_a_finished_read_too_old_for_it_starts_another(
 async def test_what_was_loaded_while_a_change_arrived_is_not_kept(
     app: Quart, db: Database, scene: Scene
 ):
-    identities: Identities = app.extensions["live"].identities
+    identities: Identities = current_identities(app)
     started, go_on = asyncio.Event(), asyncio.Event()
 
     async def slow_load() -> str:

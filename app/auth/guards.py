@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
-from quart import current_app, g, has_websocket_context, redirect, request, session, websocket
+from quart import g, has_websocket_context, redirect, request, session, websocket
 from sqlalchemy import bindparam, or_, select
 
 from app.auth import sessions
@@ -28,7 +28,7 @@ from app.auth.accounts import (
     token_use,
     touch_token,
 )
-from app.auth.identities import Identities, Snapshot
+from app.auth.identities import Identities, Snapshot, current_identities
 from app.db import get_db, utcnow
 from app.errors import NotFound, Unauthenticated
 from app.models import Membership, Organization, Role, User
@@ -113,7 +113,7 @@ class Known:
 
 def identities() -> Identities:
     """This instance's cache of who is asking (see app.auth.identities)."""
-    return current_app.extensions["live"].identities  # type: ignore[no-any-return]
+    return current_identities()
 
 
 def current_user() -> User | None:

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Generic, TypeVar, cast
 
+from quart import Quart, current_app
 from sqlalchemy import delete, insert, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -307,3 +308,17 @@ class Identities:
                 raise
             except Exception:  # the database may be away for a moment; requests will say
                 log.debug("identity change log not read", exc_info=True)
+
+
+EXTENSION = "identities"  # in app.extensions: this instance's cache, made by create_app
+
+
+def install(app: Quart, db: Database) -> Identities:
+    """Give the app its cache of who is asking (before it serves); started by the caller."""
+    identities = app.extensions[EXTENSION] = Identities(db)
+    return identities
+
+
+def current_identities(app: Quart | None = None) -> Identities:
+    """The running app's (or `app`'s) cache of who is asking."""
+    return (app or current_app).extensions[EXTENSION]  # type: ignore[no-any-return]

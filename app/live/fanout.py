@@ -85,15 +85,18 @@ class LiveUpdates:
         *,
         window: int,
         heartbeat: float = HEARTBEAT_SECONDS,
+        identities: Identities | None = None,
     ) -> None:
         self.db = db
         self.renderer = renderer
         self.broker = broker
         self.hub = Hub()
         self.presence = Presence(self.hub, broker, self._render_presence)
-        # Who is asking, cached; a change of it ends the streams it names (here, then
-        # on the other instances through the broker, and from the log if that is lost).
-        self.identities = Identities(db, apply=self._end_streams_of)
+        # Who is asking, cached (auth's, app/auth/identities.py); a change of it ends the
+        # streams it names: here, then on the other instances through the broker, and
+        # from the log if that is lost. Started and stopped by its owner.
+        self.identities = identities or Identities(db)
+        self.identities.apply = self._end_streams_of
         self.window = window
         self.heartbeat = heartbeat
         self._last_seen: dict[int, int] = {}
@@ -107,7 +110,6 @@ class LiveUpdates:
         self.broker.on_presence = self.presence.hear
         await self.broker.start()
         self.presence.start()
-        await self.identities.start()
         self._tasks = [
             asyncio.create_task(self._run(), name="sprintboard-fanout"),
             asyncio.create_task(self._poll(), name="sprintboard-log-poll"),
@@ -125,7 +127,6 @@ class LiveUpdates:
         if self.presence.notices_sent:
             log.info("sent %d presence notices", self.presence.notices_sent)
         await self.end_all_streams()
-        await self.identities.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
