@@ -68,10 +68,11 @@ test: $(VENV)/.installed-dev chromium nginx ## install test needs; run the whole
 	SPRINTBOARD_ENV=test $(BIN)/pytest $(PYTEST_PARALLEL) --durations=10 $(PYTEST_ARGS)
 	SPRINTBOARD_ENV=test SPRINTBOARD_TEST_DATABASE=postgresql $(BIN)/pytest $(PYTEST_PARALLEL) --durations=10 $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed-dev ## ruff lint and format check, mypy
+lint: $(VENV)/.installed-dev ## ruff lint and format check, mypy, the import rules (import-linter)
 	$(BIN)/ruff check app tests migrations bench
 	$(BIN)/ruff format --check app tests migrations bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: $(VENV)/.installed-dev ## format and fix what ruff can
 	$(BIN)/ruff format app tests migrations bench

@@ -26,7 +26,6 @@ from app.errors import PreconditionFailed, Refusal
 from app.inputs import Request, RowIdConverter
 from app.outages import RETRY_AFTER_SECONDS, Cause, cause_of, log_failure
 from app.outages import note as note_outage
-from app.server import tune_garbage_collector
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +93,9 @@ def _register_blueprints(app: Quart) -> None:
     from app.board import bp as board_bp
     from app.live import bp as live_bp
     from app.members import bp as members_bp
-    from app.planning import bp as planning_bp
+    from app.stories import bp as stories_bp
 
-    for bp in (auth_bp, board_bp, planning_bp, members_bp, account_bp, live_bp, api_bp):
+    for bp in (auth_bp, board_bp, stories_bp, members_bp, account_bp, live_bp, api_bp):
         app.register_blueprint(bp)
     _drop_flask_context_processors(app)
 
@@ -260,6 +259,7 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
     from app.live.fanout import Broker, LiveUpdates
     from app.live.render import Renderer
     from app.logs import configure as configure_logging
+    from app.operations import tune_garbage_collector
 
     @app.before_serving
     async def start() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import gc
 import logging
 import math
 import multiprocessing
@@ -44,7 +43,6 @@ GRACE_SECONDS = 5.0  # for requests still running once the streams are closed
 # machine, so the deadline keeps two in hand (and the 5 s grace for requests).
 SHUTDOWN_SECONDS = 8.0
 MIN_UPTIME_SECONDS = 10.0  # a worker that dies sooner could not start: give up
-GC_THRESHOLD = 50_000  # allocations between young collections (Python's default: 700)
 
 
 class ServerConfig(Config):
@@ -103,19 +101,6 @@ def hypercorn_config(host: str, port: int, workers: int, settings: Settings) -> 
     config.websocket_max_message_size = HYPERCORN_MAX_MESSAGE_BYTES
     config.errorlog = "-"
     return config
-
-
-def tune_garbage_collector() -> None:
-    """Collect cycles less often, and never re-scan what start-up loaded.
-
-    Every open stream holds a few hundred objects (its connection, request, queue and
-    task); with the default thresholds a full collection walks all of them again and
-    again while an event goes out to thousands of streams. Nothing the fan-out does
-    relies on prompt cycle collection (streams end in `finally`, not in finalizers).
-    """
-    gc.collect()  # what start-up left behind, before the rest is set aside
-    gc.freeze()  # modules, templates, the app: they live as long as the process
-    gc.set_threshold(GC_THRESHOLD, 20, 20)
 
 
 async def close_streams(app: Quart) -> None:

@@ -43,7 +43,7 @@ from app.auth.guards import (
     resolve_membership,
     use_membership,
 )
-from app.board.view import BoardQuery, build_view, load_sprint, load_sprint_rows
+from app.tasks.board import BoardQuery, build_view, load_sprint, load_sprint_rows
 from app.db import get_db
 from app.errors import (
     Conflict,

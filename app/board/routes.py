@@ -1,4 +1,4 @@
-"""Board routes: thin; the rules are in app.tasks and the shaping in app.board.view."""
+"""Board routes: thin; the rules are in app.tasks and the shaping in app.tasks.board."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from werkzeug.datastructures import MultiDict
 from app.auth.accounts import set_time_zone
 from app.auth.guards import org_member_required
 from app.board import bp
-from app.board.view import BoardQuery, BoardView, load_view
 from app.db import get_db
 from app.errors import Conflict, Invalid, NotFound, Refusal
 from app.events.log import last_event_id, task_history
 from app.inputs import row_id
 from app.models import Role, SprintStatus, Story, Task
+from app.tasks.board import BoardQuery, BoardView, load_view
 from app.tasks.burndown import load_charts
 from app.tasks.lifecycle import Action, Change, change_task, load_task
 from app.tasks.sprints import SprintFields, advance_sprint, plan_sprint, sprints_newest_first
@@ -84,7 +84,7 @@ async def confirm_release(org: str, task_id: int) -> Any:
     if task.story.sprint_id:
         fallback = url_for("board.board", org=org, sprint_id=task.story.sprint_id)
     else:
-        fallback = url_for("planning.task_page", org=org, task_id=task.id)
+        fallback = url_for("stories.task_page", org=org, task_id=task.id)
     back = local_referrer(f"/o/{org}/") or fallback
     return await render_template("tasks/confirm_release.html", task=task, back=back)
 
@@ -98,7 +98,7 @@ async def back_to(change: Change) -> str:
         return back
     if task.story.sprint_id:
         return url_for("board.board", org=org, sprint_id=task.story.sprint_id)
-    return url_for("planning.task_page", org=org, task_id=task.id)
+    return url_for("stories.task_page", org=org, task_id=task.id)
 
 
 def board_context() -> tuple[int, BoardQuery] | None:

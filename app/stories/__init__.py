@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from quart import Blueprint
 
-bp = Blueprint("planning", __name__)
+bp = Blueprint("stories", __name__)
 
-from app.planning import routes  # noqa: E402,F401
+from app.stories import routes  # noqa: E402,F401

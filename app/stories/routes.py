@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.datastructures import MultiDict
 
 from app.auth.guards import org_member_required, require_role
-from app.board.view import load_sprint
 from app.db import get_db
 from app.errors import Invalid
 from app.events.log import last_event_id, task_history
@@ -18,7 +17,8 @@ from app.inputs import whole_number
 from app.live.presence import Where
 from app.live.streams import live_updates
 from app.models import Role, Story
-from app.planning import bp
+from app.stories import bp
+from app.tasks.board import load_sprint
 from app.tasks.editing import (
     CriterionFields,
     StoryFields,
@@ -203,7 +203,7 @@ async def edit_task(org: str, task_id: int) -> Any:
             version=opened_version(form),
             base=task_base(form),
         )
-        where = url_for("planning.task_page", org=org, task_id=task.id)
+        where = url_for("stories.task_page", org=org, task_id=task.id)
         if saved is None:
             return f"Nothing to save: {task.short_id} is as you left it.", where
         return f"Saved {task.short_id} ({labels(saved.fields.split(','))}).", where
@@ -329,7 +329,7 @@ def criterion_from(
 def _board_or_task(org: str, sprint_id: int | None, task_id: int) -> str:
     if sprint_id:
         return url_for("board.board", org=org, sprint_id=sprint_id) + f"#task-{task_id}"
-    return url_for("planning.task_page", org=org, task_id=task_id)
+    return url_for("stories.task_page", org=org, task_id=task_id)
 
 
 def _board_or_story(org: str, story: Story) -> str:
