@@ -43,7 +43,6 @@ from app.auth.guards import (
     resolve_membership,
     use_membership,
 )
-from app.tasks.board import BoardQuery, build_view, load_sprint, load_sprint_rows
 from app.db import get_db
 from app.errors import (
     Conflict,
@@ -56,6 +55,7 @@ from app.errors import (
 from app.events.log import task_history
 from app.events.serialize import event_json
 from app.models import Membership, Story, Task, TaskStatus, User
+from app.tasks.board import BoardQuery, build_view, load_sprint, load_sprint_rows
 from app.tasks.editing import (
     CriterionFields,
     StoryFields,
