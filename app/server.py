@@ -26,9 +26,8 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from hypercorn.asyncio.run import worker_serve
+from hypercorn.asyncio import serve
 from hypercorn.config import Config, Sockets
-from hypercorn.utils import wrap_app
 from quart import Quart
 
 from app.config import Settings
@@ -129,9 +128,15 @@ DROPPED = frozenset({errno.ETIMEDOUT, errno.ECONNRESET, errno.EPIPE, errno.ECONN
 
 
 def serve_in_process(app: Quart, config: Config, sockets: Sockets | None = None) -> None:
-    """One worker, in this process, on uvloop (on `sockets` a supervisor opened, or on
-    its own)."""
+    """One worker, in this process, on uvloop, through Hypercorn's documented `serve`: on
+    `sockets` a supervisor opened (handed over by descriptor, Hypercorn's `fd://` bind),
+    or on its own."""
     import uvloop
+
+    if sockets is not None:
+        # This process owns the descriptors from now on: Hypercorn closes them.
+        config.bind = [f"fd://{sock.detach()}" for sock in sockets.insecure_sockets]
+    config.workers = 1  # this process is one worker, however many the supervisor runs
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -144,8 +149,7 @@ def serve_in_process(app: Quart, config: Config, sockets: Sockets | None = None)
             await stop.wait()
             await close_streams(app)
 
-        wrapped = wrap_app(app, config.wsgi_max_body_size, mode=None)  # type: ignore[arg-type]
-        await worker_serve(wrapped, config, sockets=sockets, shutdown_trigger=shutdown_trigger)
+        await serve(app, config, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
 
     uvloop.run(main())
 
