@@ -7,10 +7,13 @@ out-of-band swap, and a toast. Nothing in it depends on who receives it.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import re
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
+from typing import Any
 
 from quart import Quart, render_template
 from sqlalchemy import bindparam, select
@@ -99,6 +102,7 @@ class Renderer:
         # benchmark reads their median from the log at exit).
         self.render_times: deque[float] = deque(maxlen=10_000)
         self._slugs: dict[int, str] = {}  # organizations' slugs never change
+        self._paths = app.url_map.bind("")  # paths only: a broadcast has no host of its own
 
     async def frames(self, org_id: int, events: Sequence[TaskEvent]) -> list[Frame]:
         """The frames of these events (all of one organization), in the same order."""
@@ -169,33 +173,52 @@ class Renderer:
                 summary.burndown = await self._chart(session, summary, org, sprint.id in moved)
                 summaries[sprint.id] = summary
         frames = []
-        # A request context of its own: url_for works, and nothing of the request that
-        # happens to be running (its user, its session) can leak into the broadcast.
-        async with self.app.test_request_context("/"):
-            for event in events:
-                html = compact(
-                    await render_template(
-                        "live/_message.html",
-                        event=event,
-                        task=tasks.get(event.task_id) if event.task_id else None,
-                        summary=summaries.get(event.sprint_id) if event.sprint_id else None,
-                        org=org,
-                        toast=toast_text(event),
-                        change=change_text(event),
-                    )
+        for event in events:
+            html = compact(
+                await self._broadcast(
+                    "live/_message.html",
+                    event=event,
+                    task=tasks.get(event.task_id) if event.task_id else None,
+                    summary=summaries.get(event.sprint_id) if event.sprint_id else None,
+                    org=org,
+                    toast=toast_text(event),
+                    change=change_text(event),
                 )
-                frames.append(
-                    Frame(
-                        id=event.id,
-                        org_id=org_id,
-                        sprint_id=event.sprint_id,
-                        type=event.type,
-                        html=html,
-                        sse=sse.encode(data=html, event=event.type, id=event.id),
-                        json=event_json(event),
-                    )
+            )
+            frames.append(
+                Frame(
+                    id=event.id,
+                    org_id=org_id,
+                    sprint_id=event.sprint_id,
+                    type=event.type,
+                    html=html,
+                    sse=sse.encode(data=html, event=event.type, id=event.id),
+                    json=event_json(event),
                 )
+            )
         return frames
+
+    async def _broadcast(self, template: str, **context: Any) -> str:
+        """Render a broadcast: in the app's context alone, in a task with a context of its
+        own, so that nothing of a request that happens to be running (its user, its
+        session, its `g`) can reach what every viewer receives. Its links are paths
+        built from the app's routes (there is no request to build them against)."""
+
+        async def render() -> str:
+            async with self.app.app_context():
+                return await render_template(template, url_for=self._path_for, **context)
+
+        rendering = asyncio.create_task(render(), context=contextvars.Context())
+        try:
+            return await asyncio.shield(rendering)
+        except asyncio.CancelledError:
+            rendering.cancel()
+            raise
+
+    def _path_for(self, endpoint: str, **values: Any) -> str:
+        """`url_for` for broadcasts: the path of a route, with any other values as its
+        query string."""
+        return self._paths.build(endpoint, values)
 
     async def presence_notice(self, key: Key, viewers: Sequence[Seen]) -> Notice:
         """The notice every stream of a sprint receives when who is looking changes."""
@@ -207,16 +230,15 @@ class Renderer:
                     select(Organization.slug).where(Organization.id == org_id)
                 )
             slug = self._slugs[org_id] = found or ""
-        async with self.app.test_request_context("/"):
-            html = compact(
-                await render_template(
-                    "live/_presence_notice.html",
-                    listed=presence.listed(viewers),
-                    total=len(viewers),
-                    org_slug=slug,
-                    sprint_id=sprint_id,
-                )
+        html = compact(
+            await self._broadcast(
+                "live/_presence_notice.html",
+                listed=presence.listed(viewers),
+                total=len(viewers),
+                org_slug=slug,
+                sprint_id=sprint_id,
             )
+        )
         payload = {
             "type": presence.EVENT,
             "organizationId": str(org_id),
