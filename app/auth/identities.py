@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 from quart import Quart, current_app
 from sqlalchemy import delete, insert, inspect, or_, select
@@ -147,12 +147,12 @@ class Snapshot(Generic[M]):
         )
 
     def revive(self) -> M:
-        """A detached object as if just loaded (left-out columns raise if read)."""
-        # Filled the way the ORM fills a loaded row, straight into the instance's dict:
-        # the constructor would fire an attribute event per column, which costs twice
-        # as much, on every request that needs to know who is asking.
-        obj = cast(M, inspect(self.model).class_manager.new_instance())
-        obj.__dict__.update(self.values)
+        """A detached object as if just loaded (left-out columns raise if read), built
+        with the ORM's public API: an empty instance, each column set as committed (no
+        history, nothing to flush), then made detached with its identity."""
+        obj = self.model()
+        for key, value in self.values:
+            set_committed_value(obj, key, value)
         make_transient_to_detached(obj)
         for name, snapshot in self.related:
             set_committed_value(obj, name, snapshot.revive())
