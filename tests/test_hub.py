@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from dataclasses import dataclass
 
 import pytest
 
@@ -16,6 +17,7 @@ from app.events.hub import (
     Frame,
     Hub,
     Mailbox,
+    Notice,
     Whose,
 )
 from app.live import sse
@@ -206,22 +208,41 @@ def _live_at(newest: int) -> LiveUpdates:
     return live
 
 
-async def _stream(live: LiveUpdates, **options: object) -> asyncio.Queue[bytes]:
+@dataclass(frozen=True)
+class Written:
+    """An encoder (app.live.streams.Encoder) writing what these tests look for."""
+
+    joins: bool = False
+
+    def hello(self) -> bytes:
+        return b"open"
+
+    def frame(self, frame: Frame) -> bytes:
+        return frame.sse
+
+    def notice(self, notice: Notice) -> bytes:
+        return notice.sse
+
+    def reset(self, newest: int) -> bytes:
+        return b"reset"
+
+    def heartbeat(self) -> bytes:
+        return b": keep-alive\n\n"
+
+    def closing(self, reason: str) -> bytes:
+        return b"bye"
+
+    def join(self, messages: list[bytes]) -> bytes | None:
+        return b"".join(messages) if self.joins else None
+
+
+async def _stream(live: LiveUpdates, *, join: bool = False) -> asyncio.Queue[bytes]:
     """Open a stream on organization 1; every chunk it writes arrives on the queue."""
     chunks: asyncio.Queue[bytes] = asyncio.Queue()
 
     async def read() -> None:
-        async for chunk in messages(
-            live,
-            Opening(org_id=1, viewer=Viewer(user_id=1), sprint_id=None, cursor=None),
-            frame=lambda f: f.sse,
-            reset=lambda newest: b"reset",
-            notice=lambda n: n.sse,
-            heartbeat=lambda: b": keep-alive\n\n",
-            hello=b"open",
-            closing=lambda reason: b"bye",
-            **options,  # type: ignore[arg-type]
-        ):
+        opening = Opening(org_id=1, viewer=Viewer(user_id=1), sprint_id=None, cursor=None)
+        async for chunk in messages(live, opening, Written(joins=join)):
             chunks.put_nowait(chunk)
 
     live._tasks.append(asyncio.create_task(read()))  # each test closes it
@@ -231,7 +252,7 @@ async def _stream(live: LiveUpdates, **options: object) -> asyncio.Queue[bytes]:
 
 async def test_frames_waiting_together_go_out_as_one_write_in_order_without_repeats():
     live = _live_at(newest=4)
-    chunks = await _stream(live, join=b"".join)
+    chunks = await _stream(live, join=True)
     for id in (3, 4, 5, 6, 7):  # 3 and 4 were already sent (replay covers them)
         live.hub.publish(frame(id))
     assert await chunks.get() == frame(5).sse + frame(6).sse + frame(7).sse

@@ -30,7 +30,7 @@ from app.auth.identities import (
 from app.db import Database
 from app.events.hub import Closed
 from app.live.presence import BOARD
-from app.live.streams import Opening, Viewer, messages
+from app.live.streams import Opening, Viewer, WebSocketHtml, messages
 from app.migrate import upgrade
 from app.models import ApiToken
 from tests import pg
@@ -229,6 +229,16 @@ async def test_what_was_loaded_while_a_change_arrived_is_not_kept(
     assert await identities.get("key", load_again) == "read after"
 
 
+class Saying(WebSocketHtml):
+    """An encoder that says hello and why the stream ended, in words."""
+
+    def hello(self) -> str:
+        return "hello"
+
+    def closing(self, reason: str) -> str:
+        return f"closed: {reason}"
+
+
 async def test_a_stream_checked_before_a_change_and_subscribed_after_it_is_closed(
     app: Quart, db: Database, scene: Scene
 ):
@@ -240,15 +250,7 @@ async def test_a_stream_checked_before_a_change_and_subscribed_after_it_is_close
     checked = live.identities.generation
     await db.write(lambda s: record_change(s, "signed out", user_id=bob.id))
     opening = Opening(scene.acme.org.id, Viewer(bob.id, "Bob"), None, None, BOARD, checked)
-    stream = messages(
-        live,
-        opening,
-        frame=lambda f: f,
-        reset=lambda n: n,
-        notice=lambda n: n,
-        hello="hello",
-        closing=lambda reason: f"closed: {reason}",
-    )
+    stream = messages(live, opening, Saying())
 
     async def read_all() -> list[object]:
         return [m async for m in stream]

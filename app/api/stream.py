@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from quart import websocket
 
 from app.api import bp
 from app.live.inbound import send_all
-from app.live.streams import RESET, live_updates, messages, open_websocket
+from app.live.streams import WebSocketJson, live_updates, messages, open_websocket
 
 
 @bp.websocket("/ws/tasks")
@@ -21,14 +20,5 @@ async def task_events() -> Any:
     if isinstance(opening, tuple):
         return opening  # refused before the handshake
     await websocket.accept()
-    org = str(opening.org_id)
     # Ends with 1012 (service restart: reconnect with ?after=) when the server stops.
-    await send_all(
-        messages(
-            live_updates(),
-            opening,
-            frame=lambda f: f.json_text,
-            reset=lambda newest: json.dumps({"id": newest, "organization_id": org, "type": RESET}),
-            notice=lambda n: n.json_text,
-        )
-    )
+    await send_all(messages(live_updates(), opening, WebSocketJson(org_id=opening.org_id)))

@@ -12,6 +12,7 @@ from app.live.inbound import send_all
 from app.live.streams import (
     GZIP,
     PLAIN,
+    WebSocketHtml,
     live_updates,
     messages,
     open_stream,
@@ -53,17 +54,4 @@ async def events_ws(org: str) -> Any:
         return opening  # refused before the handshake
     await websocket.accept()
     # Ends with 1012 (service restart: the client should reconnect) when the server stops.
-    await send_all(
-        messages(
-            live_updates(),
-            opening,
-            frame=lambda f: f.html,
-            reset=_ws_reset,
-            notice=lambda n: n.html,
-            present=True,
-        )
-    )
-
-
-def _ws_reset(newest: int) -> str:
-    return f'<template data-live-reset data-event-id="{newest}"></template>'
+    await send_all(messages(live_updates(), opening, WebSocketHtml(), present=True))

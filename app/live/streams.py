@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from quart import current_app, g, websocket
 from sqlalchemy import Select, select
@@ -18,7 +19,7 @@ from app.auth.guards import resolve_membership, use_membership
 from app.db import get_db
 from app.errors import BadInput, NotFound, Refusal, TooMany
 from app.events import compress
-from app.events.hub import SHUTDOWN, Closed, Frame, Notice
+from app.events.hub import SHUTDOWN, Closed, Frame, Heartbeat, Mailbox, Notice, Subscriber
 from app.inputs import row_id
 from app.live import sse
 from app.live.fanout import LiveUpdates, Reset
@@ -26,6 +27,7 @@ from app.live.presence import BOARD, Where
 from app.models import Sprint, Story, Task
 
 T = TypeVar("T")
+M = TypeVar("M")  # one transport's message: bytes (SSE) or str (WebSocket)
 # The stream's own message (not an event of the log) that says "too much was missed to
 # replay: reload once".
 RESET = "reset"
@@ -173,99 +175,145 @@ async def open_websocket(org_ref: str | None) -> Opening | tuple[str, int]:
         return refusal.message, refusal.status
 
 
-async def messages(
-    live: LiveUpdates,
-    opening: Opening,
-    *,
-    frame: Callable[[Frame], T],
-    reset: Callable[[int], T],
-    notice: Callable[[Notice], T],
-    heartbeat: Callable[[], T] | None = None,
-    hello: T | None = None,
-    closing: Callable[[str], T] | None = None,
-    join: Callable[[list[T]], T] | None = None,
-    present: bool = False,
-) -> AsyncIterator[T]:
-    """Subscribe, replay what the cursor missed, then follow live, with no gap or repeat.
+class Encoder(Protocol[M]):
+    """How one transport writes a stream's messages: SSE plain or gzip (bytes), the
+    page's WebSocket (HTML) or the integrations' one (JSON). What is the same for every
+    stream (a frame, a notice) was rendered and encoded once; what one stream alone is
+    sent (its hello, a reset, its closing words) is made here. A message the transport
+    does not send is None."""
 
-    The subscription comes first, so an event committed while the log is being read
-    reaches the queue as well; ids already sent are dropped there. Runs outside any
-    request context (a streamed body outlives it), so it is handed what it needs.
-    `hello` is sent first; `closing(reason)` when the server ends the stream (shutdown,
-    fell behind, signed out).
-    With `present`, a page's stream narrowed to a sprint, the viewer counts as looking
-    at that sprint (and task) for as long as the stream is open.
-    With `join`, frames that are waiting together go out as one message (one write).
-    This loop runs once per stream per event: keep it free of timers and extra layers.
-    """
-    viewer = opening.viewer
-    sprint_id = opening.sprint_id
+    def hello(self) -> M | None: ...
+    def frame(self, frame: Frame) -> M: ...
+    def notice(self, notice: Notice) -> M: ...
+    def reset(self, newest: int) -> M: ...
+    def heartbeat(self) -> M | None: ...
+    def closing(self, reason: str) -> M | None: ...
+    def join(self, messages: list[M]) -> M | None:
+        """Messages waiting together as one write, if the transport can (else None)."""
+        ...
+
+
+@dataclass
+class Following:
+    """Where one stream stands: the newest event id it was sent, the presence notice it
+    was sent last, and why the server ended it (once it has)."""
+
+    sent: int
+    shown: Notice | None = None
+    ended: str | None = None
+
+
+async def messages(
+    live: LiveUpdates, opening: Opening, encoder: Encoder[M], *, present: bool = False
+) -> AsyncIterator[M]:
+    """Subscribe, replay what the cursor missed, then follow live, with no gap or repeat,
+    each message written by `encoder`; when the server ends the stream (shutdown, fell
+    behind, signed out), its closing words last, once unsubscribed.
+
+    Runs outside any request context (a streamed body outlives it), so it is handed what
+    it needs. With `present`, a page's stream narrowed to a sprint, the viewer counts as
+    looking at that sprint (and where on it) for as long as the stream is open."""
     with contextlib.ExitStack() as stack:
-        stack.enter_context(metrics.counting(metrics.STREAMS_OPEN))
-        subscriber = stack.enter_context(
-            live.hub.subscribe(
-                opening.org_id,
-                user_id=viewer.user_id,
-                sprint_id=sprint_id,
-                session_id=viewer.session_id,
-                token_id=viewer.token_id,
-            )
-        )
-        if live.identities.generation != opening.identities_seen:
-            # Someone's access changed since this stream's was checked; that change
-            # could not close a stream not yet subscribed. Closed now, the client comes
-            # back in a moment and is checked afresh.
-            subscriber.close("identity changed")
-        if present and sprint_id is not None:
-            key = (opening.org_id, sprint_id)
-            stack.enter_context(
-                live.presence.present(key, viewer.user_id, viewer.name, opening.where)
-            )
+        subscriber = subscribe(stack, live, opening, present=present)
+        hello = encoder.hello()
         if hello is not None:
             yield hello  # only once subscribed: a client that sees it is counted
-        try:
-            replayed, sent = await live.replay(subscriber, opening.cursor)
-        except Reset as too_far:
-            sent, replayed = too_far.newest, []
-            yield reset(sent)
-        for old in replayed:
-            yield frame(old)
-        shown = None  # the presence notice sent last (the same one may also be queued)
-        if sprint_id is not None and (shown := live.presence.notice((opening.org_id, sprint_id))):
-            yield notice(shown)  # who is here now, if it changed since the page was made
-        queue = subscriber.queue
-        while True:
-            waiting = [await queue.get()]
-            while not queue.empty():  # a burst, or this stream fell behind:
-                waiting.append(queue.get_nowait())  # send what waits in one write
-            fresh: list[T] = []
-            notices: dict[int | None, Notice] = {}  # the newest per sprint replaces the rest
-            beat = False
-            closed: str | None = None
-            for item in waiting:  # one pass: this runs for every stream on every event
-                if isinstance(item, Frame):
-                    if item.id > sent:  # a duplicate of the replay otherwise
-                        sent = item.id
-                        fresh.append(frame(item))
-                elif isinstance(item, Notice):
-                    if item is not shown:
-                        notices[item.sprint_id] = item
-                elif isinstance(item, Closed):
-                    closed = item.reason
-                else:
-                    beat = True
-            fresh.extend(notice(item) for item in notices.values())
-            if join is not None and len(fresh) > 1:
-                yield join(fresh)
-            else:
-                for message in fresh:
-                    yield message
-            if beat and heartbeat is not None:
-                yield heartbeat()  # the contract: a comment at least every 15 s, always
-            if closed is not None:
-                break
+        caught_up, following = await replay(live, opening, subscriber, encoder)
+        for message in caught_up:
+            yield message
+        async for message in follow(subscriber.queue, encoder, following):
+            yield message
+    closing = encoder.closing(following.ended or "closed")
     if closing is not None:
-        yield closing(closed)
+        yield closing
+
+
+def subscribe(
+    stack: contextlib.ExitStack, live: LiveUpdates, opening: Opening, *, present: bool
+) -> Subscriber:
+    """Count the stream, subscribe it to its organization's frames (and sprint's
+    notices), and with `present` make its viewer present, for as long as `stack` lasts.
+
+    The subscription comes before the replay, so an event committed while the log is
+    being read reaches the queue as well (`follow` drops what the replay already sent)."""
+    viewer, sprint_id = opening.viewer, opening.sprint_id
+    stack.enter_context(metrics.counting(metrics.STREAMS_OPEN))
+    subscriber = stack.enter_context(
+        live.hub.subscribe(
+            opening.org_id,
+            user_id=viewer.user_id,
+            sprint_id=sprint_id,
+            session_id=viewer.session_id,
+            token_id=viewer.token_id,
+        )
+    )
+    if live.identities.generation != opening.identities_seen:
+        # Someone's access changed since this stream's was checked; that change could
+        # not close a stream not yet subscribed. Closed now, the client comes back in a
+        # moment and is checked afresh.
+        subscriber.close("identity changed")
+    if present and sprint_id is not None:
+        key = (opening.org_id, sprint_id)
+        stack.enter_context(live.presence.present(key, viewer.user_id, viewer.name, opening.where))
+    return subscriber
+
+
+async def replay(
+    live: LiveUpdates, opening: Opening, subscriber: Subscriber, encoder: Encoder[M]
+) -> tuple[list[M], Following]:
+    """What the stream's cursor missed (or a reset, if too much), then who is here now."""
+    caught_up: list[M] = []
+    try:
+        replayed, sent = await live.replay(subscriber, opening.cursor)
+    except Reset as too_far:
+        sent, replayed = too_far.newest, []
+        caught_up.append(encoder.reset(sent))
+    caught_up.extend(encoder.frame(old) for old in replayed)
+    following = Following(sent)
+    if opening.sprint_id is not None:
+        shown = live.presence.notice((opening.org_id, opening.sprint_id))
+        if shown is not None:  # who is here now, if it changed since the page was made
+            caught_up.append(encoder.notice(shown))
+            following.shown = shown
+    return caught_up, following
+
+
+async def follow(
+    queue: Mailbox[Frame | Notice | Closed | Heartbeat],
+    encoder: Encoder[M],
+    following: Following,
+) -> AsyncIterator[M]:
+    """What arrives on the stream's queue, as it arrives, until the server closes it
+    (`following.ended` says why). What waits together goes out in one pass and, where
+    the transport can, one write. This runs once per stream per event: keep it free of
+    timers and extra layers."""
+    while True:
+        waiting = [await queue.get()]
+        while not queue.empty():  # a burst, or this stream fell behind:
+            waiting.append(queue.get_nowait())  # send what waits in one write
+        fresh: list[M] = []
+        notices: dict[int | None, Notice] = {}  # the newest per sprint replaces the rest
+        beat = False
+        for item in waiting:  # one pass: this runs for every stream on every event
+            if isinstance(item, Frame):
+                if item.id > following.sent:  # a duplicate of the replay otherwise
+                    following.sent = item.id
+                    fresh.append(encoder.frame(item))
+            elif isinstance(item, Notice):
+                if item is not following.shown:
+                    notices[item.sprint_id] = item
+            elif isinstance(item, Closed):
+                following.ended = item.reason
+            else:
+                beat = True
+        fresh.extend(encoder.notice(item) for item in notices.values())
+        joined = encoder.join(fresh) if len(fresh) > 1 else None
+        for message in [joined] if joined is not None else fresh:
+            yield message
+        if beat and (heartbeat := encoder.heartbeat()) is not None:
+            yield heartbeat  # the contract: a comment at least every 15 s, always
+        if following.ended is not None:
+            return
 
 
 # After a shutdown, when to come back: a moment spread over this range (ms), so that
@@ -283,7 +331,7 @@ def comeback_ms(reason: str) -> int:
 
 @dataclass(frozen=True)
 class SseEncoding:
-    """How an SSE stream's bytes are written: as they are, or gzip-compressed.
+    """An SSE stream's bytes (an `Encoder`): as they are, or gzip-compressed.
 
     A frame or notice is encoded once for every stream (`Rendered.sse`, `.sse_gzip`);
     what one stream alone is sent (its hello, a reset, its closing `retry:`) goes
@@ -291,49 +339,96 @@ class SseEncoding:
 
     content_encoding: str | None
     start: bytes  # before the first message
-    frame: Callable[[Frame | Notice], bytes]
+    encoded: Callable[[Frame | Notice], bytes]
     encode: Callable[[bytes], bytes]
 
     @functools.cached_property
-    def hello(self) -> bytes:
+    def _hello(self) -> bytes:
         return self.start + self.encode(sse.retry())
 
     @functools.cached_property
-    def heartbeat(self) -> bytes:
+    def _heartbeat(self) -> bytes:
         return self.encode(sse.comment("keep-alive"))
+
+    def hello(self) -> bytes:
+        return self._hello
+
+    def frame(self, frame: Frame) -> bytes:
+        return self.encoded(frame)
+
+    def notice(self, notice: Notice) -> bytes:
+        return self.encoded(notice)
 
     def reset(self, newest: int) -> bytes:
         return self.encode(sse.encode(data=RESET, event=RESET, id=newest))
 
+    def heartbeat(self) -> bytes:
+        return self._heartbeat
+
     def closing(self, reason: str) -> bytes:
+        """When to come back: the server is going away, or this stream fell behind."""
         return self.encode(sse.retry(comeback_ms(reason)))
 
+    def join(self, messages: list[bytes]) -> bytes:
+        return b"".join(messages)  # deflate blocks concatenate as plain bytes do
 
-PLAIN = SseEncoding(None, b"", frame=lambda item: item.sse, encode=lambda message: message)
+
+PLAIN = SseEncoding(None, b"", encoded=lambda item: item.sse, encode=lambda message: message)
 # A closing `retry:` has one of ~4,500 values: each deflated once, not once per stream
 # (a reset, rare, passes through the same cache).
 GZIP = SseEncoding(
     "gzip",
     compress.GZIP_HEADER,
-    frame=lambda item: item.sse_gzip,
+    encoded=lambda item: item.sse_gzip,
     encode=functools.lru_cache(maxsize=8192)(compress.deflated),
 )
+
+
+@dataclass(frozen=True)
+class WebSocketHtml:
+    """The page's WebSocket (an `Encoder`): the same HTML as an SSE message's data, one
+    message each; the socket's own close says when to come back."""
+
+    def hello(self) -> None:
+        return None
+
+    def frame(self, frame: Frame) -> str:
+        return frame.html
+
+    def notice(self, notice: Notice) -> str:
+        return notice.html
+
+    def reset(self, newest: int) -> str:
+        return f'<template data-live-reset data-event-id="{newest}"></template>'
+
+    def heartbeat(self) -> None:
+        return None  # the kernel's keepalive probes find a vanished peer
+
+    def closing(self, reason: str) -> None:
+        return None
+
+    def join(self, messages: list[str]) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class WebSocketJson(WebSocketHtml):
+    """The integrations' WebSocket (an `Encoder`): each event as the API's JSON."""
+
+    org_id: int = 0
+
+    def frame(self, frame: Frame) -> str:
+        return frame.json_text
+
+    def notice(self, notice: Notice) -> str:
+        return notice.json_text
+
+    def reset(self, newest: int) -> str:
+        return json.dumps({"id": newest, "organization_id": str(self.org_id), "type": RESET})
 
 
 def sse_messages(
     live: LiveUpdates, opening: Opening, encoding: SseEncoding
 ) -> AsyncIterator[bytes]:
-    """The body of one SSE stream, written in `encoding`."""
-    return messages(
-        live,
-        opening,
-        frame=encoding.frame,
-        reset=encoding.reset,
-        notice=encoding.frame,
-        heartbeat=lambda: encoding.heartbeat,
-        hello=encoding.hello,
-        # The server is going away (or this stream fell behind): when to come back.
-        closing=encoding.closing,
-        join=b"".join,  # deflate blocks concatenate as plain bytes do
-        present=True,
-    )
+    """The body of one SSE stream, written in `encoding`; the viewer is present."""
+    return messages(live, opening, encoding, present=True)
