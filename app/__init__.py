@@ -93,9 +93,10 @@ def _register_blueprints(app: Quart) -> None:
     from app.board import bp as board_bp
     from app.live import bp as live_bp
     from app.members import bp as members_bp
+    from app.sprints import bp as sprints_bp
     from app.stories import bp as stories_bp
 
-    for bp in (auth_bp, board_bp, stories_bp, members_bp, account_bp, live_bp, api_bp):
+    for bp in (auth_bp, board_bp, sprints_bp, stories_bp, members_bp, account_bp, live_bp, api_bp):
         app.register_blueprint(bp)
     _drop_flask_context_processors(app)
 

@@ -37,7 +37,7 @@ async def home() -> Any:
         )
     org = membership.organization.slug
     if sprint_id is None:
-        return redirect(url_for("board.sprints", org=org))
+        return redirect(url_for("sprints.page", org=org))
     return redirect(url_for("board.board", org=org, sprint_id=sprint_id))
 
 

@@ -337,4 +337,4 @@ def _board_or_story(org: str, story: Story) -> str:
         return (
             url_for("board.board", org=org, sprint_id=story.sprint_id) + f"#group-story-{story.id}"
         )
-    return url_for("board.sprints", org=org)
+    return url_for("sprints.page", org=org)
