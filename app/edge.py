@@ -59,12 +59,16 @@ class Edge:
         if cleartext_h2:
             await refuse(send, H2C_REFUSED, close=False)
             return
-        names = {name.lower() for name, _value in scope["headers"]}
-        framed = names & {b"content-length", b"transfer-encoding"}
-        if len(framed) == 2:
+        framing = {
+            name.lower(): value
+            for name, value in scope["headers"]
+            if name.lower() in (b"content-length", b"transfer-encoding")
+        }
+        if len(framing) == 2:
             await refuse(send, "Content-Length and Transfer-Encoding cannot both be sent.")
             return
-        if not framed:  # no body to wait for (every GET, every stream): nothing to watch
+        if not framing or framing.get(b"content-length") == b"0":
+            # No body to wait for (every GET, every stream, a take): nothing to watch.
             await self.app(scope, receive, send)
             return
         body = BodySeen(self.max_body_bytes, self.body_seconds)
