@@ -92,6 +92,7 @@ def _register_blueprints(app: Quart) -> None:
     from app.auth import bp as auth_bp
     from app.board import bp as board_bp
     from app.live import bp as live_bp
+    from app.live.streams import live_updates
     from app.members import bp as members_bp
     from app.sprints import bp as sprints_bp
     from app.stories import bp as stories_bp
@@ -112,7 +113,7 @@ def _register_blueprints(app: Quart) -> None:
             # (once a minute when the database is away, not at every load balancer check)
             log_failure(log, "health check: database", error)
             database = "down"
-        broker = app.extensions["live"].broker
+        broker = live_updates(app).broker
         # "memory" in one process; "ok" or "down" for Redis.
         broker_state = "memory" if broker.kind == "memory" else ("ok" if broker.healthy else "down")
         healthy = database == "ok" and broker_state != "down"
@@ -259,6 +260,8 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
     from app.events.redis_broker import RedisBroker
     from app.live.fanout import Broker, LiveUpdates
     from app.live.render import Renderer
+    from app.live.streams import EXTENSION as LIVE
+    from app.live.streams import live_updates
     from app.logs import configure as configure_logging
     from app.operations import tune_garbage_collector
 
@@ -276,7 +279,7 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
             heartbeat=settings.heartbeat_seconds,
             identities=identities,
         )
-        app.extensions["live"] = live
+        app.extensions[LIVE] = live
         if not settings.testing:  # a test process would keep every test's garbage
             tune_garbage_collector()
             configure_logging(fmt=settings.log_format)
@@ -286,6 +289,6 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
 
     @app.after_serving
     async def stop() -> None:
-        await app.extensions["live"].stop()
+        await live_updates(app).stop()
         await current_identities(app).stop()
         await app.extensions["db"].close()

@@ -32,6 +32,8 @@ from quart import Quart
 
 from app.config import Settings
 from app.live.inbound import HYPERCORN_MAX_MESSAGE_BYTES
+from app.live.streams import EXTENSION as LIVE
+from app.live.streams import live_updates
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +105,10 @@ def hypercorn_config(host: str, port: int, workers: int, settings: Settings) -> 
 
 
 async def close_streams(app: Quart) -> None:
-    live = app.extensions.get("live")
-    if live is not None:
-        await live.end_all_streams()
+    """Tell every stream when to come back, and end it (nothing, if the app never
+    started)."""
+    if LIVE in app.extensions:
+        await live_updates(app).end_all_streams()
 
 
 def one_line_for_dropped_connections(

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from quart import Quart, current_app, g, request
+from quart import Quart, g, request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.accounts import member_access
@@ -15,7 +15,7 @@ from app.db import get_db
 from app.events.types import EventType
 from app.live import presence
 from app.live.presence import Seen
-from app.live.streams import RESET
+from app.live.streams import RESET, live_updates
 from app.models import Role, Story, Task, TaskStatus
 from app.outages import cause_of
 from app.tasks.burndown import plot
@@ -71,7 +71,7 @@ def live_page(cursor: int, sprint_id: int | None) -> dict[str, Any]:
     who else is looking at its sprint now (the people named, their number, and by task)."""
     others: list[Seen] = []
     if sprint_id is not None:
-        everyone = current_app.extensions["live"].presence.viewers((g.org.id, sprint_id))
+        everyone = live_updates().presence.viewers((g.org.id, sprint_id))
         others = [seen for seen in everyone if seen.user_id != g.user.id]
     viewing: dict[int, list[Seen]] = {}
     for seen in others:

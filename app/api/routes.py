@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from quart import current_app, g, request
+from quart import g, request
 from quart_schema import (
     document_headers,
     document_querystring,
@@ -54,6 +54,7 @@ from app.errors import (
 )
 from app.events.log import task_history
 from app.events.serialize import event_json
+from app.live.streams import live_updates
 from app.models import Membership, Story, Task, TaskStatus, User
 from app.tasks.board import BoardQuery, build_view, load_sprint, load_sprint_rows
 from app.tasks.editing import (
@@ -266,7 +267,7 @@ async def presence(sprint_id: int) -> Any:
     await use_api_org()
     async with get_db().read() as db:
         sprint = await load_sprint(db, g.org.id, sprint_id)
-    viewers = current_app.extensions["live"].presence.viewers((g.org.id, sprint.id))
+    viewers = live_updates().presence.viewers((g.org.id, sprint.id))
     return {"viewers": [seen.as_json() for seen in viewers]}
 
 

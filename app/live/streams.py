@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from quart import current_app, g, websocket
+from quart import Quart, current_app, g, websocket
 from sqlalchemy import Select, select
 
 from app import metrics
@@ -33,8 +33,12 @@ M = TypeVar("M")  # one transport's message: bytes (SSE) or str (WebSocket)
 RESET = "reset"
 
 
-def live_updates() -> LiveUpdates:
-    return current_app.extensions["live"]  # type: ignore[no-any-return]
+EXTENSION = "live"  # in app.extensions: made and started by create_app
+
+
+def live_updates(app: Quart | None = None) -> LiveUpdates:
+    """The running app's (or `app`'s) live updates: the fan-out, the hub, presence."""
+    return (app or current_app).extensions[EXTENSION]  # type: ignore[no-any-return]
 
 
 def parse_cursor(last_event_id: str | None, after: str | None) -> int | None:
