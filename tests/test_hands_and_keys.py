@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Locator, Page, expect
 
 from app.auth.membership import change_role
 from app.models import Role
-from tests.browser_kit import Others, live_board, new_context, sign_in
+from tests.browser_kit import Others, live_board, new_context, settled, sign_in
 from tests.server import Server
 
 pytestmark = pytest.mark.browser
@@ -131,6 +131,9 @@ async def test_a_quick_flick_counts_where_the_card_is_let_go(
         await expect_in_column(bob, toast, "owned")
         await bob.keyboard.press("g")  # give it back, for the next flick
         await expect_in_column(bob, toast, "available")
+        # Its own change's echo re-renders the card once more: wait for it, so that the
+        # next drag does not grip a card about to be replaced.
+        await settled(bob, await others.newest())
 
 
 async def test_a_column_a_card_cannot_go_to_refuses_it_and_says_so_while_dragging(

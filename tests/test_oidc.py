@@ -389,7 +389,7 @@ def token(key: RSAKey = KEY, **claims: object) -> str:
 
 @pytest.fixture
 def verifier() -> OIDCClient:
-    return OIDCClient(Settings(oidc_issuer=ISSUER, oidc_client_id=CLIENT_ID))
+    return OIDCClient(Settings.from_env({"OIDC_ISSUER": ISSUER, "OIDC_CLIENT_ID": CLIENT_ID}))
 
 
 def test_a_good_token_passes(verifier: OIDCClient):
