@@ -432,9 +432,9 @@ async def test_owners_add_and_edit_stories_members_cannot(sign_in_as, scene: Sce
             "csrf_token": CSRF,
             "title": "Export the board",
             "points": "5",
-            "ac-1-given": "a board",
-            "ac-1-when": "I export it",
-            "ac-1-then": "I get a CSV",
+            "new-1-given": "a board",
+            "new-1-when": "I export it",
+            "new-1-then": "I get a CSV",
         },
     )
     assert created.status_code == 303
@@ -450,9 +450,9 @@ async def test_owners_add_and_edit_stories_members_cannot(sign_in_as, scene: Sce
             "ac-1-given": "a board",
             "ac-1-when": "I export it",
             "ac-1-then": "I get a CSV",
-            "ac-2-given": "an empty sprint",
-            "ac-2-when": "I export",
-            "ac-2-then": "I get headers",
+            "new-1-given": "an empty sprint",
+            "new-1-when": "I export",
+            "new-1-then": "I get headers",
         },
     )
     assert edited.status_code == 303

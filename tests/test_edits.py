@@ -133,6 +133,25 @@ async def test_saving_the_conflict_view_again_applies_the_persons_choice(
     assert (await fetch_task(db, task.id)).title == "Bob's title"
 
 
+async def test_saving_the_conflict_view_keeps_what_others_changed_elsewhere(
+    db: Database, sign_in_as, scene: Scene
+) -> None:
+    """Alice changed the title and the description; Bob, from an older page, only the
+    title. His conflict view holds her description (not the one his page showed), so
+    saving it again keeps her description and applies his title."""
+    alice, bob, task, path, alices, bobs = await both_editing(sign_in_as, scene)
+    await save(alice, path, alices, title="Alice's title", description="Alice's words")
+    conflict = await save(bob, path, bobs, title="Bob's title")
+    page = await conflict.get_data(as_text=True)
+    assert conflict.status_code == 409 and set(conflict_fields(page)) == {"title"}
+
+    again = await save(bob, path, form_of(page))
+
+    assert again.status_code == 303
+    stored = await fetch_task(db, task.id)
+    assert (stored.title, stored.description) == ("Bob's title", "Alice's words")
+
+
 async def test_changes_to_different_fields_merge(db: Database, sign_in_as, scene: Scene) -> None:
     alice, bob, task, path, alices, bobs = await both_editing(sign_in_as, scene)
     await save(alice, path, alices, title="Alice's title")
@@ -227,6 +246,29 @@ async def test_story_edits_merge_and_a_criterion_reworded_twice_is_a_conflict(
             5,
             "it is fast",
         )
+
+
+async def test_a_new_criterion_typed_while_someone_added_one_is_kept(
+    db: Database, sign_in_as, scene: Scene
+) -> None:
+    """Two owners' tabs on a story with AC1 and AC2: one adds AC3, the other (its page
+    still showing a blank row labelled AC3) types a new criterion there. Both are kept:
+    the second becomes AC4."""
+    first, second = await sign_in_as(scene.alice), await sign_in_as(scene.alice)
+    story = scene.acme.stories[0]
+    path = f"/o/acme/stories/{story.id}/edit"
+    one, two = await open_edit(first, path), await open_edit(second, path)
+    added = {"new-1-given": "one", "new-1-when": "first", "new-1-then": "kept"}
+    assert (await save(first, path, one, **added)).status_code == 303
+    typed = {"new-1-given": "two", "new-1-when": "second", "new-1-then": "kept too"}
+
+    assert (await save(second, path, two, **typed)).status_code == 303
+
+    async with db.read() as session:
+        from app.tasks.editing import load_story
+
+        stored = await load_story(session, story.org_id, story.id)
+    assert [(c.label, c.given) for c in stored.criteria][-2:] == [("AC3", "one"), ("AC4", "two")]
 
 
 # --- the API: ETag and If-Match --------------------------------------------------------

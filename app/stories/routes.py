@@ -61,15 +61,15 @@ def task_fields(form: MultiDict[str, str]) -> TaskFields:
     )
 
 
-def story_fields(form: MultiDict[str, str], start: int) -> StoryFields:
-    """The story's fields, with the blank criterion rows numbered from `start`."""
+def story_fields(form: MultiDict[str, str]) -> StoryFields:
+    """The story's fields, with what its blank criterion rows (`new-1-given`, …) hold."""
     criteria = [
         CriterionFields(
-            form.get(f"ac-{n}-given", ""),
-            form.get(f"ac-{n}-when", ""),
-            form.get(f"ac-{n}-then", ""),
+            form.get(f"new-{k}-given", ""),
+            form.get(f"new-{k}-when", ""),
+            form.get(f"new-{k}-then", ""),
         )
-        for n in range(start, start + BLANK_CRITERIA)
+        for k in range(1, BLANK_CRITERIA + 1)
     ]
     return StoryFields(
         title=form.get("title", ""),
@@ -108,6 +108,12 @@ async def form_page(
             return await render_template(template, form=form, form_error=error, **context), 422
         except EditConflict as conflict:
             conflicts = {c.name: c for c in conflict.conflicts}
+            form = MultiDict(form)  # the person's text, but what others changed elsewhere
+            merged = _grouped(base_fields(conflict.merged, prefix=""))
+            if "ac_refs" in conflict.merged:  # none ticked now is a value too
+                merged.setdefault("ac_refs", [])
+            for name, values in merged.items():
+                form.setlist(name, values)
             hidden = [
                 *((k, v) for k, v in hidden if not (k == "version" or k.startswith("base-"))),
                 ("version", str(conflict.version)),
@@ -125,20 +131,27 @@ async def form_page(
 OPENED = ("version", "first_new")
 
 
-def base_fields(values: Mapping[str, Any]) -> Hidden:
+def base_fields(values: Mapping[str, Any], prefix: str = "base-") -> Hidden:
     """Stored values (`task_values`, `story_values`) as an edit page's hidden `base-…`
-    fields, named as the inputs they stand beside."""
+    fields, named as the inputs they stand beside (with `prefix` "": as those inputs)."""
     hidden: Hidden = []
     for name, value in values.items():
         if name == "ac_refs":
-            hidden += [("base-ac_refs", ref) for ref in value]
+            hidden += [(f"{prefix}ac_refs", ref) for ref in value]
         elif name.startswith("ac-"):
             hidden += [
-                (f"base-{name}-{part}", text) for part, text in zip(PARTS, value, strict=True)
+                (f"{prefix}{name}-{part}", text) for part, text in zip(PARTS, value, strict=True)
             ]
         else:
-            hidden.append((f"base-{name}", "" if value is None else str(value)))
+            hidden.append((f"{prefix}{name}", "" if value is None else str(value)))
     return hidden
+
+
+def _grouped(pairs: Hidden) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name, []).append(value)
+    return grouped
 
 
 PARTS = ("given", "when", "then")
@@ -226,7 +239,7 @@ async def new_story(org: str, sprint_id: int) -> Any:
 
     async def save(db: AsyncSession, form: MultiDict[str, str], role: Role) -> tuple[str, str]:
         story = await create_story(
-            db, org_id=org_id, sprint=sprint, fields=story_fields(form, 1), actor=actor, role=role
+            db, org_id=org_id, sprint=sprint, fields=story_fields(form), actor=actor, role=role
         )
         return f"Added the story “{story.title}”.", _board_or_story(org, story)
 
@@ -264,7 +277,7 @@ async def edit_story(org: str, story_id: int) -> Any:
         saved = await update_story(
             db,
             story=fresh,
-            fields=story_fields(form, max(shown, first_new)),
+            fields=story_fields(form),
             edits=edits,
             actor=actor,
             role=role,

@@ -197,6 +197,7 @@ async def update_task(
             await _conflicts(session, clashing, mine, theirs, TaskEvent.task_id == task.id),
             task.version,
             theirs,
+            _untouched(mine, theirs, changes, clashing),
         )
     if not changes:
         return None
@@ -216,6 +217,16 @@ async def update_task(
         sprint_id=task.story.sprint_id,
         fields=list(changes),
     )
+
+
+def _untouched(
+    mine: Mapping[str, Any],
+    theirs: Mapping[str, Any],
+    changes: Mapping[str, Any],
+    clashing: Sequence[str],
+) -> dict[str, Any]:
+    """The fields neither this person changed nor clash, as they are now stored."""
+    return {n: theirs[n] for n in mine if n in theirs and n not in changes and n not in clashing}
 
 
 def _loose(story: Story, base: TaskFields | None) -> dict[str, Any] | None:
@@ -356,6 +367,7 @@ async def update_story(
             ),
             story.version,
             theirs,
+            _untouched(mine, theirs, changes, clashing),
         )
     before = len(story.criteria)
     _add_criteria(story, fields.criteria)

@@ -65,7 +65,12 @@ class EditConflict(Refusal):
     code = "edit_conflict"
 
     def __init__(
-        self, what: str, conflicts: Sequence[FieldConflict], version: int, current: Values
+        self,
+        what: str,
+        conflicts: Sequence[FieldConflict],
+        version: int,
+        current: Values,
+        merged: Values,
     ) -> None:
         names = labels([c.name for c in conflicts])
         super().__init__(
@@ -75,6 +80,10 @@ class EditConflict(Refusal):
         self.conflicts = list(conflicts)
         self.version = version  # the current one: saving the conflict view applies it
         self.current = current
+        # What the page's other fields should now hold: for a field the person did not
+        # change, its current value (someone else's change, which the page never showed:
+        # left as it was, saving again would write the old value back over it).
+        self.merged = merged
 
 
 def merge(
