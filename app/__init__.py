@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from quart import Quart, Response, has_websocket_context, jsonify, render_template, request
+from quart import Quart, Response, g, has_websocket_context, jsonify, render_template, request
 from quart_schema import (
     HttpSecurityScheme,
     Info,
@@ -231,6 +231,7 @@ def _register_error_handlers(app: Quart) -> None:
         """503, Retry-After and the cause's sentence: in the API's shape, as a line on
         the page an htmx request came from (its flash region), or as the error page."""
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        g.outage = cause  # the page that says so reads nothing more from the database
         if has_websocket_context() or _wants_json() or not is_htmx():
             answer_ = await answer(503, "unavailable", cause.sentence)
             response = await app.make_response(answer_)

@@ -75,6 +75,7 @@ def back_up(
         _copy(source, partial)
         say("checking the copy (PRAGMA integrity_check)…")
         _check(partial)
+        _sync(partial)
         os.replace(partial, target)
     except sqlite3.Error as error:
         raise Refusal(f"The backup failed and was not kept: {error}") from error
@@ -99,8 +100,14 @@ def _copy(source: Path, partial: Path) -> None:
         reader.close()
 
 
+def _sync(path: Path) -> None:
+    """On the disk before it is renamed into place (a crash then leaves no torn backup)."""
+    with path.open("rb") as copy:
+        os.fsync(copy.fileno())
+
+
 def _check(partial: Path) -> None:
-    checker = sqlite3.connect(f"file:{partial}?mode=ro", uri=True)
+    checker = sqlite3.connect(partial.as_uri() + "?mode=ro", uri=True)
     try:
         found = [row[0] for row in checker.execute("PRAGMA integrity_check")]
     finally:

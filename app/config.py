@@ -21,7 +21,8 @@ class Environment(BaseSettings):
     """The environment variables the app reads (the README's "Configuration"), each
     with its default; an empty variable counts as unset."""
 
-    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
+    # Names as the README gives them (`port=…` is not `PORT=…`).
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", case_sensitive=True)
 
     env: str = Field("production", validation_alias="SPRINTBOARD_ENV")
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")

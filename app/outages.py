@@ -20,6 +20,7 @@ from enum import StrEnum
 
 import asyncpg
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,10 @@ def cause_of(error: BaseException) -> Cause | None:
         found = _cause_here(current)
         if found is not None:
             return found
+        # Down the chain SQLAlchemy and the drivers build (`orig`, `raise … from`), not
+        # into whatever was being handled when an error of ours was raised.
         wrapped = current.orig if isinstance(current, DBAPIError) else None
-        current = wrapped or current.__cause__ or current.__context__
+        current = wrapped or current.__cause__
     return None
 
 
@@ -78,10 +81,13 @@ def _cause_here(error: BaseException) -> Cause | None:
         return Cause.UNREACHABLE
     if isinstance(
         error,
-        asyncpg.exceptions.PostgresConnectionError
-        | asyncpg.exceptions.OperatorInterventionError
-        | asyncpg.exceptions.InterfaceError,
+        asyncpg.exceptions.PostgresConnectionError  # SQLSTATE 08: no connection
+        | asyncpg.exceptions.CannotConnectNowError  # starting up, or shutting down
+        | asyncpg.exceptions.AdminShutdownError
+        | asyncpg.exceptions.CrashShutdownError,
     ):
+        return Cause.UNREACHABLE
+    if isinstance(error, PoolTimeout):  # every connection busy waiting on a dead server
         return Cause.UNREACHABLE
     return None
 

@@ -112,7 +112,7 @@ def install_template_helpers(app: Quart) -> None:
         from app.auth.accounts import memberships_of
 
         user = g.get("user")
-        if user is None or is_htmx():
+        if user is None or is_htmx() or g.get("outage"):  # (the page saying so: no reads)
             return {"memberships": []}
         try:
             async with get_db().read() as db:

@@ -8,9 +8,11 @@ import re
 from html.parser import HTMLParser
 from urllib.parse import urlencode
 
+from sqlalchemy import update
 from werkzeug.datastructures import MultiDict
 
 from app.db import Database
+from app.models import Task
 from app.tasks.lifecycle import Action
 from tests.conftest import CSRF
 from tests.factories import Scene, act, events_of, fetch_task, token_for
@@ -350,3 +352,38 @@ async def test_a_story_patch_needs_the_current_etag(app, db: Database, scene: Sc
         app, db, scene.alice, "PATCH", path, json={"points": 3}, headers={"If-Match": tag}
     )
     assert status == 412 and body["current"]["points"] == 2
+
+
+async def test_a_patch_with_null_leaves_a_field_as_it_is(app, db: Database, scene: Scene) -> None:
+    task = scene.acme.tasks[0]
+    path = f"/api/v1/tasks/{task.id}"
+    _, headers, _ = await api(app, db, scene.bob, "GET", path)
+    status, _, body = await api(
+        app,
+        db,
+        scene.bob,
+        "PATCH",
+        path,
+        json={"title": None, "acceptance_criteria_refs": None, "description": "Set"},
+        headers={"If-Match": headers["ETag"]},
+    )
+    assert status == 200, body
+    assert (body["title"], body["acceptance_criteria_refs"]) == (task.title, ["AC1"])
+    assert body["description"] == "Set"
+
+
+async def test_line_breaks_as_a_browser_sends_them_are_no_change(
+    db: Database, sign_in_as, scene: Scene
+) -> None:
+    """A description written through the API with \\n comes back from a browser's form
+    with \\r\\n: the same text, so saving the page changes nothing and names nothing."""
+    alice = await sign_in_as(scene.alice)
+    task = scene.acme.tasks[0]
+    path = f"/o/acme/tasks/{task.id}/edit"
+    await db.write(
+        lambda s: s.execute(update(Task).where(Task.id == task.id).values(description="one\ntwo"))
+    )
+    form = await open_edit(alice, path)
+    answer = await save(alice, path, form, description="one\r\ntwo")
+    assert answer.status_code == 303
+    assert [e.type for e in await events_of(db, task.id)].count("task_updated") == 0

@@ -336,12 +336,13 @@ async def edit_task(task_id: int, data: TaskEdit) -> Any:
     given, sent = request.headers.get("If-Match"), data.model_dump(exclude_unset=True)
 
     async def write(db: Any) -> Task:
-        task = await load_task(db, org_id, task_id)
+        task = await load_task(db, org_id, task_id, for_update=True)
         require_match(given, task, task_json)
         fields = TaskFields(
-            title=sent.get("title", task.title),
-            description=sent.get("description", task.description),
-            ac_refs=sent.get("acceptance_criteria_refs", task.ac_refs or []),
+            title=_given(sent, "title", task.title),
+            description=_given(sent, "description", task.description),
+            # null leaves them as they are; [] clears them
+            ac_refs=_given(sent, "acceptance_criteria_refs", task.ac_refs or []),
             estimate_hours=sent.get("estimated_hours", task.estimate_hours),
         )
         await update_task(db, task=task, fields=fields, actor=user, role=role)
@@ -394,7 +395,7 @@ async def edit_story(story_id: int, data: StoryEdit) -> Any:
     given, sent = request.headers.get("If-Match"), data.model_dump(exclude_unset=True)
 
     async def write(db: Any) -> Story:
-        story = await load_story(db, org_id, story_id)
+        story = await load_story(db, org_id, story_id, for_update=True)
         require_match(given, story, story_json)
         criteria = [CriterionFields(**c) for c in sent.get("acceptance_criteria") or []]
         known = {c.number: CriterionFields(c.given, c.when, c.then) for c in story.criteria}
@@ -405,9 +406,9 @@ async def edit_story(story_id: int, data: StoryEdit) -> Any:
             )
         edits = {**known, **dict(enumerate(criteria[: len(known)], start=1))}
         fields = StoryFields(
-            title=sent.get("title", story.title),
-            description=sent.get("description", story.description),
-            points=sent.get("points", story.points),
+            title=_given(sent, "title", story.title),
+            description=_given(sent, "description", story.description),
+            points=_given(sent, "points", story.points),
             criteria=criteria[len(known) :],
         )
         await update_story(db, story=story, fields=fields, edits=edits, actor=user, role=role)
@@ -415,6 +416,12 @@ async def edit_story(story_id: int, data: StoryEdit) -> Any:
 
     story = await get_db().write(write)
     return story_json(story), 200, {"ETag": etag(story)}
+
+
+def _given(sent: dict[str, Any], name: str, stored: Any) -> Any:
+    """What a PATCH says of `name`: left out or null keeps what is `stored`."""
+    value = sent.get(name)
+    return stored if value is None else value
 
 
 def etag(resource: Task | Story) -> str:

@@ -140,6 +140,7 @@ class Database:
                 pool_size=10,
                 max_overflow=20,
                 pool_pre_ping=True,
+                pool_timeout=CONNECT_SECONDS,  # all busy (connecting to a server that is away)
                 # While the server is away a request must still be answered (503) within
                 # 10 s, also when its packets vanish instead of being refused.
                 connect_args={"timeout": CONNECT_SECONDS, "command_timeout": STATEMENT_SECONDS},
@@ -201,17 +202,27 @@ R = TypeVar("R", bound=Base)
 
 
 async def find_in_org(
-    session: AsyncSession, model: type[R], org_id: int, row_id: int, *, what: str
+    session: AsyncSession,
+    model: type[R],
+    org_id: int,
+    row_id: int,
+    *,
+    what: str,
+    for_update: bool = False,
 ) -> R:
     """The `model` row with this id in this organization, or the NotFound a person reads.
 
     Tenancy: another organization's row answers exactly like one that does not exist.
-    The row is read afresh even if the session holds an older copy of it."""
+    The row is read afresh even if the session holds an older copy of it. With
+    `for_update`, it stays locked until the write ends (PostgreSQL: a second write of
+    the same row waits, then reads what the first wrote; SQLite has one writer anyway)."""
     query = (
         select(model)
         .where(model.id == row_id, model.org_id == org_id)  # type: ignore[attr-defined]
         .execution_options(populate_existing=True)
     )
+    if for_update:
+        query = query.with_for_update(of=model)
     row: R | None = await session.scalar(query)
     if row is None:
         raise NotFound(f"There is no {what} #{row_id} here.")

@@ -206,7 +206,7 @@ async def edit_task(org: str, task_id: int) -> Any:
     actor = g.user
 
     async def save(db: AsyncSession, form: MultiDict[str, str], role: Role) -> tuple[str, str]:
-        fresh = await load_task(db, task.org_id, task.id)
+        fresh = await load_task(db, task.org_id, task.id, for_update=True)
         saved = await update_task(
             db,
             task=fresh,
@@ -261,7 +261,7 @@ async def edit_story(org: str, story_id: int) -> Any:
         # The criteria the page showed are the ones numbered below its first blank row;
         # any added since it was opened are not on it, and stay as they are.
         shown = whole_number(form.get("first_new", "")) or first_new
-        fresh = await load_story(db, story.org_id, story.id)
+        fresh = await load_story(db, story.org_id, story.id, for_update=True)
         on_page = [c for c in fresh.criteria if c.number < shown]
         edits = {c.number: criterion_from(form, c.number, c) for c in on_page}
         base = None

@@ -63,7 +63,9 @@ def clean_title(value: object, what: str = "task") -> str:
 
 
 def clean_description(value: object) -> str:
-    text = str(value or "").strip()
+    """Trimmed, with one kind of line break (browsers send \r\n, scripts \n: the same
+    text must compare equal, or an untouched description would look changed)."""
+    text = str(value or "").replace("\r\n", "\n").replace("\r", "\n").strip()
     if "\x00" in text:
         raise Invalid("A description cannot contain NUL characters.", field="description")
     if len(text) > DESCRIPTION_MAX:
@@ -71,6 +73,12 @@ def clean_description(value: object) -> str:
             f"Keep the description under {DESCRIPTION_MAX:,} characters.", field="description"
         )
     return text
+
+
+def one_line(value: str) -> str:
+    """A criterion's part as one line (a form's input cannot hold a line break, so one
+    sent through the API would differ from every page's copy of it)."""
+    return " ".join(value.split())
 
 
 def parse_whole(value: object, *, field: str, low: int, high: int, what: str) -> int | None:
@@ -112,8 +120,11 @@ def clean_ac_refs(story: Story, refs: Iterable[object]) -> list[str]:
     return sorted(wanted, key=known.__getitem__)
 
 
-async def load_story(session: AsyncSession, org_id: int, story_id: int) -> Story:
-    return await find_in_org(session, Story, org_id, story_id, what="story")
+async def load_story(
+    session: AsyncSession, org_id: int, story_id: int, *, for_update: bool = False
+) -> Story:
+    """The story with this id in this organization, or NotFound (see `load_task`)."""
+    return await find_in_org(session, Story, org_id, story_id, what="story", for_update=for_update)
 
 
 async def create_task(
@@ -324,7 +335,7 @@ def clean_story_values(fields: StoryFields, edits: Mapping[int, CriterionFields]
         "points": parse_points(fields.points),
     }
     for number, c in edits.items():
-        values[f"ac-{number}"] = (c.given.strip(), c.when.strip(), c.then.strip())
+        values[f"ac-{number}"] = (one_line(c.given), one_line(c.when), one_line(c.then))
     return values
 
 
@@ -403,8 +414,8 @@ def _add_criteria(story: Story, criteria: Iterable[CriterionFields]) -> None:
                 org_id=story.org_id,
                 story_id=story.id,
                 number=number,
-                given=fields.given.strip(),
-                when=fields.when.strip(),
-                then=fields.then.strip(),
+                given=one_line(fields.given),
+                when=one_line(fields.when),
+                then=one_line(fields.then),
             )
         )

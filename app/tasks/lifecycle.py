@@ -116,9 +116,12 @@ class Change:
         return f"You {rule.past} “{self.task.title}”; it is now in {rule.target.label}."
 
 
-async def load_task(session: AsyncSession, org_id: int, task_id: int) -> Task:
-    """The task with this id in this organization, or NotFound."""
-    return await find_in_org(session, Task, org_id, task_id, what="task")
+async def load_task(
+    session: AsyncSession, org_id: int, task_id: int, *, for_update: bool = False
+) -> Task:
+    """The task with this id in this organization, or NotFound (locked for the rest of
+    the write with `for_update`: an edit reads what it merges with)."""
+    return await find_in_org(session, Task, org_id, task_id, what="task", for_update=for_update)
 
 
 def check(
