@@ -198,6 +198,26 @@ async def test_a_life_cycle_change_in_between_is_no_conflict(
     assert (stored.owner_id, stored.status) == (scene.bob.id, "inprogress")
 
 
+async def test_an_estimate_cleared_by_giving_the_task_up_names_who_gave_it_up(
+    db: Database, sign_in_as, scene: Scene
+) -> None:
+    """Giving a task up clears its estimate: a page that changed the estimate meanwhile
+    meets that as a conflict, and the view names who gave the task up."""
+    alice = await sign_in_as(scene.alice)
+    task = scene.acme.tasks[0]
+    path = f"/o/acme/tasks/{task.id}/edit"
+    page = await open_edit(alice, path)
+    await act(db, scene.acme, task, Action.TAKE, scene.carol)
+    await act(db, scene.acme, task, Action.RELEASE, scene.carol)
+
+    answer = await save(alice, path, page, estimate_hours="5")
+
+    shown = await answer.get_data(as_text=True)
+    assert answer.status_code == 409
+    assert conflict_fields(shown) == {"estimate_hours": ""}
+    assert re.search(r"<strong>Carol[^<]*</strong> changed the estimate", shown)
+
+
 async def test_a_stale_page_without_its_values_clashes_on_every_difference(
     db: Database, sign_in_as, scene: Scene
 ) -> None:

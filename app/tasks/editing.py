@@ -258,16 +258,19 @@ async def _conflicts(
     theirs: Mapping[str, Any],
     which: ColumnElement[bool],
 ) -> list[FieldConflict]:
-    """Each clashing field with who changed it last and when, from the event log."""
+    """Each clashing field with who changed it last and when, from the event log (an
+    edit names its fields; giving a task up clears its estimate)."""
+    changing = [t for t in EventType if t.is_edit] + [EventType.OWNERSHIP_RELEASED]
     rows = await session.scalars(
         select(TaskEvent)
-        .where(which, TaskEvent.type.in_([t for t in EventType if t.is_edit]))
+        .where(which, TaskEvent.type.in_(changing))
         .order_by(TaskEvent.id.desc())
         .limit(200)
     )
     last: dict[str, TaskEvent] = {}
     for event in rows:
-        for name in (event.fields or "").split(","):
+        released = event.type == EventType.OWNERSHIP_RELEASED
+        for name in ["estimate_hours"] if released else (event.fields or "").split(","):
             last.setdefault(name, event)
     found = []
     for name in names:
