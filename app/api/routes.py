@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from quart import g, request
@@ -333,11 +333,9 @@ async def edit_task(task_id: int, data: TaskEdit) -> Any:
     is not, 428 when it is missing."""
     await use_api_org()
     user, role, org_id = g.user, g.role, g.org.id
-    given, sent = request.headers.get("If-Match"), data.model_dump(exclude_unset=True)
+    sent = data.model_dump(exclude_unset=True)
 
-    async def write(db: Any) -> Task:
-        task = await load_task(db, org_id, task_id, for_update=True)
-        require_match(given, task, task_json)
+    async def apply(db: Any, task: Task) -> None:
         fields = TaskFields(
             title=_given(sent, "title", task.title),
             description=_given(sent, "description", task.description),
@@ -346,10 +344,10 @@ async def edit_task(task_id: int, data: TaskEdit) -> Any:
             estimate_hours=sent.get("estimated_hours", task.estimate_hours),
         )
         await update_task(db, task=task, fields=fields, actor=user, role=role)
-        return task
 
-    task = await get_db().write(write)
-    return task_json(task), 200, {"ETag": etag(task)}
+    return await patch_if_match(
+        lambda db: load_task(db, org_id, task_id, for_update=True), apply, task_json
+    )
 
 
 def story_json(story: Story) -> dict[str, Any]:
@@ -392,11 +390,9 @@ async def edit_story(story_id: int, data: StoryEdit) -> Any:
     added."""
     await use_api_org()
     user, role, org_id = g.user, g.role, g.org.id
-    given, sent = request.headers.get("If-Match"), data.model_dump(exclude_unset=True)
+    sent = data.model_dump(exclude_unset=True)
 
-    async def write(db: Any) -> Story:
-        story = await load_story(db, org_id, story_id, for_update=True)
-        require_match(given, story, story_json)
+    async def apply(db: Any, story: Story) -> None:
         criteria = [CriterionFields(**c) for c in sent.get("acceptance_criteria") or []]
         known = {c.number: CriterionFields(c.given, c.when, c.then) for c in story.criteria}
         if "acceptance_criteria" in sent and len(criteria) < len(known):
@@ -412,10 +408,30 @@ async def edit_story(story_id: int, data: StoryEdit) -> Any:
             criteria=criteria[len(known) :],
         )
         await update_story(db, story=story, fields=fields, edits=edits, actor=user, role=role)
-        return story
 
-    story = await get_db().write(write)
-    return story_json(story), 200, {"ETag": etag(story)}
+    return await patch_if_match(
+        lambda db: load_story(db, org_id, story_id, for_update=True), apply, story_json
+    )
+
+
+async def patch_if_match(
+    load: Callable[[Any], Awaitable[R]],
+    apply: Callable[[Any, R], Awaitable[None]],
+    as_json: Callable[[R], dict[str, Any]],
+) -> Any:
+    """One PATCH: in one write, the resource `load`ed (locked), checked against the
+    request's `If-Match` (see `require_match`), changed by `apply`; answered as JSON
+    with its new ETag."""
+    given = request.headers.get("If-Match")
+
+    async def write(db: Any) -> R:
+        found = await load(db)
+        require_match(given, found, as_json)
+        await apply(db, found)
+        return found
+
+    changed = await get_db().write(write)
+    return as_json(changed), 200, {"ETag": etag(changed)}
 
 
 def _given(sent: dict[str, Any], name: str, stored: Any) -> Any:
