@@ -90,6 +90,7 @@ def _register_blueprints(app: Quart) -> None:
     from app.account import bp as account_bp
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
+    from app.backlog import bp as backlog_bp
     from app.board import bp as board_bp
     from app.live import bp as live_bp
     from app.live.streams import live_updates
@@ -97,7 +98,17 @@ def _register_blueprints(app: Quart) -> None:
     from app.sprints import bp as sprints_bp
     from app.stories import bp as stories_bp
 
-    for bp in (auth_bp, board_bp, sprints_bp, stories_bp, members_bp, account_bp, live_bp, api_bp):
+    for bp in (
+        auth_bp,
+        board_bp,
+        sprints_bp,
+        backlog_bp,
+        stories_bp,
+        members_bp,
+        account_bp,
+        live_bp,
+        api_bp,
+    ):
         app.register_blueprint(bp)
     _drop_flask_context_processors(app)
 

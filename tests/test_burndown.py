@@ -4,6 +4,8 @@ organization's time zone, the same in the header, the table and the API."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -103,7 +105,16 @@ def chart_of(history: History) -> Any:
     remaining = sum(1 for moments in history.tasks if len(moments) % 2 == 1)
     shifts = []
     for when, kind, old, new in history.events():
-        delta_remaining, delta_total = moves(kind, old, new)
+        event = SimpleNamespace(
+            type=kind,
+            old_status=old,
+            new_status=new,
+            sprint_id=1,
+            to_sprint_id=None,
+            task_ids=None,
+            done_count=None,
+        )
+        delta_remaining, delta_total = moves(event, 1)
         shifts.append(Shift(when.astimezone(tz).date(), delta_remaining, delta_total))
     return chart(
         history.sprint(),

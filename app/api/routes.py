@@ -18,24 +18,32 @@ from sqlalchemy import select
 from app.api import bp
 from app.api.schemas import (
     ActionResult,
+    BacklogOut,
     BoardArgs,
     BoardOut,
     BurndownOut,
+    CompleteIn,
+    CompleteOut,
     Created,
     ErrorBody,
     History,
     IfMatch,
     MeOut,
+    NewStory,
     NewTask,
     PreconditionBody,
     PresenceOut,
+    ReportOut,
     SprintList,
     StatusChange,
     StoryEdit,
     StoryOut,
+    StorySprint,
     TaskEdit,
     TaskOut,
     UserOut,
+    VelocityArgs,
+    VelocityOut,
 )
 from app.auth.accounts import memberships_of
 from app.auth.guards import (
@@ -54,20 +62,24 @@ from app.errors import (
 )
 from app.events.log import task_history
 from app.events.serialize import event_json
+from app.inputs import row_id, whole_number
 from app.live.streams import live_updates
-from app.models import Membership, Story, Task, TaskStatus, User
+from app.models import Membership, Sprint, Story, Task, TaskStatus, User
 from app.tasks.board import BoardQuery, build_view, load_sprint, load_sprint_rows
+from app.tasks.cycle import complete_sprint, load_backlog, move_story
 from app.tasks.editing import (
     CriterionFields,
     StoryFields,
     TaskFields,
+    create_story,
     create_task,
     load_story,
     update_story,
     update_task,
 )
 from app.tasks.lifecycle import Action, action_for_target, change_task, load_task
-from app.tasks.sprints import load_summary, sprints_newest_first
+from app.tasks.report import load_report, load_velocity
+from app.tasks.sprints import OPEN_FOR_WORK, load_summary, sprints_newest_first
 from app.timefmt import iso, local_today
 
 
@@ -536,3 +548,168 @@ async def history(task_id: int) -> Any:
         task = await load_task(db, g.org.id, task_id)
         events = await task_history(db, g.org.id, task.id)
     return {"events": [event_json(e) for e in events]}
+
+
+# ---------------------------------------------------------------- the sprint cycle --
+
+
+def _sprint_ref(value: str | int | None, field: str) -> int | None:
+    """A sprint id as a client sends it (a string or a number), or None."""
+    if value is None:
+        return None
+    found = row_id(str(value))
+    if found is None:
+        raise Invalid(f"“{str(value)[:40]}” is not a sprint id.", field=field)
+    return found
+
+
+def sprint_item(sprint: Sprint) -> dict[str, Any]:
+    return {
+        "id": str(sprint.id),
+        "name": sprint.name,
+        "goal": sprint.goal,
+        "status": sprint.status,
+        "startDate": sprint.start_date.isoformat(),
+        "endDate": sprint.end_date.isoformat(),
+    }
+
+
+@bp.post("/stories")
+@validate_request(NewStory)
+@validate_response(StoryOut, 201)
+@document_response(ErrorBody, 422)
+async def add_story(data: NewStory) -> Any:
+    """Add a story (owners): to a sprint in planning or under way (`sprintId`), or to
+    the backlog (null or left out)."""
+    await use_api_org()
+    user, role, org_id = g.user, g.role, g.org.id
+    sprint_id = _sprint_ref(data.sprintId, "sprintId")
+    fields = StoryFields(
+        title=data.title,
+        description=data.description or "",
+        points=data.points if data.points is not None else 1,
+        criteria=[CriterionFields(c.given, c.when, c.then) for c in data.acceptanceCriteria],
+    )
+
+    async def create(db: Any) -> Story:
+        sprint = None
+        if sprint_id is not None:
+            sprint = await load_sprint(db, org_id, sprint_id)
+            if sprint.status not in OPEN_FOR_WORK:
+                raise Conflict(
+                    f"“{sprint.name}” is {sprint.status}; stories are added to a sprint in "
+                    "planning or under way, or to the backlog."
+                )
+        return await create_story(
+            db, org_id=org_id, sprint=sprint, fields=fields, actor=user, role=role
+        )
+
+    story = await get_db().write(create)
+    return story_json(story), 201
+
+
+@bp.get("/backlog")
+@validate_response(BacklogOut)
+async def backlog() -> Any:
+    """The stories in no sprint, in order, each with its tasks."""
+    await use_api_org()
+    async with get_db().read() as db:
+        items = await load_backlog(db, g.org.id)
+    return {
+        "stories": [
+            {
+                "id": str(item.story.id),
+                "title": item.story.title,
+                "points": item.story.points,
+                "position": item.story.position,
+                "tasks": [task_json(t) for t in item.tasks],
+            }
+            for item in items
+        ]
+    }
+
+
+@bp.put("/stories/<int:story_id>/sprint")
+@validate_request(StorySprint)
+@validate_response(StoryOut)
+@document_response(ErrorBody, 409)
+async def put_story_sprint(story_id: int, data: StorySprint) -> Any:
+    """Move a story (owners), with its tasks where it is, into a sprint in planning or
+    under way, or to the backlog (`null`)."""
+    await use_api_org()
+    user, role, org_id = g.user, g.role, g.org.id
+    to = _sprint_ref(data.sprintId, "sprintId")
+    story = await get_db().write(
+        lambda db: move_story(
+            db, org_id=org_id, story_id=story_id, to_sprint_id=to, actor=user, role=role
+        )
+    )
+    return story_json(story)
+
+
+@bp.post("/sprints/<int:sprint_id>/complete")
+@validate_request(CompleteIn)
+@validate_response(CompleteOut)
+@document_response(ErrorBody, 409)
+async def complete_sprint_route(sprint_id: int, data: CompleteIn) -> Any:
+    """Complete a sprint in review (owners); its unfinished tasks go on to `carryTo`:
+    a sprint in planning or under way (its id), `"new"`, or `"backlog"`."""
+    await use_api_org()
+    user, role, org_id, time_zone = g.user, g.role, g.org.id, g.org.time_zone
+    done = await get_db().write(
+        lambda db: complete_sprint(
+            db,
+            org_id=org_id,
+            sprint_id=sprint_id,
+            carry_to=str(data.carryTo),
+            actor=user,
+            role=role,
+            time_zone=time_zone,
+        )
+    )
+    return {
+        "sprint": sprint_item(done.sprint),
+        "carriedOver": [str(t.id) for t in done.carried],
+        "carriedTo": None if done.carried_to is None else str(done.carried_to.id),
+    }
+
+
+@bp.get("/sprints/<int:sprint_id>/report")
+@validate_response(ReportOut)
+@document_response(ErrorBody, 404)
+async def report(sprint_id: int) -> Any:
+    """The sprint report: frozen at completion (`final`), "so far" before."""
+    await use_api_org()
+    async with get_db().read() as db:
+        sprint = await load_sprint(db, g.org.id, sprint_id)
+        figures = await load_report(db, sprint, g.org.time_zone)
+    return figures.as_json()
+
+
+@bp.get("/velocity")
+@document_querystring(VelocityArgs)
+@validate_response(VelocityOut)
+async def velocity() -> Any:
+    """The last completed sprints (`last`, default 6), oldest first, with averages."""
+    await use_api_org()
+    raw = request.args.get("last")
+    last = whole_number(raw) if raw is not None else 6
+    if last is None or not 1 <= last <= 24:
+        raise Invalid("Ask for the last 1 to 24 sprints.", field="last")
+    async with get_db().read() as db:
+        figure = await load_velocity(db, g.org.id, last)
+    return {
+        "sprints": [
+            {
+                "id": str(s.id),
+                "name": s.name,
+                "committedPoints": r.committed.points,
+                "completedPoints": r.completed.points,
+                "committedTasks": r.committed.count,
+                "completedTasks": r.completed.count,
+            }
+            for s, r in figure.sprints
+        ],
+        "averagePoints": figure.average_points,
+        "averageTasks": figure.average_tasks,
+    }

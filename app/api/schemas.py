@@ -152,6 +152,12 @@ class EventOut(BaseModel):
     changed_by_user_id: str | None
     title: str
     timestamp: str
+    # Moves and edits say more (see app/events/serialize.py).
+    from_sprint_id: str | None = None
+    to_sprint_id: str | None = None
+    carried_to_sprint_id: str | None = None
+    task_ids: list[str] | None = None
+    fields: list[str] | None = None
 
 
 class History(BaseModel):
@@ -241,3 +247,93 @@ class BoardOut(BaseModel):
 class BoardArgs(BaseModel):
     status: str | None = None
     groupBy: Literal["story", "status"] = "story"
+
+
+# ---------------------------------------------------------------- the sprint cycle --
+
+
+class NewStory(BaseModel):
+    """A story for a sprint in planning or under way (`sprintId`), or for the backlog
+    (null or left out)."""
+
+    title: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default="", max_length=10_000)
+    points: int | None = Field(default=None, ge=1, le=8)
+    acceptanceCriteria: list[CriterionIn] = Field(default_factory=list, max_length=50)
+    sprintId: str | int | None = None
+
+
+class StorySprint(BaseModel):
+    """Where the story goes: a sprint in planning or under way, or null (the backlog)."""
+
+    sprintId: str | int | None
+
+
+class BacklogStoryOut(BaseModel):
+    id: str
+    title: str
+    points: int
+    position: int
+    tasks: list[TaskOut]
+
+
+class BacklogOut(BaseModel):
+    stories: list[BacklogStoryOut]
+
+
+class CompleteIn(BaseModel):
+    """Where the unfinished tasks go: a sprint's id, "new", or "backlog"."""
+
+    carryTo: str | int
+
+
+class CompleteOut(BaseModel):
+    sprint: SprintListItem
+    carriedOver: list[str]
+    carriedTo: str | None
+
+
+class FigureOut(BaseModel):
+    tasks: int
+    points: int
+
+
+class ReportLists(BaseModel):
+    committed: list[str]
+    added: list[str]
+    removed: list[str]
+    completed: list[str]
+    carriedOver: list[str]
+
+
+class ReportOut(BaseModel):
+    """A sprint's report: frozen once it completed (`final`), "so far" before."""
+
+    sprintId: str
+    final: bool
+    started: bool
+    committed: FigureOut
+    added: FigureOut
+    removed: FigureOut
+    completed: FigureOut
+    carriedOver: FigureOut
+    lists: ReportLists
+
+
+class VelocitySprint(BaseModel):
+    id: str
+    name: str
+    committedPoints: int
+    completedPoints: int
+    committedTasks: int
+    completedTasks: int
+
+
+class VelocityOut(BaseModel):
+    sprints: list[VelocitySprint]
+    averagePoints: float
+    averageTasks: float
+
+
+class VelocityArgs(BaseModel):
+    last: int | None = Field(default=None, ge=1, le=24)

@@ -74,8 +74,8 @@ async def confirm_release(org: str, task_id: int) -> Any:
     """Ask before giving up a task (the path taken without JavaScript)."""
     async with get_db().read() as db:
         task = await load_task(db, g.org.id, task_id)
-    if task.story.sprint_id:
-        fallback = url_for("board.board", org=org, sprint_id=task.story.sprint_id)
+    if task.sprint_id:
+        fallback = url_for("board.board", org=org, sprint_id=task.sprint_id)
     else:
         fallback = url_for("stories.task_page", org=org, task_id=task.id)
     back = local_referrer(f"/o/{org}/") or fallback
@@ -89,8 +89,8 @@ async def back_to(change: Change) -> str:
     back = local_referrer(f"/o/{org}/")
     if back and not back.endswith("/release"):
         return back
-    if task.story.sprint_id:
-        return url_for("board.board", org=org, sprint_id=task.story.sprint_id)
+    if task.sprint_id:
+        return url_for("board.board", org=org, sprint_id=task.sprint_id)
     return url_for("stories.task_page", org=org, task_id=task.id)
 
 

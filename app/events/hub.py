@@ -97,6 +97,10 @@ class Rendered:
     sse: bytes
     json: dict[str, Any]
 
+    def concerns(self, sprint_id: int) -> bool:
+        """Is this for the streams of that sprint?"""
+        return self.sprint_id == sprint_id
+
     @functools.cached_property
     def sse_gzip(self) -> bytes:
         """`sse` deflated on its own, once for every gzip stream (live or replayed);
@@ -112,9 +116,14 @@ class Rendered:
 @dataclass(frozen=True, eq=False)
 class Frame(Rendered):
     """One event: it has an id, and a stream that reconnects is replayed the ones after
-    its cursor."""
+    its cursor. A move (of a story into another sprint) concerns two sprints: the one it
+    left (`sprint_id`) and the one it entered (`to_sprint_id`)."""
 
     id: int
+    to_sprint_id: int | None = None
+
+    def concerns(self, sprint_id: int) -> bool:
+        return sprint_id in (self.sprint_id, self.to_sprint_id)
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,7 +164,7 @@ class Subscriber:
     dropped: bool = False
 
     def wants(self, item: Item) -> bool:
-        return self.sprint_id is None or item.sprint_id == self.sprint_id
+        return self.sprint_id is None or item.concerns(self.sprint_id)
 
     def close(self, reason: str) -> None:
         """End the stream: the reader sees `Closed` next, before anything still queued.

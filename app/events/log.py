@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from app.db import table_of, utcnow
 from app.db.outbox import outbox
 from app.events.types import EventType
-from app.models import Organization, Story, Task, TaskEvent
+from app.models import Organization, Sprint, Story, Task, TaskEvent
 
 # Every change runs these two, so they are built once, on the tables rather than the
 # mapped classes (the ORM's bulk-update and unit-of-work paths cost more than the SQL).
@@ -94,6 +94,62 @@ async def append_story_event(
     )
 
 
+async def append_move_event(
+    session: AsyncSession,
+    *,
+    type: EventType,
+    org_id: int,
+    actor_id: int | None,
+    title: str,
+    from_sprint_id: int | None,
+    to_sprint_id: int | None,
+    tasks: Sequence[Task],
+    story_id: int | None = None,
+) -> TaskEvent:
+    """Write the event of tasks going from one sprint to another (None: the backlog):
+    a story moved, or a sprint completed carrying its unfinished tasks."""
+    return await _log(
+        session,
+        TaskEvent(
+            org_id=org_id,
+            type=type,
+            story_id=story_id,
+            sprint_id=from_sprint_id,
+            to_sprint_id=to_sprint_id,
+            task_ids=sorted(task.id for task in tasks),
+            done_count=sum(1 for task in tasks if task.status == "completed"),
+            actor_id=actor_id,
+            title=title,
+        ),
+    )
+
+
+async def append_sprint_event(
+    session: AsyncSession,
+    *,
+    type: EventType,
+    sprint: Sprint,
+    actor_id: int | None,
+    old_status: str | None = None,
+    new_status: str | None = None,
+    fields: Sequence[str] = (),
+) -> TaskEvent:
+    """Write the event of a change to a sprint itself (its status, name or dates)."""
+    return await _log(
+        session,
+        TaskEvent(
+            org_id=sprint.org_id,
+            type=type,
+            sprint_id=sprint.id,
+            actor_id=actor_id,
+            old_status=old_status,
+            new_status=new_status,
+            title=sprint.name,
+            fields=",".join(fields) or None,
+        ),
+    )
+
+
 async def _log(session: AsyncSession, event: TaskEvent) -> TaskEvent:
     """Number the event, stamp it, write it, and queue it for announcement.
 
@@ -131,10 +187,20 @@ async def newest_event_ids(session: AsyncSession) -> dict[int, int]:
 
 
 async def task_history(session: AsyncSession, org_id: int, task_id: int) -> Sequence[TaskEvent]:
-    """Every event of one task, newest first."""
-    rows = await session.scalars(
-        select(TaskEvent)
-        .where(TaskEvent.org_id == org_id, TaskEvent.task_id == task_id)
-        .order_by(TaskEvent.id.desc())
+    """Every event of one task, newest first: its own, and the moves that took it from
+    one sprint to another (its story's moves, and a completion that carried it on)."""
+    own = await session.scalars(
+        select(TaskEvent).where(TaskEvent.org_id == org_id, TaskEvent.task_id == task_id)
     )
-    return rows.all()
+    story_id = select(Task.story_id).where(Task.id == task_id).scalar_subquery()
+    moves = await session.scalars(
+        select(TaskEvent).where(
+            TaskEvent.org_id == org_id,
+            or_(
+                and_(TaskEvent.type == EventType.STORY_MOVED, TaskEvent.story_id == story_id),
+                TaskEvent.type == EventType.SPRINT_COMPLETED,
+            ),
+        )
+    )
+    moved = [event for event in moves if task_id in (event.task_ids or ())]
+    return sorted([*own, *moved], key=lambda event: event.id, reverse=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.events.types import EventType
 from app.models import TaskEvent
 from app.timefmt import iso
 
@@ -13,7 +14,22 @@ def _sid(value: int | None) -> str | None:
 
 
 def event_json(event: TaskEvent) -> dict[str, Any]:
-    """`{"id", "organization_id", "type", "task_id", …, "timestamp"}` for one event."""
+    """`{"id", "organization_id", "type", "task_id", …, "timestamp"}` for one event; a
+    move says from where to where, a completion where its unfinished tasks went."""
+    out = _common(event)
+    if event.type == EventType.STORY_MOVED:
+        out["from_sprint_id"] = _sid(event.sprint_id)
+        out["to_sprint_id"] = _sid(event.to_sprint_id)
+        out["task_ids"] = [str(t) for t in event.task_ids or ()]
+    elif event.type == EventType.SPRINT_COMPLETED:
+        out["carried_to_sprint_id"] = _sid(event.to_sprint_id)
+        out["task_ids"] = [str(t) for t in event.task_ids or ()]
+    if event.fields:
+        out["fields"] = event.fields.split(",")
+    return out
+
+
+def _common(event: TaskEvent) -> dict[str, Any]:
     return {
         "id": event.id,
         "organization_id": str(event.org_id),

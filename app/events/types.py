@@ -18,11 +18,38 @@ class EventType(StrEnum):
     TASK_UPDATED = "task_updated"
     STORY_CREATED = "story_created"
     STORY_UPDATED = "story_updated"
+    # The sprint cycle (app/tasks/cycle.py). A move names where its tasks were
+    # (`sprint_id`), where they went (`to_sprint_id`, None: the backlog) and which.
+    STORY_MOVED = "story_moved"
+    SPRINT_STATUS_CHANGED = "sprint_status_changed"  # planning → active → review
+    SPRINT_COMPLETED = "sprint_completed"  # review → completed, carrying the unfinished
+    SPRINT_UPDATED = "sprint_updated"  # its name, goal or dates
 
     @property
     def about_story(self) -> bool:
         """A change to a story itself (its task, if any, is not what changed)."""
         return self in (EventType.STORY_CREATED, EventType.STORY_UPDATED)
+
+    @property
+    def about_sprint(self) -> bool:
+        """A change to a sprint itself (what it is, or its status): a board of it shows
+        it in its header and, when completed, in what may be done there."""
+        return self in (
+            EventType.SPRINT_STATUS_CHANGED,
+            EventType.SPRINT_COMPLETED,
+            EventType.SPRINT_UPDATED,
+        )
+
+    @property
+    def reshapes_board(self) -> bool:
+        """A change after which an open board reloads its groups and header: stories
+        arrive or leave, or the sprint itself changed (a completed one turns read-only)."""
+        return self is EventType.STORY_MOVED or self.about_sprint
+
+    @property
+    def moves_tasks(self) -> bool:
+        """An event that takes tasks (`task_ids`) from one sprint to another."""
+        return self in (EventType.STORY_MOVED, EventType.SPRINT_COMPLETED)
 
     @property
     def is_edit(self) -> bool:

@@ -12,7 +12,7 @@ import contextvars
 import re
 import time
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from quart import Quart, render_template
@@ -45,6 +45,9 @@ _TASKS = select(Task).where(
 _SPRINTS = select(Sprint).where(
     Sprint.org_id == bindparam("org_id"), Sprint.id.in_(bindparam("ids", expanding=True))
 )
+_SPRINT_NAMES = select(Sprint.id, Sprint.name).where(
+    Sprint.org_id == bindparam("org_id"), Sprint.id.in_(bindparam("ids", expanding=True))
+)
 
 
 def compact(html: str) -> str:
@@ -64,11 +67,30 @@ _DID = {
 }
 
 
-def toast_text(event: TaskEvent) -> str:
-    """ "Bob took “Write API tests”", in the words a teammate would use."""
+def toast_text(event: TaskEvent, sprint_names: Mapping[int, str] | None = None) -> str:
+    """ "Bob took “Write API tests”", in the words a teammate would use (`sprint_names`:
+    the names of the sprints a move names)."""
     who = event.actor.first_name if event.actor else "Someone"
     title = f"“{event.title}”"
-    did = _DID.get(EventType(event.type))
+    kind = EventType(event.type)
+    names = sprint_names or {}
+    to = names.get(event.to_sprint_id or 0, "the backlog") if event.to_sprint_id else "the backlog"
+    if kind is EventType.STORY_MOVED:
+        if event.sprint_id == event.to_sprint_id:
+            return f"{who} reordered the story {title}"
+        return f"{who} moved the story {title} to {to}"
+    if kind is EventType.SPRINT_COMPLETED:
+        count = len(event.task_ids or ())
+        if not count:
+            return f"{who} completed {title}"
+        return f"{who} completed {title}; {_tasks(count)} went on to {to}"
+    if kind is EventType.SPRINT_STATUS_CHANGED:
+        if event.new_status == "active":
+            return f"{who} started {title}"
+        return f"{who} moved {title} to {event.new_status}"
+    if kind is EventType.SPRINT_UPDATED:
+        return f"{who} changed the {labels((event.fields or '').split(','))} of {title}"
+    did = _DID.get(kind)
     if did is not None:
         return f"{who} {did} {title}"
     if event.new_status == TaskStatus.COMPLETED.value:
@@ -77,6 +99,10 @@ def toast_text(event: TaskEvent) -> str:
         return f"{who} paused {title}"
     label = TaskStatus(event.new_status).label if event.new_status else "a new status"
     return f"{who} moved {title} to {label}"
+
+
+def _tasks(count: int) -> str:
+    return "1 unfinished task" if count == 1 else f"{count} unfinished tasks"
 
 
 def change_text(event: TaskEvent) -> str:
@@ -128,14 +154,15 @@ class Renderer:
             del self._shifts[key]
 
     async def _chart(
-        self, session: AsyncSession, summary: SprintSummary, org: Organization, moved: bool
+        self, session: AsyncSession, summary: SprintSummary, org: Organization
     ) -> Burndown:
-        """The sprint's burndown: its shifts read again only when an event moved it (or
-        the day's time zone changed), so most events cost no query for it."""
+        """The sprint's burndown: its shifts read again only when an event moved it (its
+        cached reading is then dropped: see `_render`) or the day's time zone changed, so
+        most events cost no query for it."""
         sprint, tz = summary.sprint, org.time_zone
         key = (sprint.org_id, sprint.id)
         known = self._shifts.get(key)
-        if moved or known is None or known[0] != tz:
+        if known is None or known[0] != tz:
             # The log's newest id as this read sees it: a render that read earlier (a
             # replay and the fan-out can overlap) must not replace a fresher reading.
             fresh = (tz, org.last_event_id or 0, await load_shifts(session, sprint, tz))
@@ -155,8 +182,21 @@ class Renderer:
 
     async def _render(self, org_id: int, events: Sequence[TaskEvent]) -> list[Frame]:
         task_ids = {e.task_id for e in events if e.task_id is not None}
-        sprint_ids = {e.sprint_id for e in events if e.sprint_id is not None}
-        moved = {e.sprint_id for e in events if moves(e.type, e.old_status, e.new_status) != (0, 0)}
+        # A move concerns two sprints' boards, which reload their headers: no header
+        # rides along with it.
+        sprint_ids = {
+            e.sprint_id
+            for e in events
+            if e.sprint_id is not None and not EventType(e.type).moves_tasks
+        }
+        named = {e.to_sprint_id for e in events if e.to_sprint_id is not None}
+        for event in events:
+            for sprint_id in (event.sprint_id, event.to_sprint_id):
+                if sprint_id is None:
+                    continue
+                if moves(event, sprint_id) != (0, 0) or EventType(event.type).about_sprint:
+                    # Its chart moved: read again when next drawn, here or for a later event.
+                    self._shifts.pop((org_id, sprint_id), None)
         async with self.db.read() as session:
             org = await session.get(Organization, org_id)
             assert org is not None
@@ -170,8 +210,17 @@ class Renderer:
                 _SPRINTS, {"org_id": org_id, "ids": list(sprint_ids)}
             ):
                 summary = await load_summary(session, sprint, today)
-                summary.burndown = await self._chart(session, summary, org, sprint.id in moved)
+                summary.burndown = await self._chart(session, summary, org)
                 summaries[sprint.id] = summary
+            sprint_names = (
+                dict(
+                    (
+                        await session.execute(_SPRINT_NAMES, {"org_id": org_id, "ids": list(named)})
+                    ).tuples()
+                )
+                if named
+                else {}
+            )
         frames = []
         for event in events:
             html = compact(
@@ -181,7 +230,7 @@ class Renderer:
                     task=tasks.get(event.task_id) if event.task_id else None,
                     summary=summaries.get(event.sprint_id) if event.sprint_id else None,
                     org=org,
-                    toast=toast_text(event),
+                    toast=toast_text(event, sprint_names),
                     change=change_text(event),
                 )
             )
@@ -194,6 +243,7 @@ class Renderer:
                     html=html,
                     sse=sse.encode(data=html, event=event.type, id=event.id),
                     json=event_json(event),
+                    to_sprint_id=event.to_sprint_id,
                 )
             )
         return frames

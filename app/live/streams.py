@@ -8,10 +8,11 @@ import json
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from quart import Quart, current_app, g, websocket
-from sqlalchemy import Select, select
+from sqlalchemy import select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app import metrics
 from app.auth.csrf import same_origin_websocket
@@ -71,13 +72,12 @@ async def parse_sprint(org_id: int, value: str | None) -> int | None:
 
 async def parse_task(org_id: int, sprint_id: int | None, value: str | None) -> int | None:
     """`task=<id>`: the stream is a task's page, a task of the stream's sprint."""
-    in_sprint = select(Task.id).join(Story, Story.id == Task.story_id)
-    return await _one_of_sprint(org_id, sprint_id, value, "task", Task, in_sprint)
+    return await _one_of_sprint(org_id, sprint_id, value, "task", Task, Task.sprint_id)
 
 
 async def parse_story(org_id: int, sprint_id: int | None, value: str | None) -> int | None:
     """`story=<id>`: the stream is a story's edit page, a story of the stream's sprint."""
-    return await _one_of_sprint(org_id, sprint_id, value, "story", Story, select(Story.id))
+    return await _one_of_sprint(org_id, sprint_id, value, "story", Story, Story.sprint_id)
 
 
 async def _one_of_sprint(
@@ -86,10 +86,10 @@ async def _one_of_sprint(
     value: str | None,
     what: str,
     model: type[Task] | type[Story],
-    query: Select[Any],
+    sprint_column: InstrumentedAttribute[int | None],
 ) -> int | None:
     """The id in `value` (None when there is none), of a `what` of the organization in
-    the stream's sprint (`query` selects its id, joined to its story)."""
+    the stream's sprint (`sprint_column`: the sprint it is in)."""
     if value is None or value == "":
         return None
     found_id = row_id(value)
@@ -99,7 +99,9 @@ async def _one_of_sprint(
         raise BadInput(f"A {what}'s stream names its sprint too (sprint=).")
     async with get_db().read() as db:
         found = await db.scalar(
-            query.where(model.id == found_id, model.org_id == org_id, Story.sprint_id == sprint_id)
+            select(model.id).where(
+                model.id == found_id, model.org_id == org_id, sprint_column == sprint_id
+            )
         )
     if found is None:
         raise NotFound(f"There is no {what} #{found_id} in this sprint.")

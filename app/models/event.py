@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime, utcnow
@@ -34,6 +34,13 @@ class TaskEvent(Base):
     task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="SET NULL"))
     story_id: Mapped[int | None] = mapped_column(ForeignKey("story.id", ondelete="SET NULL"))
     sprint_id: Mapped[int | None] = mapped_column(ForeignKey("sprint.id", ondelete="SET NULL"))
+    # A move (story_moved, task_moved, sprint_completed): `sprint_id` is where the tasks
+    # were, `to_sprint_id` where they went (None: the backlog), `task_ids` which ones.
+    to_sprint_id: Mapped[int | None] = mapped_column(ForeignKey("sprint.id", ondelete="SET NULL"))
+    task_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    # How many of `task_ids` were completed when they moved (the burndowns of both
+    # sprints move by the rest: app/tasks/burndown.py).
+    done_count: Mapped[int | None]
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     previous_owner_id: Mapped[int | None] = mapped_column(

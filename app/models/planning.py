@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -61,6 +63,18 @@ class Sprint(Base):
     end_date: Mapped[dt.date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16), default=SprintStatus.PLANNING.value)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set once, when it completes; the report is then frozen here (app/tasks/report.py).
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    @property
+    def status_enum(self) -> SprintStatus:
+        return SprintStatus(self.status)
+
+    @property
+    def closed(self) -> bool:
+        """Completed: its board is a record, read-only."""
+        return self.status == SprintStatus.COMPLETED.value
 
     def days_remaining(self, today: dt.date) -> int:
         """Whole days left, the end date included; never below zero."""

@@ -66,6 +66,12 @@ class Task(Base):
         ForeignKey("organization.id", ondelete="CASCADE"), index=True
     )
     story_id: Mapped[int] = mapped_column(ForeignKey("story.id", ondelete="CASCADE"), index=True)
+    # The sprint the task is in: its story's, except that a story whose sprint completed
+    # with some tasks unfinished goes on in the next sprint with those, and leaves its
+    # completed ones here (None: the backlog).
+    sprint_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sprint.id", ondelete="SET NULL"), index=True
+    )
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     ac_refs: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -6,4 +6,4 @@ from quart import Blueprint
 
 bp = Blueprint("sprints", __name__)
 
-from app.sprints import routes  # noqa: E402,F401
+from app.sprints import closing, routes  # noqa: E402,F401

@@ -48,7 +48,7 @@ async def task_page(org: str, task_id: int) -> Any:
         cursor = await last_event_id(db, g.org.id)
         task = await load_task(db, g.org.id, task_id)
         history = await task_history(db, g.org.id, task.id)
-    page = live_page(cursor, task.story.sprint_id)
+    page = live_page(cursor, task.sprint_id)
     return await render_template("tasks/page.html", task=task, history=history, **page)
 
 
@@ -222,7 +222,7 @@ async def edit_task(org: str, task_id: int) -> Any:
         return f"Saved {task.short_id} ({labels(saved.fields.split(','))}).", where
 
     opened = [("version", str(task.version)), *base_fields(task_values(task))]
-    live = edit_page(cursor, task.story.sprint_id, Where(task_id=task.id, editing=True))
+    live = edit_page(cursor, task.sprint_id, Where(task_id=task.id, editing=True))
     return await form_page(
         "tasks/form.html", save, opened=opened, story=task.story, task=task, **live
     )
@@ -244,6 +244,24 @@ async def new_story(org: str, sprint_id: int) -> Any:
         return f"Added the story “{story.title}”.", _board_or_story(org, story)
 
     return await form_page("stories/form.html", save, sprint=sprint, story=None, first_new=1)
+
+
+@bp.route("/o/<org>/backlog/stories/new", methods=["GET", "POST"])
+@org_member_required
+async def new_backlog_story(org: str) -> Any:
+    """Add a story straight into the backlog (owners): the same form as a sprint's."""
+    require_role(Role.OWNER)
+    org_id, actor = g.org.id, g.user
+
+    async def save(db: AsyncSession, form: MultiDict[str, str], role: Role) -> tuple[str, str]:
+        story = await create_story(
+            db, org_id=org_id, sprint=None, fields=story_fields(form), actor=actor, role=role
+        )
+        return f"Added the story “{story.title}” to the backlog.", _board_or_story(org, story)
+
+    return await form_page(
+        "stories/form.html", save, sprint=None, story=None, first_new=1, backlog=True
+    )
 
 
 @bp.route("/o/<org>/stories/<int:story_id>/edit", methods=["GET", "POST"])
@@ -350,4 +368,4 @@ def _board_or_story(org: str, story: Story) -> str:
         return (
             url_for("board.board", org=org, sprint_id=story.sprint_id) + f"#group-story-{story.id}"
         )
-    return url_for("sprints.page", org=org)
+    return url_for("backlog.page", org=org) + f"#backlog-story-{story.id}"

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import find_in_org
 from app.errors import Invalid
 from app.models import Organization, Sprint, Story, Task, TaskStatus
-from app.tasks.sprints import SprintSummary, summarize
+from app.tasks.sprints import SprintSummary, sprints_open_for_work, stories_of, summarize
 from app.timefmt import local_today
 
 GROUPINGS = ("story", "status")
@@ -135,6 +135,8 @@ class BoardView:
     viewer_id: int | None
     shown: int
     filter_counts: dict[str, int] = field(default_factory=dict)
+    # Where its stories can be moved (an owner's story menu): the sprints open for work.
+    move_targets: list[Sprint] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -159,7 +161,7 @@ async def load_sprint_rows(
     stories = list(
         await db.scalars(
             select(Story)
-            .where(Story.org_id == org_id, Story.sprint_id == sprint_id)
+            .where(Story.org_id == org_id, stories_of(sprint_id))
             .order_by(Story.position, Story.id)
         )
     )
@@ -167,7 +169,7 @@ async def load_sprint_rows(
         await db.scalars(
             select(Task)
             .join(Story, Story.id == Task.story_id)
-            .where(Task.org_id == org_id, Story.sprint_id == sprint_id)
+            .where(Task.org_id == org_id, Task.sprint_id == sprint_id)
             .order_by(Story.position, Story.id, Task.id)
         )
     )
@@ -223,4 +225,6 @@ async def load_view(
     stories, tasks = await load_sprint_rows(db, org.id, sprint_id)
     view = build_view(sprint, stories, tasks, query, viewer_id, local_today(org.time_zone))
     await view.summary.chart(db, org.time_zone)
+    if not sprint.closed:
+        view.move_targets = await sprints_open_for_work(db, org.id)
     return view

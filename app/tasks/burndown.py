@@ -13,32 +13,65 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events.types import EventType
-from app.models import Sprint, Story, Task, TaskEvent, TaskStatus
+from app.models import Sprint, Task, TaskEvent, TaskStatus
 from app.timefmt import local_today, zone
 
 DONE = TaskStatus.COMPLETED.value
 
 
-def moves(event_type: str, old_status: str | None, new_status: str | None) -> tuple[int, int]:
-    """How an event moves the chart: (tasks not done, tasks in the sprint).
+class Moving(Protocol):
+    """What the chart reads of an event (a logged row, or a row of `_MOVES`)."""
+
+    type: str
+    old_status: str | None
+    new_status: str | None
+    sprint_id: int | None
+    to_sprint_id: int | None
+    task_ids: list[int] | None
+    done_count: int | None
+
+
+def moves(event: Moving, sprint_id: int | None) -> tuple[int, int]:
+    """How an event moves one sprint's chart: (tasks not done, tasks in the sprint).
 
     A new task arrives not done; a completion takes one off; a reopening (a done task
-    going back, should the life cycle ever allow it) puts one back. Everything else
-    (taking, starting, pausing, giving up, editing) leaves both where they were.
+    going back) puts one back. Tasks moving in or out (a story moved) bring or take
+    what they are. Everything else (taking, starting, pausing, giving up, editing, the
+    sprint's own changes) leaves both where they were. A completed sprint's carry-over
+    is not a move of its own chart: the chart stops where the sprint stopped (see
+    `chart`).
     """
-    if event_type == EventType.TASK_CREATED:
-        return (0, 1) if new_status == DONE else (1, 1)
-    was_done, is_done = old_status == DONE, new_status == DONE
+    kind = EventType(event.type)
+    if kind.moves_tasks:
+        count = len(event.task_ids or ())
+        still_open = count - (event.done_count or 0)
+        if kind is EventType.SPRINT_COMPLETED:
+            return (still_open, count) if event.to_sprint_id == sprint_id else (0, 0)
+        if event.sprint_id == sprint_id:
+            return (-still_open, -count)
+        return (still_open, count) if event.to_sprint_id == sprint_id else (0, 0)
+    if kind.about_sprint or kind.about_story or event.sprint_id != sprint_id:
+        return (0, 0)
+    if kind is EventType.TASK_CREATED:
+        return (0, 1) if event.new_status == DONE else (1, 1)
+    was_done, is_done = event.old_status == DONE, event.new_status == DONE
     if is_done and not was_done:
         return (-1, 0)
     if was_done and not is_done:
         return (1, 0)
     return (0, 0)
+
+
+def carried_over(sprint: Sprint) -> int:
+    """How many unfinished tasks a completed sprint carried on (0 before it completes)."""
+    report = sprint.report or {}
+    return int(report.get("carriedOver", {}).get("tasks", 0))
 
 
 @dataclass(frozen=True)
@@ -127,7 +160,12 @@ def _count(n: int, noun: str) -> str:
 def chart(
     sprint: Sprint, *, total: int, remaining: int, shifts: Iterable[Shift], today: dt.date
 ) -> Burndown:
-    """The chart from what is true now (`total`, `remaining`) and what moved it since."""
+    """The chart from what is true now (`total`, `remaining`) and what moved it since.
+
+    A completed sprint's unfinished tasks went on elsewhere when it closed; its chart
+    ends with them still to do, as the sprint ended.
+    """
+    total, remaining = total + carried_over(sprint), remaining + carried_over(sprint)
     length = (sprint.end_date - sprint.start_date).days + 1
     after: Counter[dt.date] = Counter()
     grown: Counter[dt.date] = Counter()
@@ -154,18 +192,34 @@ def chart(
     return Burndown(sprint.id, total, remaining, today, tuple(days))
 
 
+# What can move a chart: new tasks, completions and reopenings, and moves between
+# sprints (`moves` sorts out which of them move one sprint's).
+_MOVING_COLUMNS = (
+    TaskEvent.created_at,
+    TaskEvent.type,
+    TaskEvent.old_status,
+    TaskEvent.new_status,
+    TaskEvent.sprint_id,
+    TaskEvent.to_sprint_id,
+    TaskEvent.task_ids,
+    TaskEvent.done_count,
+)
+_CAN_MOVE = or_(
+    TaskEvent.type.in_([EventType.TASK_CREATED, EventType.STORY_MOVED, EventType.SPRINT_COMPLETED]),
+    TaskEvent.old_status == DONE,
+    TaskEvent.new_status == DONE,
+)
 # Built once: every event that moves a chart runs it.
 _MOVES = (
-    select(TaskEvent.created_at, TaskEvent.type, TaskEvent.old_status, TaskEvent.new_status)
+    select(*_MOVING_COLUMNS)
     .where(
         TaskEvent.org_id == bindparam("org_id"),
-        TaskEvent.sprint_id == bindparam("sprint_id"),
-        TaskEvent.created_at >= bindparam("since"),
         or_(
-            TaskEvent.type == EventType.TASK_CREATED,
-            TaskEvent.old_status == DONE,
-            TaskEvent.new_status == DONE,
+            TaskEvent.sprint_id == bindparam("sprint_id"),
+            TaskEvent.to_sprint_id == bindparam("sprint_id"),
         ),
+        TaskEvent.created_at >= bindparam("since"),
+        _CAN_MOVE,
     )
     .order_by(TaskEvent.id)
 )
@@ -177,36 +231,25 @@ async def load_shifts(session: AsyncSession, sprint: Sprint, time_zone: str) -> 
     since = dt.datetime.combine(sprint.start_date + dt.timedelta(days=1), dt.time(), tz)
     params = {"org_id": sprint.org_id, "sprint_id": sprint.id, "since": since.astimezone(dt.UTC)}
     shifts = []
-    for at, event_type, old, new in await session.execute(_MOVES, params):
-        remaining, total = moves(event_type, old, new)
+    for row in await session.execute(_MOVES, params):
+        remaining, total = moves(row, sprint.id)
         if remaining or total:
-            shifts.append(Shift(at.astimezone(tz).date(), remaining, total))
+            shifts.append(Shift(row.created_at.astimezone(tz).date(), remaining, total))
     return shifts
 
 
 # For the sprints page: every sprint's counts, and what moved its chart, in two queries.
 _TALLIES = (
-    select(Story.sprint_id, func.count(Task.id), func.count(Task.id).filter(Task.status == DONE))
-    .join(Story, Story.id == Task.story_id)
-    .where(Task.org_id == bindparam("org_id"), Story.sprint_id.is_not(None))
-    .group_by(Story.sprint_id)
+    select(Task.sprint_id, func.count(Task.id), func.count(Task.id).filter(Task.status == DONE))
+    .where(Task.org_id == bindparam("org_id"), Task.sprint_id.is_not(None))
+    .group_by(Task.sprint_id)
 )
 _ALL_MOVES = (
-    select(
-        TaskEvent.sprint_id,
-        TaskEvent.created_at,
-        TaskEvent.type,
-        TaskEvent.old_status,
-        TaskEvent.new_status,
-    )
+    select(*_MOVING_COLUMNS)
     .where(
         TaskEvent.org_id == bindparam("org_id"),
-        TaskEvent.sprint_id.is_not(None),
-        or_(
-            TaskEvent.type == EventType.TASK_CREATED,
-            TaskEvent.old_status == DONE,
-            TaskEvent.new_status == DONE,
-        ),
+        or_(TaskEvent.sprint_id.is_not(None), TaskEvent.to_sprint_id.is_not(None)),
+        _CAN_MOVE,
     )
     .order_by(TaskEvent.id)
 )
@@ -222,14 +265,12 @@ async def load_charts(
         for sprint_id, total, done in await session.execute(_TALLIES, {"org_id": org_id})
     }
     shifts: dict[int, list[Shift]] = {}
-    for sprint_id, at, event_type, old, new in await session.execute(
-        _ALL_MOVES, {"org_id": org_id}
-    ):
-        remaining, total = moves(event_type, old, new)
-        if sprint_id is not None and (remaining or total):
-            shifts.setdefault(sprint_id, []).append(
-                Shift(at.astimezone(tz).date(), remaining, total)
-            )
+    for row in await session.execute(_ALL_MOVES, {"org_id": org_id}):
+        day = row.created_at.astimezone(tz).date()
+        for sprint_id in {row.sprint_id, row.to_sprint_id} - {None}:
+            remaining, total = moves(row, sprint_id)
+            if remaining or total:
+                shifts.setdefault(sprint_id, []).append(Shift(day, remaining, total))
     charts = {}
     for sprint in sprints:
         total, done = counts.get(sprint.id, (0, 0))

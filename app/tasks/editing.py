@@ -12,11 +12,21 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.accounts import require_contributor, require_owner
 from app.db import find_in_org, utcnow
-from app.errors import Invalid
+from app.errors import Conflict, Invalid
 from app.events.log import append_event, append_story_event
 from app.events.types import EventType
 from app.inputs import whole_number
-from app.models import AcceptanceCriterion, Role, Sprint, Story, Task, TaskEvent, User
+from app.models import (
+    AcceptanceCriterion,
+    Role,
+    Sprint,
+    SprintStatus,
+    Story,
+    Task,
+    TaskEvent,
+    User,
+)
+from app.tasks.lifecycle import closed_sprint_message
 from app.tasks.merging import EditConflict, FieldConflict, Opened, merge
 
 TITLE_MAX = 200
@@ -120,6 +130,18 @@ def clean_ac_refs(story: Story, refs: Iterable[object]) -> list[str]:
     return sorted(wanted, key=known.__getitem__)
 
 
+async def refuse_if_closed(session: AsyncSession, sprint_id: int | None) -> None:
+    """Conflict if the sprint is completed: its tasks are a record, and nothing is added
+    to it."""
+    if sprint_id is None:
+        return
+    row = (
+        await session.execute(select(Sprint.name, Sprint.status).where(Sprint.id == sprint_id))
+    ).one()
+    if row.status == SprintStatus.COMPLETED.value:
+        raise Conflict(closed_sprint_message(row.name))
+
+
 async def load_story(
     session: AsyncSession, org_id: int, story_id: int, *, for_update: bool = False
 ) -> Story:
@@ -137,10 +159,12 @@ async def create_task(
 ) -> tuple[Task, TaskEvent]:
     """Add an available task to a story and log `task_created`."""
     require_contributor(role)
+    await refuse_if_closed(session, story.sprint_id)
     now = utcnow()
     task = Task(
         org_id=story.org_id,
         story_id=story.id,
+        sprint_id=story.sprint_id,
         title=clean_title(fields.title),
         description=clean_description(fields.description),
         ac_refs=clean_ac_refs(story, fields.ac_refs),
@@ -198,6 +222,7 @@ async def update_task(
     someone else changed one of them to another value meanwhile; None when nothing
     changed."""
     require_contributor(role)
+    await refuse_if_closed(session, task.sprint_id)
     mine = clean_task_values(task.story, fields)
     theirs = task_values(task)
     opened = None if version is None else Opened(version, _loose(task.story, base))
@@ -225,7 +250,7 @@ async def update_task(
         old_status=task.status,
         new_status=task.status,
         owner_id=task.owner_id,
-        sprint_id=task.story.sprint_id,
+        sprint_id=task.sprint_id,
         fields=list(changes),
     )
 

@@ -23,7 +23,7 @@ from app.db import find_in_org, table_of, utcnow
 from app.errors import Conflict, NotFound
 from app.events.log import append_event
 from app.events.types import EventType
-from app.models import Role, Story, Task, TaskEvent, TaskStatus, User
+from app.models import Role, Sprint, SprintStatus, Story, Task, TaskEvent, TaskStatus, User
 from app.timefmt import ago
 
 AVAILABLE, OWNED, INPROGRESS, COMPLETED = (
@@ -172,8 +172,9 @@ def _wrong_status_message(task: Task, action: Action) -> str:
 # story this session already holds, criteria included; `_task_for_change` expires
 # just the task instead.
 _TASK_FOR_CHANGE = (
-    select(Task, User.name)
+    select(Task, User.name, Sprint.name, Sprint.status)
     .outerjoin(User, User.id == Task.owner_id)
+    .outerjoin(Sprint, Sprint.id == Task.sprint_id)
     .where(Task.id == bindparam("task_id"), Task.org_id == bindparam("org_id"))
     .options(joinedload(Task.story).raiseload(Story.criteria), raiseload(Task.owner))
 )
@@ -234,7 +235,9 @@ async def perform(
     caller's transaction. Callers outside this module go through `change_task`."""
     for _attempt in range(3):
         now = utcnow()
-        task, holder = await _task_for_change(session, org_id, task_id)
+        task, holder, sprint_closed = await _task_for_change(session, org_id, task_id)
+        if sprint_closed:
+            raise Conflict(closed_sprint_message(sprint_closed))
         rule = check(task, action, actor, role, now, holder)
         old_status, old_owner_id = task.status, task.owner_id
         values = _after(task, action, rule, actor, now)
@@ -262,15 +265,21 @@ async def perform(
         new_status=rule.target.value,
         owner_id=task.owner_id,
         previous_owner_id=old_owner_id,
-        sprint_id=task.story.sprint_id,
+        sprint_id=task.sprint_id,
     )
     return Change(task=task, event=event, action=action)
 
 
+def closed_sprint_message(name: str) -> str:
+    """What a refused change to a task of a completed sprint says."""
+    return f"“{name}” is completed: its tasks are a record now and cannot change."
+
+
 async def _task_for_change(
     session: AsyncSession, org_id: int, task_id: int
-) -> tuple[Task, str | None]:
-    """The task with this id in this organization, as it is now, and its holder's name.
+) -> tuple[Task, str | None, str | None]:
+    """The task with this id in this organization, as it is now, its holder's name, and
+    the name of its sprint if that sprint is completed.
 
     Raises NotFound if there is no such task here.
     """
@@ -283,7 +292,9 @@ async def _task_for_change(
     ).one_or_none()
     if row is None:
         raise NotFound(f"There is no task #{task_id} here.")
-    return row[0], row[1]
+    task, holder, sprint_name, sprint_status = row
+    closed = sprint_name if sprint_status == SprintStatus.COMPLETED.value else None
+    return task, holder, closed
 
 
 def _after(

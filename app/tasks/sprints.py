@@ -11,14 +11,17 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.accounts import require_owner
 from app.db import find_in_org
 from app.errors import Conflict, Invalid
-from app.models import Role, Sprint, SprintStatus, Story, Task, TaskStatus
+from app.events.log import append_sprint_event
+from app.events.types import EventType
+from app.models import Role, Sprint, SprintStatus, Story, Task, TaskStatus, User
 from app.tasks.burndown import Burndown, load_burndown
 from app.tasks.editing import clean_title
 
@@ -40,6 +43,15 @@ async def plan_sprint(
 ) -> Sprint:
     """A new sprint in planning, checked: a name, dates in order."""
     require_owner(role)
+    sprint = Sprint(org_id=org_id, **check_sprint_fields(fields))
+    session.add(sprint)
+    await session.flush()
+    return sprint
+
+
+def check_sprint_fields(fields: SprintFields) -> dict[str, Any]:
+    """A sprint's name, goal and dates, checked: a name, a goal not too long, dates in
+    order. The one rule for planning a sprint and for changing one."""
     name = clean_title(fields.name, "sprint")
     start = parse_date(fields.start_date, "start_date", "start date")
     end = parse_date(fields.end_date, "end_date", "end date")
@@ -48,21 +60,47 @@ async def plan_sprint(
     goal = fields.goal.strip()
     if len(goal) > GOAL_MAX:
         raise Invalid(f"Keep the goal under {GOAL_MAX} characters.", field="goal")
-    sprint = Sprint(org_id=org_id, name=name, goal=goal, start_date=start, end_date=end)
-    session.add(sprint)
-    await session.flush()
-    return sprint
+    return {"name": name, "goal": goal, "start_date": start, "end_date": end}
+
+
+class StartsLater(Conflict):
+    """Starting a sprint before its start date: the person is asked whether to start it
+    today instead, moving its start (else its chart would begin half empty)."""
+
+    def __init__(self, sprint: Sprint, today: dt.date) -> None:
+        super().__init__(
+            f"“{sprint.name}” starts on {sprint.start_date:%b %-d}. Start it today "
+            f"({today:%b %-d}) instead, moving its start?"
+        )
+        self.sprint = sprint
+        self.today = today
 
 
 async def advance_sprint(
-    session: AsyncSession, *, org_id: int, sprint_id: int, role: Role
+    session: AsyncSession,
+    *,
+    org_id: int,
+    sprint_id: int,
+    actor: User,
+    role: Role,
+    today: dt.date,
+    start_today: bool = False,
 ) -> Sprint:
-    """Move a sprint one step on; only one sprint of an organization may be active."""
+    """Move a sprint one step on: planning → active → review (completing it is
+    app.tasks.cycle.complete_sprint, which asks where unfinished work goes). Only one
+    sprint of an organization may be active; one whose start date is still ahead starts
+    only if `start_today` (its start moves to `today`). Logs `sprint_status_changed`."""
     require_owner(role)
-    sprint = await find_in_org(session, Sprint, org_id, sprint_id, what="sprint")
-    after = SprintStatus(sprint.status).next
+    sprint = await find_in_org(session, Sprint, org_id, sprint_id, what="sprint", for_update=True)
+    before = SprintStatus(sprint.status)
+    after = before.next
     if after is None:
         raise Conflict(f"“{sprint.name}” is already completed.")
+    if after is SprintStatus.COMPLETED:
+        raise Conflict(
+            f"Complete “{sprint.name}” from its completion page, which asks where its "
+            "unfinished tasks go."
+        )
     if after is SprintStatus.ACTIVE:
         active = await session.scalar(
             select(Sprint.name).where(
@@ -71,9 +109,37 @@ async def advance_sprint(
         )
         if active:
             raise Conflict(f"“{active}” is still active; move it to review first.")
+        if sprint.start_date > today:
+            if not start_today:
+                raise StartsLater(sprint, today)
+            sprint.start_date = today
     sprint.status = after.value
     await session.flush()
+    await append_sprint_event(
+        session,
+        type=EventType.SPRINT_STATUS_CHANGED,
+        sprint=sprint,
+        actor_id=actor.id,
+        old_status=before.value,
+        new_status=after.value,
+    )
     return sprint
+
+
+# Where stories may be moved to, and unfinished work carried to: a sprint still ahead
+# or under way (a sprint in review is being closed).
+OPEN_FOR_WORK = (SprintStatus.PLANNING.value, SprintStatus.ACTIVE.value)
+
+
+async def sprints_open_for_work(session: AsyncSession, org_id: int) -> list[Sprint]:
+    """The sprints a story can move into (planning or active), soonest first."""
+    return list(
+        await session.scalars(
+            select(Sprint)
+            .where(Sprint.org_id == org_id, Sprint.status.in_(OPEN_FOR_WORK))
+            .order_by(Sprint.start_date, Sprint.id)
+        )
+    )
 
 
 def sprints_newest_first(org_id: int) -> Select[Sprint]:
@@ -133,14 +199,22 @@ def summarize(
     return summary_from_tally(sprint, len(stories), tally.items(), today)
 
 
+def stories_of(sprint_id: int | ColumnElement[int]) -> ColumnElement[bool]:
+    """A sprint's stories: those in it, and those with tasks in it (a story carried on
+    from a completed sprint is in the next one, and its completed tasks in both)."""
+    return or_(
+        Story.sprint_id == sprint_id,
+        Story.id.in_(select(Task.story_id).where(Task.sprint_id == sprint_id)),
+    )
+
+
 # Built once: every live update runs them.
 _STORY_COUNT = select(func.count(Story.id)).where(
-    Story.org_id == bindparam("org_id"), Story.sprint_id == bindparam("sprint_id")
+    Story.org_id == bindparam("org_id"), stories_of(bindparam("sprint_id"))
 )
 _TASK_TALLY = (
     select(Task.status, Task.owner_id, func.count(Task.id))
-    .join(Story, Story.id == Task.story_id)
-    .where(Task.org_id == bindparam("org_id"), Story.sprint_id == bindparam("sprint_id"))
+    .where(Task.org_id == bindparam("org_id"), Task.sprint_id == bindparam("sprint_id"))
     .group_by(Task.status, Task.owner_id)
 )
 

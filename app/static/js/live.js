@@ -5,9 +5,9 @@
 (function () {
   "use strict";
 
-  // The element holding the stream: the board, a task's page, or an edit page.
+  // The element holding the stream: the board, a task's page, an edit page, or the backlog.
   var board = document.getElementById("board") || document.getElementById("task-live")
-    || document.getElementById("edit-live");
+    || document.getElementById("edit-live") || document.getElementById("backlog-live");
   if (!board || !window.htmx) return;
 
   var me = document.body.getAttribute("data-user-id") || "";
@@ -16,6 +16,8 @@
   // An edit page only says what others changed (and who else is editing): it never
   // touches the form, whose inputs hold what the person is typing.
   var editPage = board.getAttribute("data-page") === "edit";
+  // The backlog follows the whole organization: stories moving in or out, tasks added.
+  var backlogPage = board.getAttribute("data-page") === "backlog";
   var transport = board.getAttribute("data-transport") || "sse";
   var connection = document.getElementById("connection");
   var TOAST_MS = 4000;
@@ -446,6 +448,70 @@
     line.hidden = !names.length;
   }
 
+  // ---------------------------------------------------------------- reshaping -------
+
+  // Stories came or went, or the sprint changed (a completed sprint turns read-only):
+  // fetch this same page and take its header, notice and groups, as a reload would.
+  var refreshing = null;
+
+  function refreshBoard() {
+    if (refreshing) { refreshing.again = true; return; }
+    refreshing = { again: false };
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        var page = fresh.getElementById("board");
+        if (!page) return;
+        ["sprint-header", "board-closed", "board-groups"].forEach(function (id) {
+          var now = document.getElementById(id);
+          var next = fresh.getElementById(id);
+          if (now && next) {
+            next = document.importNode(next, true);
+            now.replaceWith(next);
+            htmx.process(next);
+          }
+        });
+        ["data-sprint-status", "data-closed"].forEach(function (name) {
+          if (page.hasAttribute(name)) board.setAttribute(name, page.getAttribute(name));
+          else board.removeAttribute(name);
+        });
+        recount();
+        paintViewers();
+      })
+      .catch(function () { /* the next event, or a reload, brings it */ })
+      .then(function () {
+        var again = refreshing && refreshing.again;
+        refreshing = null;
+        if (again) refreshBoard();
+      });
+  }
+
+  // On the backlog: its list, fetched again.
+  function refreshBacklog() {
+    htmx.ajax("GET", window.location.pathname, { target: "#backlog-stories", select: "#backlog-stories", swap: "outerHTML" });
+  }
+
+  function touchesBacklog(message) {
+    if (message.querySelector("template[data-live-board], template[data-live-story]")) return true;
+    var live = message.querySelector("template[data-live-card]");
+    var card = live && live.content.querySelector(".card");
+    return !!(card && (document.querySelector('#backlog-stories [data-task-id="' + card.getAttribute("data-task-id") + '"]')
+      || document.getElementById("backlog-story-" + card.getAttribute("data-story-id"))));
+  }
+
+  // Out-of-band parts this page has no place for (a sprint's header on a task's page,
+  // say) are left out rather than reported as errors.
+  function withoutStrangers(message) {
+    message.querySelectorAll("[hx-swap-oob]").forEach(function (part) {
+      var target = (part.getAttribute("hx-swap-oob") || "").split(":")[1];
+      var selector = target ? target.trim() : "#" + part.id;
+      if (selector === "#" || !document.querySelector(selector)) part.remove();
+    });
+    return message;
+  }
+
   // While a card is being dragged, messages wait (a card swapped out from under the
   // pointer would end the drag); they are taken in, in order, once it is dropped.
   var held = null;
@@ -471,7 +537,11 @@
       synced();
       return;
     }
-    if (taskPage) {
+    if (backlogPage) {
+      if (touchesBacklog(message)) refreshBacklog();
+    } else if (message.querySelector("template[data-live-board]")) {
+      refreshBoard();
+    } else if (taskPage) {
       followTask(message);
     } else if (message.querySelector("template[data-live-story]")) {
       // A story was added or renamed: its group (and every card's story name) changed.
@@ -481,7 +551,7 @@
       var card = live && live.content.querySelector(".card");
       if (card) placeCard(document.importNode(card, true));
     }
-    htmx.swap(board, message, { swapStyle: "none", swapDelay: 0, settleDelay: 0 });
+    htmx.swap(board, withoutStrangers(message), { swapStyle: "none", swapDelay: 0, settleDelay: 0 });
     if (id) advance(id);
     recount();
     paintViewers();

@@ -1,0 +1,357 @@
+"""The sprint cycle beyond one sprint: the backlog, stories moving between it and the
+sprints, a sprint completing with its unfinished work carried on, and a planned sprint
+changed or removed.
+
+A task is in one sprint (`Task.sprint_id`; None: the backlog). A story is where its
+open work is (`Story.sprint_id`): moving it takes the tasks it has there along, and
+completing a sprint carries a story's unfinished tasks on while its completed ones stay,
+so a story can show on a completed sprint's board and on the next one's. Every move is
+one event in the log (`story_moved`, `sprint_completed`) naming the tasks it took, so
+reports can be rebuilt from the log (app/tasks/report.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.accounts import require_owner
+from app.db import find_in_org, utcnow
+from app.errors import Conflict, Invalid, NotFound
+from app.events.log import append_move_event, append_sprint_event
+from app.events.types import EventType
+from app.inputs import row_id
+from app.models import Role, Sprint, SprintStatus, Story, Task, TaskStatus, User
+from app.tasks.report import freeze_report
+from app.tasks.sprints import OPEN_FOR_WORK, SprintFields, check_sprint_fields
+
+BACKLOG, NEW = "backlog", "new"
+
+
+# ---------------------------------------------------------------- the backlog -----
+
+
+@dataclass(frozen=True)
+class BacklogStory:
+    story: Story
+    tasks: list[Task]
+
+
+async def load_backlog(session: AsyncSession, org_id: int) -> list[BacklogStory]:
+    """The stories in no sprint, by position, each with its tasks (two queries)."""
+    stories = list(
+        await session.scalars(
+            select(Story)
+            .where(Story.org_id == org_id, Story.sprint_id.is_(None))
+            .order_by(Story.position, Story.id)
+        )
+    )
+    tasks: dict[int, list[Task]] = {story.id: [] for story in stories}
+    for task in await session.scalars(
+        select(Task).where(Task.org_id == org_id, Task.sprint_id.is_(None)).order_by(Task.id)
+    ):
+        tasks.setdefault(task.story_id, []).append(task)
+    return [BacklogStory(story, tasks[story.id]) for story in stories]
+
+
+# ---------------------------------------------------------------- moving stories --
+
+
+async def move_story(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    story_id: int,
+    to_sprint_id: int | None,
+    before: int | None = None,
+    actor: User,
+    role: Role,
+) -> Story:
+    """Move a story into a planning or active sprint, or to the backlog (None), with
+    the tasks it has where it is now; `before` (a story id there) sets its place, else
+    it goes last. Moving it where it is only reorders. Logs `story_moved`."""
+    require_owner(role)
+    story = await find_in_org(session, Story, org_id, story_id, what="story", for_update=True)
+    source = story.sprint_id
+    if source is not None:
+        here = await find_in_org(session, Sprint, org_id, source, what="sprint")
+        if here.closed:
+            raise Conflict(f"“{here.name}” is completed; its stories stay where they were.")
+    target = None
+    if to_sprint_id is not None:
+        target = await find_in_org(session, Sprint, org_id, to_sprint_id, what="sprint")
+        if target.status not in OPEN_FOR_WORK and to_sprint_id != source:
+            raise Conflict(
+                f"“{target.name}” is {target.status}; stories move only into a sprint "
+                "in planning or under way."
+            )
+    moving: list[Task] = []
+    if to_sprint_id != source:
+        moving = list(
+            await session.scalars(
+                select(Task).where(Task.org_id == org_id, Task.story_id == story.id, _in(source))
+            )
+        )
+        for task in moving:
+            task.sprint_id = to_sprint_id
+        story.sprint_id = to_sprint_id
+    elif not await _reorders(session, story, before):
+        return story  # already there, already in that place: nothing to log
+    await place(session, story, before)
+    await session.flush()
+    await append_move_event(
+        session,
+        type=EventType.STORY_MOVED,
+        org_id=org_id,
+        actor_id=actor.id,
+        title=story.title,
+        story_id=story.id,
+        from_sprint_id=source,
+        to_sprint_id=to_sprint_id,
+        tasks=moving,
+    )
+    return story
+
+
+def _in(sprint_id: int | None):  # type: ignore[no-untyped-def]
+    """Tasks in this sprint (None: the backlog)."""
+    return Task.sprint_id.is_(None) if sprint_id is None else Task.sprint_id == sprint_id
+
+
+async def _siblings(session: AsyncSession, story: Story) -> list[Story]:
+    """The other stories where this one is (its sprint's own, or the backlog's), in order."""
+    where = (
+        Story.sprint_id.is_(None) if story.sprint_id is None else Story.sprint_id == story.sprint_id
+    )
+    return list(
+        await session.scalars(
+            select(Story)
+            .where(Story.org_id == story.org_id, where, Story.id != story.id)
+            .order_by(Story.position, Story.id)
+        )
+    )
+
+
+async def _reorders(session: AsyncSession, story: Story, before: int | None) -> bool:
+    """Would placing the story before `before` (None: last) change the order?"""
+    others = await _siblings(session, story)
+    behind = [s for s in others if (s.position, s.id) > (story.position, story.id)]
+    if before is None:
+        return bool(behind)
+    return not (behind and behind[0].id == before)
+
+
+async def place(session: AsyncSession, story: Story, before: int | None) -> None:
+    """Put the story before the story `before` where it now is (last if that one is not
+    there), numbering the positions there 1, 2, 3 …"""
+    others = await _siblings(session, story)
+    at = next((i for i, s in enumerate(others) if s.id == before), len(others))
+    for position, each in enumerate([*others[:at], story, *others[at:]], start=1):
+        if each.position != position:
+            each.position = position
+
+
+# ---------------------------------------------------------------- completing ------
+
+
+@dataclass(frozen=True)
+class Completion:
+    sprint: Sprint
+    carried_to: Sprint | None
+    carried: list[Task]
+
+
+async def unfinished_tasks(session: AsyncSession, sprint: Sprint) -> list[Task]:
+    """What completing the sprint would carry on, by story then task."""
+    return list(
+        await session.scalars(
+            select(Task)
+            .join(Story, Story.id == Task.story_id)
+            .where(
+                Task.org_id == sprint.org_id,
+                Task.sprint_id == sprint.id,
+                Task.status != TaskStatus.COMPLETED.value,
+            )
+            .order_by(Story.position, Story.id, Task.id)
+        )
+    )
+
+
+async def complete_sprint(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    sprint_id: int,
+    carry_to: str,
+    actor: User,
+    role: Role,
+    time_zone: str,
+) -> Completion:
+    """Complete a sprint in review: its unfinished tasks go on, with their stories,
+    status and owners, to `carry_to` (a planning or active sprint's id, `new`: a new
+    sprint after this one, or `backlog`); its report is frozen (its days counted in
+    `time_zone`, the organization's). Logs `sprint_completed`."""
+    require_owner(role)
+    sprint = await find_in_org(session, Sprint, org_id, sprint_id, what="sprint", for_update=True)
+    if sprint.closed:
+        raise Conflict(f"“{sprint.name}” is already completed.")
+    if sprint.status != SprintStatus.REVIEW.value:
+        raise Conflict(f"“{sprint.name}” is {sprint.status}; a sprint is completed from review.")
+    carried = await unfinished_tasks(session, sprint)
+    # Nothing to carry: nowhere to go (and no new sprint made for nothing).
+    target = await _destination(session, sprint, carry_to) if carried else None
+    to_id = target.id if target else None
+    for story_id in dict.fromkeys(task.story_id for task in carried):
+        story = await session.get(Story, story_id)
+        assert story is not None
+        if story.sprint_id != to_id:
+            story.sprint_id = to_id
+            await place(session, story, None)
+    for task in carried:
+        task.sprint_id = to_id
+    sprint.status = SprintStatus.COMPLETED.value
+    sprint.completed_at = utcnow()
+    await session.flush()
+    await append_move_event(
+        session,
+        type=EventType.SPRINT_COMPLETED,
+        org_id=org_id,
+        actor_id=actor.id,
+        title=sprint.name,
+        from_sprint_id=sprint.id,
+        to_sprint_id=to_id,
+        tasks=carried,
+    )
+    await freeze_report(session, sprint, time_zone)
+    return Completion(sprint, target, carried)
+
+
+async def _destination(session: AsyncSession, sprint: Sprint, carry_to: str) -> Sprint | None:
+    """Where unfinished work goes: a sprint, a new one, or None (the backlog)."""
+    choice = (carry_to or "").strip().lower()
+    if choice == BACKLOG:
+        return None
+    if choice == NEW:
+        return await _next_sprint(session, sprint)
+    target_id = row_id(choice)
+    if target_id is None:
+        raise Invalid(
+            "Say where the unfinished tasks go: a sprint in planning or under way, "
+            "a new sprint, or the backlog.",
+            field="carry_to",
+        )
+    try:
+        target = await find_in_org(session, Sprint, sprint.org_id, target_id, what="sprint")
+    except NotFound:
+        raise Invalid(f"There is no sprint #{target_id} here.", field="carry_to") from None
+    if target.id == sprint.id or target.status not in OPEN_FOR_WORK:
+        raise Invalid(
+            f"“{target.name}” is {target.status}: carry the work to a sprint in planning "
+            "or under way, a new sprint, or the backlog.",
+            field="carry_to",
+        )
+    return target
+
+
+_NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
+
+
+def next_name(name: str) -> str:
+    """ "Sprint 14 — Live board" → "Sprint 15"; a name without a number gets "(next)"."""
+    found = _NUMBERED.match(name.split(" — ")[0].strip())
+    if found:
+        return f"{found.group(1)}{int(found.group(2)) + 1}{found.group(3)}".strip()
+    return f"{name} (next)"[:200]
+
+
+async def _next_sprint(session: AsyncSession, sprint: Sprint) -> Sprint:
+    """A planning sprint starting the day after this one ends, as long as this one."""
+    length = sprint.end_date - sprint.start_date
+    start = sprint.end_date + dt.timedelta(days=1)
+    new = Sprint(
+        org_id=sprint.org_id,
+        name=next_name(sprint.name),
+        start_date=start,
+        end_date=start + length,
+    )
+    session.add(new)
+    await session.flush()
+    return new
+
+
+# ---------------------------------------------------------------- planned sprints -
+
+
+async def edit_sprint(
+    session: AsyncSession,
+    *,
+    org_id: int,
+    sprint_id: int,
+    fields: SprintFields,
+    actor: User,
+    role: Role,
+) -> Sprint:
+    """Change a sprint's name, goal and dates (not once it is completed). Logs
+    `sprint_updated` naming what changed."""
+    require_owner(role)
+    sprint = await find_in_org(session, Sprint, org_id, sprint_id, what="sprint", for_update=True)
+    if sprint.closed:
+        raise Conflict(f"“{sprint.name}” is completed; its name and dates are a record now.")
+    values = check_sprint_fields(fields)
+    changed = [name for name, value in values.items() if getattr(sprint, name) != value]
+    if not changed:
+        return sprint
+    for name in changed:
+        setattr(sprint, name, values[name])
+    await session.flush()
+    await append_sprint_event(
+        session, type=EventType.SPRINT_UPDATED, sprint=sprint, actor_id=actor.id, fields=changed
+    )
+    return sprint
+
+
+async def delete_sprint(
+    session: AsyncSession, *, org_id: int, sprint_id: int, actor: User, role: Role
+) -> tuple[str, int]:
+    """Remove a sprint still in planning; its stories (and their tasks) go to the end of
+    the backlog, each move logged. Returns its name and how many stories moved."""
+    require_owner(role)
+    sprint = await find_in_org(session, Sprint, org_id, sprint_id, what="sprint", for_update=True)
+    if sprint.status != SprintStatus.PLANNING.value:
+        raise Conflict(
+            f"“{sprint.name}” is {sprint.status}; only a sprint still in planning can be "
+            "deleted (its work has a history)."
+        )
+    stories = list(
+        await session.scalars(
+            select(Story)
+            .where(Story.org_id == org_id, Story.sprint_id == sprint.id)
+            .order_by(Story.position, Story.id)
+        )
+    )
+    for story in stories:
+        await move_story(
+            session, org_id=org_id, story_id=story.id, to_sprint_id=None, actor=actor, role=role
+        )
+    name = sprint.name
+    await session.execute(delete(Sprint).where(Sprint.id == sprint.id))
+    return name, len(stories)
+
+
+async def count_stories(session: AsyncSession, sprint_ids: Sequence[int]) -> dict[int, int]:
+    """How many stories each sprint shows (its own, and those with tasks in it)."""
+    pairs = select(Story.sprint_id.label("sprint_id"), Story.id.label("story_id")).union(
+        select(Task.sprint_id, Task.story_id)
+    )
+    rows = pairs.subquery()
+    counted = await session.execute(
+        select(rows.c.sprint_id, func.count(rows.c.story_id))
+        .where(rows.c.sprint_id.in_(sprint_ids))
+        .group_by(rows.c.sprint_id)
+    )
+    return {sprint_id: n for sprint_id, n in counted}
