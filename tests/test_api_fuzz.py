@@ -178,6 +178,12 @@ OPERATIONS = [
     ("PATCH", "/api/v1/tasks/{task_id}"),
     ("GET", "/api/v1/stories/{story_id}"),
     ("PATCH", "/api/v1/stories/{story_id}"),
+    ("POST", "/api/v1/stories"),
+    ("GET", "/api/v1/backlog"),
+    ("PUT", "/api/v1/stories/{story_id}/sprint"),
+    ("POST", "/api/v1/sprints/{sprint_id}/complete"),
+    ("GET", "/api/v1/sprints/{sprint_id}/report"),
+    ("GET", "/api/v1/velocity"),
 ]
 
 
@@ -241,6 +247,9 @@ def test_stateful_sequences_along_the_documented_links(fuzz_target: FuzzTarget) 
     # Valid requests, so that sequences get past the first call; the stateless tests
     # above send the invalid ones.
     schema.config.generation.update(modes=[schemathesis.GenerationMode.POSITIVE])
+    # Sequences are about a task's life; closing the sprint is fuzzed call by call above
+    # (here it would only be refused, sprint after sprint, and crowd the tasks out).
+    schema = schema.exclude(path_regex=r"/complete$")
 
     known = {name: set(values) for name, values in fuzz_target.ids.items()}
     steer = random.Random(7)

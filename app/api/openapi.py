@@ -46,6 +46,24 @@ LINKS: dict[str, dict[int, dict[str, tuple[str, dict[str, str]]]]] = {
             "get_sprint_board": ("get_sprint_board", {"sprint_id": "$response.body#/sprints/0/id"}),
             "get_burndown": ("get_burndown", {"sprint_id": "$response.body#/sprints/0/id"}),
             "get_presence": ("get_presence", {"sprint_id": "$response.body#/sprints/0/id"}),
+            "get_report": ("get_report", {"sprint_id": "$response.body#/sprints/0/id"}),
+        },
+    },
+    # A story made by a script: add its tasks, read it, move it.
+    "post_add_story": {
+        201: {
+            "post_add_task": ("post_add_task", {"story_id": "$response.body#/id"}),
+            "get_get_story": ("get_get_story", {"story_id": "$response.body#/id"}),
+            "put_put_story_sprint": ("put_put_story_sprint", {"story_id": "$response.body#/id"}),
+        },
+    },
+    "get_backlog": {
+        200: {
+            "post_add_task": ("post_add_task", {"story_id": "$response.body#/stories/0/id"}),
+            "put_put_story_sprint": (
+                "put_put_story_sprint",
+                {"story_id": "$response.body#/stories/0/id"},
+            ),
         },
     },
     "get_sprint_board": {

@@ -212,15 +212,11 @@ class Renderer:
                 summary = await load_summary(session, sprint, today)
                 summary.burndown = await self._chart(session, summary, org)
                 summaries[sprint.id] = summary
-            sprint_names = (
-                dict(
-                    (
-                        await session.execute(_SPRINT_NAMES, {"org_id": org_id, "ids": list(named)})
-                    ).tuples()
-                )
-                if named
-                else {}
-            )
+            sprint_names: dict[int, str] = {}
+            if named:  # (a Result has .keys(): dict() would take it for a mapping)
+                params = {"org_id": org_id, "ids": list(named)}
+                for sprint_id, name in await session.execute(_SPRINT_NAMES, params):
+                    sprint_names[sprint_id] = name
         frames = []
         for event in events:
             html = compact(
