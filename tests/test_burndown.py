@@ -4,11 +4,10 @@ organization's time zone, the same in the header, the table and the API."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import datetime as dt
 import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 

@@ -93,7 +93,10 @@ class Cycle:
         async def make(s: AsyncSession) -> Task:
             fresh = await s.get(Story, story.id)
             task, _ = await create_task(
-                s, story=fresh, fields=TaskFields(title=title), actor=self.scene.alice,
+                s,
+                story=fresh,
+                fields=TaskFields(title=title),
+                actor=self.scene.alice,
                 role=Role.OWNER,
             )
             return task
@@ -192,7 +195,11 @@ async def test_the_report_follows_the_contracts_definitions_step_by_step(cycle: 
 
     # The carried task went on with its story, status and owner; the done ones stayed.
     moved = await cycle.get(Task, late.id)
-    assert (moved.sprint_id, moved.status, moved.owner_id) == (after.id, "owned", cycle.scene.bob.id)
+    assert (moved.sprint_id, moved.status, moved.owner_id) == (
+        after.id,
+        "owned",
+        cycle.scene.bob.id,
+    )
     assert (await cycle.get(Story, one.story.id)).sprint_id == after.id
     assert {(await cycle.get(Task, t.id)).sprint_id for t in one.tasks} == {sprint.id}
 
@@ -232,8 +239,11 @@ async def test_completing_carries_the_unfinished_work_where_asked(cycle: Cycle, 
             sprint.end_date - sprint.start_date
         )
         assert done.carried_to.status == SprintStatus.PLANNING.value
-    expected = {"sprint": next_one.id, "new": done.carried_to and done.carried_to.id,
-                "backlog": None}[destination]
+    expected = {
+        "sprint": next_one.id,
+        "new": done.carried_to and done.carried_to.id,
+        "backlog": None,
+    }[destination]
     assert ids(*done.carried) == ids(*story.tasks[1:])
     for task in story.tasks[1:]:
         assert (await cycle.get(Task, task.id)).sprint_id == expected
@@ -265,9 +275,12 @@ async def test_a_completed_sprint_is_a_record(cycle: Cycle, sign_in_as: Any):
     with pytest.raises(Conflict):
         await cycle.write(
             lambda s: edit_sprint(
-                s, org_id=cycle.org_id, sprint_id=sprint.id,
+                s,
+                org_id=cycle.org_id,
+                sprint_id=sprint.id,
                 fields=SprintFields("Renamed", "", TODAY.isoformat(), TODAY.isoformat()),
-                actor=cycle.scene.alice, role=Role.OWNER,
+                actor=cycle.scene.alice,
+                role=Role.OWNER,
             )
         )
     bob = await sign_in_as(cycle.scene.bob)
@@ -277,7 +290,8 @@ async def test_a_completed_sprint_is_a_record(cycle: Cycle, sign_in_as: Any):
     assert 'data-closed="true"' in html and "This sprint is completed" in html
     assert "data-action=" not in html  # no buttons on a record
     refused = await bob.post(
-        f"/o/acme/tasks/{story.tasks[0].id}/take", form={"csrf_token": CSRF},
+        f"/o/acme/tasks/{story.tasks[0].id}/take",
+        form={"csrf_token": CSRF},
         headers={"HX-Request": "true"},
     )
     assert refused.status_code == 409
@@ -324,8 +338,11 @@ async def test_deleting_a_planned_sprint_sends_its_stories_to_the_backlog(cycle:
     with pytest.raises(Conflict, match="only a sprint still in planning"):
         await cycle.write(
             lambda s: delete_sprint(
-                s, org_id=cycle.org_id, sprint_id=cycle.scene.acme.sprint.id,
-                actor=cycle.scene.alice, role=Role.OWNER,
+                s,
+                org_id=cycle.org_id,
+                sprint_id=cycle.scene.acme.sprint.id,
+                actor=cycle.scene.alice,
+                role=Role.OWNER,
             )
         )
 
@@ -426,9 +443,13 @@ async def test_the_api_runs_the_cycle(cycle: Cycle, app: Any):
         return answer.status_code, await answer.get_json()
 
     status, story = await call(
-        "POST", "/api/v1/stories",
-        json={"title": "From a script", "points": 3,
-              "acceptanceCriteria": [{"given": "a", "when": "b", "then": "c"}]},
+        "POST",
+        "/api/v1/stories",
+        json={
+            "title": "From a script",
+            "points": 3,
+            "acceptanceCriteria": [{"given": "a", "when": "b", "then": "c"}],
+        },
     )
     assert status == 201 and story["sprint_id"] is None
     assert story["acceptance_criteria"][0]["label"] == "AC1"
@@ -457,8 +478,32 @@ async def test_the_api_runs_the_cycle(cycle: Cycle, app: Any):
     status, velocity = await call("GET", "/api/v1/velocity?last=1")
     assert status == 200
     assert velocity["sprints"] == [
-        {"id": str(sprint.id), "name": "Sprint API", "committedPoints": 3,
-         "completedPoints": 0, "committedTasks": 1, "completedTasks": 0}
+        {
+            "id": str(sprint.id),
+            "name": "Sprint API",
+            "committedPoints": 3,
+            "completedPoints": 0,
+            "committedTasks": 1,
+            "completedTasks": 0,
+        }
     ]
     status, _ = await call("GET", "/api/v1/velocity?last=0")
     assert status == 422
+
+
+async def test_work_carried_into_a_running_sprint_counts_as_added_there(cycle: Cycle):
+    """A sprint completing into one already under way brings its unfinished tasks (and
+    their story) in after that sprint's start: added there, in tasks and points."""
+    closing = await cycle.plan("Sprint Old", TODAY - dt.timedelta(days=13))
+    story = await cycle.story(closing, "Leftovers", 5, 2)
+    await cycle.advance(closing)
+    await cycle.done(story.tasks[0])
+    await cycle.advance(closing)  # review: the next one can start meanwhile
+    running = await cycle.plan("Sprint New")
+    own = await cycle.story(running, "Fresh", 2, 1)
+    await cycle.advance(running)
+    await cycle.complete(closing, str(running.id))
+    report = await build(cycle, running)
+    assert report.committed.tasks == ids(*own.tasks)
+    assert report.added.tasks == ids(story.tasks[1])
+    assert report.added.points == 5

@@ -30,7 +30,9 @@ async def test_moves_and_completion_reach_open_boards_live(
 
     # Alice moves the story from her backlog page into the active sprint.
     row = alice.locator(f'[data-backlog-story-id="{story["id"]}"]')
-    await row.locator("select[name=sprint_id]").select_option(label="Sprint 14 — Live board (active)")
+    await row.locator("select[name=sprint_id]").select_option(
+        label="Sprint 14 — Live board (active)"
+    )
     await row.get_by_role("button", name="Move", exact=True).click()
     await expect(bob.locator(f"#group-story-{story['id']} .card")).to_have_count(2)
     await expect(header).to_have_attribute("data-stories", "4")

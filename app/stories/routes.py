@@ -16,7 +16,7 @@ from app.events.log import last_event_id, task_history
 from app.inputs import whole_number
 from app.live.presence import Where
 from app.live.streams import live_updates
-from app.models import Role, Story
+from app.models import Role, Sprint, Story
 from app.stories import bp
 from app.tasks.board import load_sprint
 from app.tasks.editing import (
@@ -48,8 +48,16 @@ async def task_page(org: str, task_id: int) -> Any:
         cursor = await last_event_id(db, g.org.id)
         task = await load_task(db, g.org.id, task_id)
         history = await task_history(db, g.org.id, task.id)
+        sprint = await db.get(Sprint, task.sprint_id) if task.sprint_id else None
     page = live_page(cursor, task.sprint_id)
-    return await render_template("tasks/page.html", task=task, history=history, **page)
+    return await render_template(
+        "tasks/page.html",
+        task=task,
+        history=history,
+        closed=bool(sprint and sprint.closed),
+        sprint=sprint,
+        **page,
+    )
 
 
 def task_fields(form: MultiDict[str, str]) -> TaskFields:

@@ -206,9 +206,13 @@ def replay(
                     start()
                 members = board.tasks_in(sprint_id)
                 end = (members, {t for t in members if board.task_status.get(t) == DONE})
+            # The unfinished work goes on with its stories (entering this sprint, if
+            # this is where it went).
+            carried: dict[int, list[int]] = {}
             for task_id in e.task_ids or ():
-                board.task_sprint[task_id] = e.to_sprint_id
-                board.story_sprint[board.task_story[task_id]] = e.to_sprint_id
+                carried.setdefault(board.task_story[task_id], []).append(task_id)
+            for story_id, tasks in carried.items():
+                move_story(story_id, e.to_sprint_id, tasks)
         elif e.task_id is not None and e.new_status:
             board.task_status[e.task_id] = e.new_status
 

@@ -25,12 +25,16 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("sprint_id", sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f("ix_task_sprint_id"), ["sprint_id"], unique=False)
         batch_op.create_foreign_key(
-            batch_op.f("fk_task_sprint_id_sprint"), "sprint", ["sprint_id"], ["id"],
+            batch_op.f("fk_task_sprint_id_sprint"),
+            "sprint",
+            ["sprint_id"],
+            ["id"],
             ondelete="SET NULL",
         )
     # Until now a task was in its story's sprint.
     op.execute(
-        "UPDATE task SET sprint_id = (SELECT story.sprint_id FROM story WHERE story.id = task.story_id)"
+        "UPDATE task SET sprint_id ="
+        " (SELECT story.sprint_id FROM story WHERE story.id = task.story_id)"
     )
     with op.batch_alter_table("sprint", schema=None) as batch_op:
         batch_op.add_column(sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True))
@@ -40,14 +44,19 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("task_ids", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("done_count", sa.Integer(), nullable=True))
         batch_op.create_foreign_key(
-            batch_op.f("fk_task_event_to_sprint_id_sprint"), "sprint", ["to_sprint_id"], ["id"],
+            batch_op.f("fk_task_event_to_sprint_id_sprint"),
+            "sprint",
+            ["to_sprint_id"],
+            ["id"],
             ondelete="SET NULL",
         )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("task_event", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("fk_task_event_to_sprint_id_sprint"), type_="foreignkey")
+        batch_op.drop_constraint(
+            batch_op.f("fk_task_event_to_sprint_id_sprint"), type_="foreignkey"
+        )
         batch_op.drop_column("done_count")
         batch_op.drop_column("task_ids")
         batch_op.drop_column("to_sprint_id")
