@@ -64,55 +64,46 @@ def test_migrations_go_up_and_down_and_match_the_models(empty_database: str):
     upgrade(empty_database)
 
 
+# Rows as release 0006 wrote them: a sprint, a story in it and one in the backlog.
+SEED_0006 = [
+    "INSERT INTO organization (id, slug, name, last_event_id, time_zone, created_at)"
+    " VALUES (1, 'o', 'O', 0, 'UTC', CURRENT_TIMESTAMP)",
+    "INSERT INTO sprint (id, org_id, name, goal, start_date, end_date, status, created_at)"
+    " VALUES (1, 1, 'S', '', '2026-01-01', '2026-01-14', 'active', CURRENT_TIMESTAMP)",
+    *(
+        "INSERT INTO story (id, org_id, sprint_id, title, description, points, position,"
+        f" version, created_at, updated_at) VALUES ({story}, 1, {sprint}, 'T', '', 1, 1, 1,"
+        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        for story, sprint in ((1, "1"), (2, "NULL"))
+    ),
+    *(
+        "INSERT INTO task (id, org_id, story_id, title, description, ac_refs, status, version,"
+        f" created_at, updated_at) VALUES ({task}, 1, {story}, 'T', '', '[]', 'available', 1,"
+        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        for task, story in ((1, 1), (2, 1), (3, 2))
+    ),
+]
+
+
 def test_0007_puts_every_task_in_its_storys_sprint(empty_database: str):
     """Before 0007 a task was in its story's sprint; after it, each task says so itself."""
     from sqlalchemy import text
 
-    upgrade(empty_database, "0006")
-
-    async def seed_then_read(after: bool) -> list[tuple[int, object]]:
+    async def run(statements: list[str]) -> list[tuple[int, object]]:
         engine = create_async_engine(empty_database)
         try:
-            async with engine.begin() as c:
-                if not after:
-                    await c.execute(
-                        text(
-                            "INSERT INTO organization (id, slug, name, last_event_id, time_zone,"
-                            " created_at) VALUES (1, 'o', 'O', 0, 'UTC', CURRENT_TIMESTAMP)"
-                        )
-                    )
-                    await c.execute(
-                        text(
-                            "INSERT INTO sprint (id, org_id, name, goal, start_date, end_date, status,"
-                            " created_at) VALUES (1, 1, 'S', '', '2026-01-01', '2026-01-14',"
-                            " 'active', CURRENT_TIMESTAMP)"
-                        )
-                    )
-                    for story, sprint in ((1, 1), (2, None)):
-                        await c.execute(
-                            text(
-                                "INSERT INTO story (id, org_id, sprint_id, title, description, points,"
-                                " position, version, created_at, updated_at) VALUES (:id, 1, :sprint,"
-                                " 'T', '', 1, 1, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-                            ),
-                            {"id": story, "sprint": sprint},
-                        )
-                    for task, story in ((1, 1), (2, 1), (3, 2)):
-                        await c.execute(
-                            text(
-                                "INSERT INTO task (id, org_id, story_id, title, description, ac_refs,"
-                                " status, version, created_at, updated_at) VALUES (:id, 1, :story,"
-                                " 'T', '', '[]', 'available', 1, CURRENT_TIMESTAMP,"
-                                " CURRENT_TIMESTAMP)"
-                            ),
-                            {"id": task, "story": story},
-                        )
-                    return []
-                rows = await c.execute(text("SELECT id, sprint_id FROM task ORDER BY id"))
-                return [(row[0], row[1]) for row in rows]
+            async with engine.begin() as connection:
+                found: list[tuple[int, object]] = []
+                for statement in statements:
+                    result = await connection.execute(text(statement))
+                    if result.returns_rows:
+                        found = [(row[0], row[1]) for row in result]
+                return found
         finally:
             await engine.dispose()
 
-    asyncio.run(seed_then_read(after=False))
+    upgrade(empty_database, "0006")
+    asyncio.run(run(SEED_0006))
     upgrade(empty_database)
-    assert asyncio.run(seed_then_read(after=True)) == [(1, 1), (2, 1), (3, None)]
+    placed = asyncio.run(run(["SELECT id, sprint_id FROM task ORDER BY id"]))
+    assert placed == [(1, 1), (2, 1), (3, None)]
