@@ -507,3 +507,19 @@ async def test_work_carried_into_a_running_sprint_counts_as_added_there(cycle: C
     assert report.committed.tasks == ids(*own.tasks)
     assert report.added.tasks == ids(story.tasks[1])
     assert report.added.points == 5
+
+
+async def test_a_completed_sprint_takes_no_new_stories_or_tasks(cycle: Cycle, sign_in_as: Any):
+    sprint = await cycle.plan("Sprint Shut")
+    story = await cycle.story(sprint, "Done deal", 1, 1)
+    await cycle.advance(sprint)
+    await cycle.done(*story.tasks)
+    await cycle.advance(sprint)
+    await cycle.complete(sprint, "backlog")
+    with pytest.raises(Conflict, match="completed"):
+        await cycle.story(sprint, "Too late", 1, 0)
+    with pytest.raises(Conflict, match="completed"):
+        await cycle.add_task(story.story, "Also too late")
+    alice = await sign_in_as(cycle.scene.alice)
+    board = await (await alice.get(f"/o/acme/sprints/{sprint.id}")).get_data(as_text=True)
+    assert "New story" not in board and "Add task" not in board

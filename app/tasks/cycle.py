@@ -166,20 +166,25 @@ class Completion:
     carried: list[Task]
 
 
-async def unfinished_tasks(session: AsyncSession, sprint: Sprint) -> list[Task]:
-    """What completing the sprint would carry on, by story then task."""
-    return list(
-        await session.scalars(
-            select(Task)
-            .join(Story, Story.id == Task.story_id)
-            .where(
-                Task.org_id == sprint.org_id,
-                Task.sprint_id == sprint.id,
-                Task.status != TaskStatus.COMPLETED.value,
-            )
-            .order_by(Story.position, Story.id, Task.id)
+async def unfinished_tasks(
+    session: AsyncSession, sprint: Sprint, *, for_update: bool = False
+) -> list[Task]:
+    """What completing the sprint would carry on, by story then task (locked with
+    `for_update`: a completion in flight makes a take or a Done on them wait for it, so
+    what it carries is what was unfinished when it committed)."""
+    query = (
+        select(Task)
+        .join(Story, Story.id == Task.story_id)
+        .where(
+            Task.org_id == sprint.org_id,
+            Task.sprint_id == sprint.id,
+            Task.status != TaskStatus.COMPLETED.value,
         )
+        .order_by(Story.position, Story.id, Task.id)
     )
+    if for_update:
+        query = query.with_for_update(of=Task)
+    return list(await session.scalars(query))
 
 
 async def complete_sprint(
@@ -202,7 +207,7 @@ async def complete_sprint(
         raise Conflict(f"“{sprint.name}” is already completed.")
     if sprint.status != SprintStatus.REVIEW.value:
         raise Conflict(f"“{sprint.name}” is {sprint.status}; a sprint is completed from review.")
-    carried = await unfinished_tasks(session, sprint)
+    carried = await unfinished_tasks(session, sprint, for_update=True)
     # Nothing to carry: nowhere to go (and no new sprint made for nothing).
     target = await _destination(session, sprint, carry_to) if carried else None
     to_id = target.id if target else None

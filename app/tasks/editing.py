@@ -159,12 +159,17 @@ async def create_task(
 ) -> tuple[Task, TaskEvent]:
     """Add an available task to a story and log `task_created`."""
     require_contributor(role)
-    await refuse_if_closed(session, story.sprint_id)
+    # Where the story is now, its row locked: a move of the story in flight commits
+    # first, and the task joins the story where it went.
+    sprint_id = await session.scalar(
+        select(Story.sprint_id).where(Story.id == story.id).with_for_update()
+    )
+    await refuse_if_closed(session, sprint_id)
     now = utcnow()
     task = Task(
         org_id=story.org_id,
         story_id=story.id,
-        sprint_id=story.sprint_id,
+        sprint_id=sprint_id,
         title=clean_title(fields.title),
         description=clean_description(fields.description),
         ac_refs=clean_ac_refs(story, fields.ac_refs),
@@ -182,7 +187,7 @@ async def create_task(
         task=task,
         actor_id=actor.id,
         new_status=task.status,
-        sprint_id=story.sprint_id,
+        sprint_id=sprint_id,
     )
     return task, event
 
@@ -315,8 +320,10 @@ async def create_story(
     actor: User,
     role: Role,
 ) -> Story:
-    """Add a story at the end of its sprint, with its criteria; log `story_created`."""
+    """Add a story at the end of its sprint (None: the backlog), with its criteria; log
+    `story_created`. A completed sprint takes no new stories."""
     require_owner(role)
+    await refuse_if_closed(session, sprint.id if sprint else None)
     last = await session.scalar(
         select(func.max(Story.position)).where(
             Story.org_id == org_id,
