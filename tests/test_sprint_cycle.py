@@ -523,3 +523,55 @@ async def test_a_completed_sprint_takes_no_new_stories_or_tasks(cycle: Cycle, si
     alice = await sign_in_as(cycle.scene.alice)
     board = await (await alice.get(f"/o/acme/sprints/{sprint.id}")).get_data(as_text=True)
     assert "New story" not in board and "Add task" not in board
+
+
+async def test_owners_edit_start_and_delete_sprints_from_the_pages(cycle: Cycle, sign_in_as: Any):
+    alice = await sign_in_as(cycle.scene.alice)
+    later = await cycle.plan("Sprint Later", TODAY + dt.timedelta(days=7))
+    # Edit: a bad date range is refused with a sentence and changes nothing.
+    bad = await alice.post(
+        f"/o/acme/sprints/{later.id}/edit",
+        form={
+            "csrf_token": CSRF,
+            "name": "Renamed",
+            "goal": "",
+            "start_date": "2026-12-20",
+            "end_date": "2026-12-01",
+        },
+    )
+    assert bad.status_code == 422
+    assert "must end on or after its start date" in await bad.get_data(as_text=True)
+    assert (await cycle.get(Sprint, later.id)).name == "Sprint Later"
+    good = await alice.post(
+        f"/o/acme/sprints/{later.id}/edit",
+        form={
+            "csrf_token": CSRF,
+            "name": "Sprint Renamed",
+            "goal": "Ship",
+            "start_date": later.start_date.isoformat(),
+            "end_date": later.end_date.isoformat(),
+        },
+    )
+    assert good.status_code == 303
+    assert (await cycle.get(Sprint, later.id)).name == "Sprint Renamed"
+    async with cycle.db.read() as s:
+        event = await s.scalar(select(TaskEvent).where(TaskEvent.type == EventType.SPRINT_UPDATED))
+    assert (event.sprint_id, event.fields) == (later.id, "name,goal")
+    # Starting it early asks first, then moves its start to today.
+    asked = await alice.post(f"/o/acme/sprints/{later.id}/advance", form={"csrf_token": CSRF})
+    assert asked.status_code == 200
+    assert "Start it today" in await asked.get_data(as_text=True)
+    assert (await cycle.get(Sprint, later.id)).status == "planning"
+    started = await alice.post(
+        f"/o/acme/sprints/{later.id}/advance", form={"csrf_token": CSRF, "start_today": "1"}
+    )
+    assert started.status_code == 303
+    assert (await cycle.get(Sprint, later.id)).start_date == TODAY
+    # Delete asks first, and only a planned sprint can go.
+    planned = await cycle.plan("Sprint Gone")
+    confirm = await alice.get(f"/o/acme/sprints/{planned.id}/delete")
+    assert "Delete the sprint" in await confirm.get_data(as_text=True)
+    gone = await alice.post(f"/o/acme/sprints/{planned.id}/delete", form={"csrf_token": CSRF})
+    assert gone.status_code == 303 and await cycle.get(Sprint, planned.id) is None
+    kept = await alice.post(f"/o/acme/sprints/{later.id}/delete", form={"csrf_token": CSRF})
+    assert kept.status_code == 303 and await cycle.get(Sprint, later.id) is not None

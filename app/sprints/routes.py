@@ -80,17 +80,22 @@ async def change_time_zone(org: str) -> Any:
     )
 
 
-@bp.post("/o/<org>/sprints")
-@org_member_required
-async def create_sprint(org: str) -> Any:
-    """Plan a new sprint (owners)."""
-    form = await request.form
-    fields = SprintFields(
+def sprint_fields(form: Any) -> SprintFields:
+    """A sprint's fields as its form (planning or editing) sends them."""
+    return SprintFields(
         name=form.get("name", ""),
         goal=form.get("goal", ""),
         start_date=form.get("start_date", ""),
         end_date=form.get("end_date", ""),
     )
+
+
+@bp.post("/o/<org>/sprints")
+@org_member_required
+async def create_sprint(org: str) -> Any:
+    """Plan a new sprint (owners)."""
+    form = await request.form
+    fields = sprint_fields(form)
     org_id = g.org.id
     return await owner_change_then_back(
         org,
@@ -151,12 +156,7 @@ async def edit(org: str, sprint_id: int) -> Any:
     form: Any = {}
     if request.method == "POST":
         form = await request.form
-        fields = SprintFields(
-            name=form.get("name", ""),
-            goal=form.get("goal", ""),
-            start_date=form.get("start_date", ""),
-            end_date=form.get("end_date", ""),
-        )
+        fields = sprint_fields(form)
         org_id, actor = g.org.id, g.user
         try:
             saved = await change_as_member(
