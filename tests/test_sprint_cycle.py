@@ -575,3 +575,29 @@ async def test_owners_edit_start_and_delete_sprints_from_the_pages(cycle: Cycle,
     assert gone.status_code == 303 and await cycle.get(Sprint, planned.id) is None
     kept = await alice.post(f"/o/acme/sprints/{later.id}/delete", form={"csrf_token": CSRF})
     assert kept.status_code == 303 and await cycle.get(Sprint, later.id) is not None
+
+
+async def test_work_counts_in_the_sprint_where_it_was_completed(cycle: Cycle):
+    """A story moved on from a sprint leaves what was completed there; a task completed
+    in the backlog and brought in later is added to the sprint, not completed in it."""
+    first = await cycle.plan("Sprint First")
+    second = await cycle.plan("Sprint Second", TODAY + dt.timedelta(days=14))
+    story = await cycle.story(first, "Half done", 5, 2)
+    early = await cycle.story(None, "Done early", 2, 1)
+    await cycle.done(*early.tasks)  # completed while in the backlog
+    await cycle.advance(first)
+    await cycle.done(story.tasks[0])
+    await cycle.move(story.story, second)  # takes only the unfinished task
+    assert (await cycle.get(Task, story.tasks[0].id)).sprint_id == first.id
+    assert (await cycle.get(Task, story.tasks[1].id)).sprint_id == second.id
+    await cycle.move(early.story, first)
+    await cycle.advance(first)
+    await cycle.complete(first, "backlog")
+    report = await build(cycle, first)
+    assert report.completed.tasks == (story.tasks[0].id,)
+    # Every task the story had in the sprint at the end was done there: its points
+    # count (the contract's rule); the early story's task was done elsewhere: none.
+    assert report.completed.points == 5
+    assert report.removed.tasks == (story.tasks[1].id,)
+    assert report.added.tasks == ids(*early.tasks)
+    assert report.carried_over.tasks == ()  # done before it came: neither

@@ -78,6 +78,7 @@ class SprintCycle(RuleBasedStateMachine):
         self.task_story: dict[int, int] = {}
         self.task_sprint: dict[int, int | None] = {}
         self.done: set[int] = set()
+        self.done_in: dict[int, int | None] = {}  # the sprint it was completed in
 
     def run(self, coro):  # type: ignore[no-untyped-def]
         return self.loop.run_until_complete(coro)
@@ -134,7 +135,7 @@ class SprintCycle(RuleBasedStateMachine):
 
     def figures(self, sprint: int, members: set[int], carried: set[int]) -> dict[str, Any]:
         books = self.sprints[sprint]
-        done = members & self.done
+        done = {t for t in members & self.done if self.done_in[t] == sprint}
         stories = {self.task_story[t] for t in members}
         finished = {
             s for s in stories if all(t in done for t in members if self.task_story[t] == s)
@@ -292,8 +293,13 @@ class SprintCycle(RuleBasedStateMachine):
                 self.write(call)
             return
         self.write(call)
+        # From a sprint a story takes its unfinished tasks; from the backlog, all.
         moving = [
-            t for t, s in self.task_story.items() if s == story and self.task_sprint[t] == source
+            t
+            for t, s in self.task_story.items()
+            if s == story
+            and self.task_sprint[t] == source
+            and (source is None or t not in self.done)
         ]
 
         def change() -> None:
@@ -346,6 +352,7 @@ class SprintCycle(RuleBasedStateMachine):
         for action in (Action.TAKE, Action.START, Action.COMPLETE):
             self.act(task, action)
         self.done.add(task)
+        self.done_in[task] = where
 
     def act(self, task: int, action: Action) -> None:
         self.write(

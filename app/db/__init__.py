@@ -209,20 +209,22 @@ async def find_in_org(
     *,
     what: str,
     for_update: bool = False,
+    shared: bool = False,
 ) -> R:
     """The `model` row with this id in this organization, or the NotFound a person reads.
 
     Tenancy: another organization's row answers exactly like one that does not exist.
     The row is read afresh even if the session holds an older copy of it. With
     `for_update`, it stays locked until the write ends (PostgreSQL: a second write of
-    the same row waits, then reads what the first wrote; SQLite has one writer anyway)."""
+    the same row waits, then reads what the first wrote; SQLite has one writer anyway);
+    with `shared` too, it is held against changes only (FOR SHARE)."""
     query = (
         select(model)
         .where(model.id == row_id, model.org_id == org_id)  # type: ignore[attr-defined]
         .execution_options(populate_existing=True)
     )
-    if for_update:
-        query = query.with_for_update(of=model)
+    if for_update:  # `shared`: FOR SHARE, others may read-lock it too
+        query = query.with_for_update(of=model, read=shared)
     row: R | None = await session.scalar(query)
     if row is None:
         raise NotFound(f"There is no {what} #{row_id} here.")

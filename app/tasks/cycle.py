@@ -13,8 +13,9 @@ reports can be rebuilt from the log (app/tasks/report.py).
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
@@ -22,11 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.accounts import require_owner
 from app.db import find_in_org, utcnow
-from app.errors import Conflict, Invalid, NotFound
+from app.errors import Conflict, Invalid
 from app.events.log import append_move_event, append_sprint_event
 from app.events.types import EventType
 from app.inputs import row_id
 from app.models import Role, Sprint, SprintStatus, Story, Task, TaskStatus, User
+from app.tasks.places import lock_places
 from app.tasks.report import freeze_report
 from app.tasks.sprints import OPEN_FOR_WORK, SprintFields, check_sprint_fields
 
@@ -73,34 +75,35 @@ async def move_story(
     role: Role,
 ) -> Story:
     """Move a story into a planning or active sprint, or to the backlog (None), with
-    the tasks it has where it is now; `before` (a story id there) sets its place, else
-    it goes last. Moving it where it is only reorders. Logs `story_moved`."""
+    its tasks where it is now: from a sprint its unfinished ones (what was completed
+    there stays there, counted where it was done, as when a sprint completes), from
+    the backlog all of them. `before` (a story id there) sets its place, else it goes
+    last; moving it where it is only reorders. Logs `story_moved`."""
     require_owner(role)
+    seen = await find_in_org(session, Story, org_id, story_id, what="story")
+    source = seen.sprint_id
+    places = await lock_places(session, org_id, [source, to_sprint_id])
     story = await find_in_org(session, Story, org_id, story_id, what="story", for_update=True)
-    source = story.sprint_id
-    if source is not None:
-        here = await find_in_org(session, Sprint, org_id, source, what="sprint")
-        if here.closed:
-            raise Conflict(f"“{here.name}” is completed; its stories stay where they were.")
-    target = None
-    if to_sprint_id is not None:
-        target = await find_in_org(session, Sprint, org_id, to_sprint_id, what="sprint")
-        if target.status not in OPEN_FOR_WORK and to_sprint_id != source:
+    if story.sprint_id != source:
+        raise Conflict(f"Someone moved “{story.title}” a moment ago; look again and retry.")
+    if source is not None and places[source].closed:
+        raise Conflict(f"“{places[source].name}” is completed; its stories stay where they were.")
+    if to_sprint_id is not None and to_sprint_id != source:
+        target = places[to_sprint_id]
+        if target.status not in OPEN_FOR_WORK:
             raise Conflict(
                 f"“{target.name}” is {target.status}; stories move only into a sprint "
                 "in planning or under way."
             )
     moving: list[Task] = []
     if to_sprint_id != source:
-        moving = list(
-            await session.scalars(
-                select(Task).where(Task.org_id == org_id, Task.story_id == story.id, _in(source))
-            )
-        )
-        for task in moving:
-            task.sprint_id = to_sprint_id
+        query = select(Task).where(Task.org_id == org_id, Task.story_id == story.id, _in(source))
+        if source is not None:
+            query = query.where(Task.status != TaskStatus.COMPLETED.value)
+        moving = list(await session.scalars(query.order_by(Task.id).with_for_update()))
+        carry(moving, to_sprint_id)
         story.sprint_id = to_sprint_id
-    elif not await _reorders(session, story, before):
+    elif before == story.id or not await _reorders(session, story, before):
         return story  # already there, already in that place: nothing to log
     await place(session, story, before)
     await session.flush()
@@ -116,6 +119,14 @@ async def move_story(
         tasks=moving,
     )
     return story
+
+
+def carry(tasks: Iterable[Task], to_sprint_id: int | None) -> None:
+    """Put tasks in another sprint (None: the backlog). Their version moves on too, so a
+    life-cycle change read before the move retries and logs the sprint they are in."""
+    for task in tasks:
+        task.sprint_id = to_sprint_id
+        task.version += 1
 
 
 def _in(sprint_id: int | None):  # type: ignore[no-untyped-def]
@@ -200,16 +211,45 @@ async def complete_sprint(
     """Complete a sprint in review: its unfinished tasks go on, with their stories,
     status and owners, to `carry_to` (a planning or active sprint's id, `new`: a new
     sprint after this one, or `backlog`); its report is frozen (its days counted in
-    `time_zone`, the organization's). Logs `sprint_completed`."""
+    `time_zone`, the organization's). Logs `sprint_completed`.
+
+    A sprint completed before completing carried anything (by an earlier release) has
+    no report: completing it again carries its unfinished work on and writes it."""
     require_owner(role)
-    sprint = await find_in_org(session, Sprint, org_id, sprint_id, what="sprint", for_update=True)
-    if sprint.closed:
+    kind, target_id = _destination(carry_to)
+    places = await lock_places(
+        session, org_id, [sprint_id, target_id if kind is _Kind.SPRINT else None]
+    )
+    sprint = places.get(sprint_id) or await find_in_org(
+        session, Sprint, org_id, sprint_id, what="sprint"
+    )
+    if sprint.closed and sprint.report is not None:
         raise Conflict(f"“{sprint.name}” is already completed.")
-    if sprint.status != SprintStatus.REVIEW.value:
+    if not sprint.closed and sprint.status != SprintStatus.REVIEW.value:
         raise Conflict(f"“{sprint.name}” is {sprint.status}; a sprint is completed from review.")
+    # Their stories, then them, locked: a take or a Done on them waits for this, so
+    # what goes on is what was unfinished when it commits.
+    stories = sorted({t.story_id for t in await unfinished_tasks(session, sprint)})
+    if stories:
+        await session.execute(
+            select(Story.id).where(Story.id.in_(stories)).order_by(Story.id).with_for_update()
+        )
     carried = await unfinished_tasks(session, sprint, for_update=True)
-    # Nothing to carry: nowhere to go (and no new sprint made for nothing).
-    target = await _destination(session, sprint, carry_to) if carried else None
+    target = None
+    if carried:  # nothing to carry: nowhere to go (and no new sprint made for nothing)
+        if kind is _Kind.NEW:
+            target = await _next_sprint(session, sprint)
+        elif kind is _Kind.SPRINT:
+            assert target_id is not None
+            target = places.get(target_id) or await find_in_org(
+                session, Sprint, org_id, target_id, what="sprint"
+            )
+            if target.id == sprint.id or target.status not in OPEN_FOR_WORK:
+                raise Invalid(
+                    f"“{target.name}” is {target.status}: carry the work to a sprint in "
+                    "planning or under way, a new sprint, or the backlog.",
+                    field="carry_to",
+                )
     to_id = target.id if target else None
     for story_id in dict.fromkeys(task.story_id for task in carried):
         story = await session.get(Story, story_id)
@@ -217,8 +257,7 @@ async def complete_sprint(
         if story.sprint_id != to_id:
             story.sprint_id = to_id
             await place(session, story, None)
-    for task in carried:
-        task.sprint_id = to_id
+    carry(carried, to_id)
     sprint.status = SprintStatus.COMPLETED.value
     sprint.completed_at = utcnow()
     await session.flush()
@@ -236,13 +275,20 @@ async def complete_sprint(
     return Completion(sprint, target, carried)
 
 
-async def _destination(session: AsyncSession, sprint: Sprint, carry_to: str) -> Sprint | None:
-    """Where unfinished work goes: a sprint, a new one, or None (the backlog)."""
+class _Kind(enum.Enum):
+    SPRINT = "sprint"
+    NEW = "new"
+    BACKLOG = "backlog"
+
+
+def _destination(carry_to: str) -> tuple[_Kind, int | None]:
+    """Where unfinished work is to go, as asked: a sprint (its id), a new one, or the
+    backlog (checked against what is there once the places are locked)."""
     choice = (carry_to or "").strip().lower()
     if choice == BACKLOG:
-        return None
+        return _Kind.BACKLOG, None
     if choice == NEW:
-        return await _next_sprint(session, sprint)
+        return _Kind.NEW, None
     target_id = row_id(choice)
     if target_id is None:
         raise Invalid(
@@ -250,17 +296,7 @@ async def _destination(session: AsyncSession, sprint: Sprint, carry_to: str) -> 
             "a new sprint, or the backlog.",
             field="carry_to",
         )
-    try:
-        target = await find_in_org(session, Sprint, sprint.org_id, target_id, what="sprint")
-    except NotFound:
-        raise Invalid(f"There is no sprint #{target_id} here.", field="carry_to") from None
-    if target.id == sprint.id or target.status not in OPEN_FOR_WORK:
-        raise Invalid(
-            f"“{target.name}” is {target.status}: carry the work to a sprint in planning "
-            "or under way, a new sprint, or the backlog.",
-            field="carry_to",
-        )
-    return target
+    return _Kind.SPRINT, target_id
 
 
 _NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
@@ -326,7 +362,7 @@ async def delete_sprint(
     """Remove a sprint still in planning; its stories (and their tasks) go to the end of
     the backlog, each move logged. Returns its name and how many stories moved."""
     require_owner(role)
-    sprint = await find_in_org(session, Sprint, org_id, sprint_id, what="sprint", for_update=True)
+    sprint = (await lock_places(session, org_id, [None, sprint_id]))[sprint_id]
     if sprint.status != SprintStatus.PLANNING.value:
         raise Conflict(
             f"“{sprint.name}” is {sprint.status}; only a sprint still in planning can be "

@@ -28,6 +28,7 @@ from app.models import (
 )
 from app.tasks.lifecycle import closed_sprint_message
 from app.tasks.merging import EditConflict, FieldConflict, Opened, merge
+from app.tasks.places import lock_places
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 10_000
@@ -130,6 +131,24 @@ def clean_ac_refs(story: Story, refs: Iterable[object]) -> list[str]:
     return sorted(wanted, key=known.__getitem__)
 
 
+async def _place_for_new_task(session: AsyncSession, story: Story) -> int | None:
+    """Where a task added to `story` goes: where the story is now. Its place and then
+    its row are locked (places.py's order), so a move or a completion in flight commits
+    first and the task joins the story where it went; a completed sprint takes none."""
+    for _attempt in range(3):
+        seen = await session.scalar(select(Story.sprint_id).where(Story.id == story.id))
+        places = await lock_places(session, story.org_id, [seen], shared=True)
+        now = await session.scalar(
+            select(Story.sprint_id).where(Story.id == story.id).with_for_update()
+        )
+        if now != seen:
+            continue  # it moved between the two reads: lock where it is now
+        if seen is not None and places[seen].closed:
+            raise Conflict(closed_sprint_message(places[seen].name))
+        return seen
+    raise Conflict("This story is moving very fast; try again in a moment.")
+
+
 async def refuse_if_closed(session: AsyncSession, sprint_id: int | None) -> None:
     """Conflict if the sprint is completed: its tasks are a record, and nothing is added
     to it."""
@@ -159,12 +178,7 @@ async def create_task(
 ) -> tuple[Task, TaskEvent]:
     """Add an available task to a story and log `task_created`."""
     require_contributor(role)
-    # Where the story is now, its row locked: a move of the story in flight commits
-    # first, and the task joins the story where it went.
-    sprint_id = await session.scalar(
-        select(Story.sprint_id).where(Story.id == story.id).with_for_update()
-    )
-    await refuse_if_closed(session, sprint_id)
+    sprint_id = await _place_for_new_task(session, story)
     now = utcnow()
     task = Task(
         org_id=story.org_id,
@@ -391,6 +405,7 @@ async def update_story(
     is a conflict like any field. Logs `story_updated` naming what changed; None when
     nothing did."""
     require_owner(role)
+    await refuse_if_closed(session, story.sprint_id)
     mine = clean_story_values(fields, edits)
     theirs = story_values(story)
     seen = None

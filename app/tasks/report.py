@@ -3,11 +3,12 @@
 The report replays the organization's log: which task was in which sprint and in which
 status at each event, when the sprint started and when it completed. Its definitions (in
 tasks): **committed**, in the sprint when it became active; **added**, entered after
-that; **removed**, left after that and before completion (moved out); **completed**, in
-the sprint and completed when it completed; **carried over**, in it and unfinished then.
+that; **removed**, left after that and before completion (moved out); **completed**,
+completed while in the sprint and still in it when it completed (a task finished
+elsewhere and brought in is only added); **carried over**, in it and unfinished then.
 In points a story counts once: as committed if it was in the sprint at the start, as
-completed if it had tasks in the sprint at the end and every one was completed; added,
-removed and carried over count the stories that came in, went out, or went on.
+completed if it had tasks in the sprint at the end and every one was completed there;
+added, removed and carried over count the stories that came in, went out, or went on.
 
 Before completion the report is "so far" (the end is now, and nothing is carried over
 yet). At completion it is stored on the sprint (`Sprint.report`) and never moves again;
@@ -114,6 +115,19 @@ class _Board:
     task_status: dict[int, str] = field(default_factory=dict)
     task_story: dict[int, int] = field(default_factory=dict)
     story_sprint: dict[int, int | None] = field(default_factory=dict)
+    done_in: dict[int, int | None] = field(default_factory=dict)  # where it was completed
+
+    def done_here(self, task_id: int, sprint_id: int) -> bool:
+        """Completed, and completed while in this sprint."""
+        return self.task_status.get(task_id) == DONE and self.done_in.get(task_id) == sprint_id
+
+    def at_the_end(self, sprint_id: int) -> tuple[set[int], set[int], set[int]]:
+        """The sprint's tasks, those completed in it, and those not completed (a task
+        completed elsewhere before it came in is neither: it is only "added")."""
+        members = self.tasks_in(sprint_id)
+        done = {t for t in members if self.done_here(t, sprint_id)}
+        unfinished = {t for t in members if self.task_status.get(t) != DONE}
+        return members, done, unfinished
 
     def tasks_in(self, sprint_id: int) -> set[int]:
         return {t for t, s in self.task_sprint.items() if s == sprint_id}
@@ -145,7 +159,7 @@ def replay(
     removed: set[int] = set()
     stories_added: set[int] = set()
     stories_removed: set[int] = set()
-    end: tuple[set[int], set[int]] | None = None  # (in the sprint, of which completed)
+    end: tuple[set[int], set[int], set[int]] | None = None  # see _Board.at_the_end
     logged_start = any(
         e.type == EventType.SPRINT_STATUS_CHANGED
         and e.sprint_id == sprint_id
@@ -204,8 +218,7 @@ def replay(
             if e.sprint_id == sprint_id and end is None:
                 if not started:
                     start()
-                members = board.tasks_in(sprint_id)
-                end = (members, {t for t in members if board.task_status.get(t) == DONE})
+                end = board.at_the_end(sprint_id)
             # The unfinished work goes on with its stories (entering this sprint, if
             # this is where it went).
             carried: dict[int, list[int]] = {}
@@ -214,22 +227,19 @@ def replay(
             for story_id, tasks in carried.items():
                 move_story(story_id, e.to_sprint_id, tasks)
         elif e.task_id is not None and e.new_status:
+            if e.new_status == DONE and board.task_status.get(e.task_id) != DONE:
+                board.done_in[e.task_id] = board.task_sprint.get(e.task_id)
             board.task_status[e.task_id] = e.new_status
 
     if not started and status != SprintStatus.PLANNING.value:
         start()  # under way, with nothing logged since its first day began
     final = end is not None
-    members, done = (
-        end
-        if end is not None
-        else (
-            board.tasks_in(sprint_id),
-            {t for t in board.tasks_in(sprint_id) if board.task_status.get(t) == DONE},
-        )
-    )
+    # So far: the end is now, and nothing is carried over yet.
+    members, done, unfinished = end if end is not None else board.at_the_end(sprint_id)
+    if not final:
+        unfinished = set()
     if not started:
         members, done = set(), set()
-    unfinished = members - done if final else set()
 
     def stories_of(tasks: set[int]) -> set[int]:
         return {board.task_story[t] for t in tasks}

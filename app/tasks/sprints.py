@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +27,9 @@ from app.tasks.burndown import Burndown, load_burndown
 from app.tasks.editing import clean_title
 
 GOAL_MAX = 500
+# A sprint is a time box: at most a year, in a calendar a next sprint can follow.
+MAX_DAYS = 366
+EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2999, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,12 @@ def check_sprint_fields(fields: SprintFields) -> dict[str, Any]:
     end = parse_date(fields.end_date, "end_date", "end date")
     if end < start:
         raise Invalid("The sprint must end on or after its start date.", field="end_date")
+    if (end - start).days + 1 > MAX_DAYS:
+        raise Invalid(f"A sprint lasts at most {MAX_DAYS} days.", field="end_date")
+    if start < EARLIEST or end > LATEST:
+        raise Invalid(
+            f"Give dates between {EARLIEST.year} and {LATEST.year}.", field="start_date"
+        )
     goal = fields.goal.strip()
     if len(goal) > GOAL_MAX:
         raise Invalid(f"Keep the goal under {GOAL_MAX} characters.", field="goal")
@@ -114,7 +124,10 @@ async def advance_sprint(
                 raise StartsLater(sprint, today)
             sprint.start_date = today
     sprint.status = after.value
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:  # another owner started another sprint this very moment
+        raise Conflict("Another sprint was started a moment ago; look again.") from None
     await append_sprint_event(
         session,
         type=EventType.SPRINT_STATUS_CHANGED,
