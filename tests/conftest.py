@@ -21,6 +21,7 @@ from app.migrate import upgrade
 from app.models import User
 from tests import pg
 from tests.browser_kit import CHROMIUM, CHROMIUM_ARGS, Others
+from tests.cycle_kit import Cycle
 from tests.factories import Scene, build_scene
 from tests.server import Server, running_server
 
@@ -191,3 +192,12 @@ async def others(demo_server: Server, database_url: str) -> AsyncIterator[Others
         yield Others(demo_server, db)
     finally:
         await db.close()
+
+
+@pytest.fixture
+async def cycle(db: Database, scene: Scene) -> Cycle:
+    """The sprint cycle of acme (tests/cycle_kit.py), its factories' active sprint moved
+    to review first: one sprint is active at a time."""
+    c = Cycle(db, scene)
+    await c.advance(scene.acme.sprint)
+    return c

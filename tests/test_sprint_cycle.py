@@ -7,154 +7,23 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import Database
 from app.errors import Conflict, Forbidden, Invalid
 from app.events.types import EventType
-from app.models import Role, Sprint, SprintStatus, Story, Task, TaskEvent, User
-from app.tasks.cycle import complete_sprint, delete_sprint, edit_sprint, move_story
-from app.tasks.editing import StoryFields, TaskFields, create_story, create_task
-from app.tasks.lifecycle import Action, change_task
-from app.tasks.report import build_report, load_report, load_velocity
-from app.tasks.sprints import SprintFields, StartsLater, advance_sprint, plan_sprint
+from app.models import Role, Sprint, SprintStatus, Story, Task, TaskEvent
+from app.tasks.cycle import delete_sprint, edit_sprint
+from app.tasks.lifecycle import Action
+from app.tasks.report import load_report, load_velocity
+from app.tasks.sprints import SprintFields, StartsLater
 from tests.conftest import CSRF
-from tests.factories import Scene, token_for
+from tests.cycle_kit import TODAY, Cycle, build, ids
+from tests.factories import token_for
 
-TODAY = dt.datetime.now(dt.UTC).date()
 JSON = {"Content-Type": "application/json"}
-
-
-@dataclass
-class Story_:
-    story: Story
-    tasks: list[Task]
-
-
-class Cycle:
-    """The acme organization's cycle, driven as its owner alice (and bob for the work)."""
-
-    def __init__(self, db: Database, scene: Scene) -> None:
-        self.db, self.scene = db, scene
-        self.org_id = scene.acme.org.id
-
-    async def write(self, fn: Any) -> Any:
-        return await self.db.write(fn)
-
-    async def plan(self, name: str, start: dt.date = TODAY, days: int = 13) -> Sprint:
-        fields = SprintFields(name, "", start.isoformat(), (start + dt.timedelta(days)).isoformat())
-        return await self.write(
-            lambda s: plan_sprint(s, org_id=self.org_id, fields=fields, role=Role.OWNER)
-        )
-
-    async def advance(self, sprint: Sprint, **kwargs: Any) -> Sprint:
-        return await self.write(
-            lambda s: advance_sprint(
-                s,
-                org_id=self.org_id,
-                sprint_id=sprint.id,
-                actor=self.scene.alice,
-                role=Role.OWNER,
-                today=TODAY,
-                **kwargs,
-            )
-        )
-
-    async def story(self, sprint: Sprint | None, title: str, points: int, tasks: int) -> Story_:
-        async def make(s: AsyncSession) -> Story_:
-            story = await create_story(
-                s,
-                org_id=self.org_id,
-                sprint=sprint,
-                fields=StoryFields(title=title, points=points),
-                actor=self.scene.alice,
-                role=Role.OWNER,
-            )
-            made = []
-            for n in range(tasks):
-                task, _ = await create_task(
-                    s,
-                    story=story,
-                    fields=TaskFields(title=f"{title} {n + 1}"),
-                    actor=self.scene.alice,
-                    role=Role.OWNER,
-                )
-                made.append(task)
-            return Story_(story, made)
-
-        return await self.write(make)
-
-    async def add_task(self, story: Story, title: str) -> Task:
-        async def make(s: AsyncSession) -> Task:
-            fresh = await s.get(Story, story.id)
-            task, _ = await create_task(
-                s,
-                story=fresh,
-                fields=TaskFields(title=title),
-                actor=self.scene.alice,
-                role=Role.OWNER,
-            )
-            return task
-
-        return await self.write(make)
-
-    async def act(self, task: Task, *actions: Action, who: User | None = None) -> None:
-        for action in actions:
-            await self.write(
-                lambda s, action=action: change_task(
-                    s, actor=who or self.scene.bob, org=self.org_id, task_id=task.id, action=action
-                )
-            )
-
-    async def done(self, *tasks: Task) -> None:
-        for task in tasks:
-            await self.act(task, Action.TAKE, Action.START, Action.COMPLETE)
-
-    async def move(self, story: Story, to: Sprint | None, role: Role = Role.OWNER) -> Story:
-        return await self.write(
-            lambda s: move_story(
-                s,
-                org_id=self.org_id,
-                story_id=story.id,
-                to_sprint_id=to.id if to else None,
-                actor=self.scene.alice,
-                role=role,
-            )
-        )
-
-    async def complete(self, sprint: Sprint, carry_to: str) -> Any:
-        return await self.write(
-            lambda s: complete_sprint(
-                s,
-                org_id=self.org_id,
-                sprint_id=sprint.id,
-                carry_to=carry_to,
-                actor=self.scene.alice,
-                role=Role.OWNER,
-                time_zone="UTC",
-            )
-        )
-
-    async def get(self, model: type, id_: int) -> Any:
-        async with self.db.read() as s:
-            return await s.get(model, id_)
-
-
-@pytest.fixture
-async def cycle(db: Database, scene: Scene) -> Cycle:
-    """The factories' active sprint goes to review first: one sprint is active at a time."""
-    c = Cycle(db, scene)
-    await c.advance(scene.acme.sprint)
-    return c
-
-
-def ids(*tasks: Task) -> tuple[int, ...]:
-    return tuple(sorted(t.id for t in tasks))
 
 
 async def test_the_report_follows_the_contracts_definitions_step_by_step(cycle: Cycle):
@@ -212,11 +81,6 @@ async def test_the_report_follows_the_contracts_definitions_step_by_step(cycle: 
     async with cycle.db.read() as s:
         again = await load_report(s, await s.get(Sprint, sprint.id), "UTC")
     assert again == report
-
-
-async def build(cycle: Cycle, sprint: Sprint) -> Any:
-    async with cycle.db.read() as s:
-        return await build_report(s, await s.get(Sprint, sprint.id), "UTC")
 
 
 @pytest.mark.parametrize("destination", ["sprint", "new", "backlog"])
@@ -601,3 +465,85 @@ async def test_work_counts_in_the_sprint_where_it_was_completed(cycle: Cycle):
     assert report.removed.tasks == (story.tasks[1].id,)
     assert report.added.tasks == ids(*early.tasks)
     assert report.carried_over.tasks == ()  # done before it came: neither
+
+
+async def test_what_a_completed_sprint_was_stays_as_it_was(cycle: Cycle, sign_in_as: Any):
+    """Its stories cannot be edited (page or API), and its dates stay sane to begin with:
+    a sprint cannot be planned to run for years, so a next one always fits."""
+    sprint = await cycle.plan("Sprint Kept")
+    story = await cycle.story(sprint, "Kept", 2, 1)
+    await cycle.advance(sprint)
+    await cycle.done(*story.tasks)
+    await cycle.advance(sprint)
+    await cycle.complete(sprint, "backlog")
+    alice = await sign_in_as(cycle.scene.alice)
+    edit = await alice.post(
+        f"/o/acme/stories/{story.story.id}/edit",
+        form={"csrf_token": CSRF, "title": "Rewritten", "points": "8"},
+    )
+    assert edit.status_code == 409
+    assert (await cycle.get(Story, story.story.id)).title == "Kept"
+    with pytest.raises(Invalid, match="at most 366 days"):
+        await cycle.plan("Forever", TODAY, days=3000)
+    with pytest.raises(Invalid, match="between 2000 and 2999"):
+        await cycle.plan("Far", dt.date(9999, 1, 1), days=3)
+
+
+async def test_a_deleted_sprint_stays_named_in_the_log(cycle: Cycle, sign_in_as: Any):
+    sprint = await cycle.plan("Sprint Dropped")
+    story = await cycle.story(sprint, "Homeless", 1, 1)
+    alice = await sign_in_as(cycle.scene.alice)
+    await alice.post(f"/o/acme/sprints/{sprint.id}/delete", form={"csrf_token": CSRF})
+    async with cycle.db.read() as s:
+        events = list(
+            await s.scalars(
+                select(TaskEvent)
+                .where(TaskEvent.type.in_(["story_moved", "sprint_deleted"]))
+                .order_by(TaskEvent.id)
+            )
+        )
+    assert [(e.type, e.story_id, e.sprint_id, e.to_sprint_id) for e in events] == [
+        ("story_moved", story.story.id, sprint.id, None),
+        ("sprint_deleted", None, sprint.id, None),
+    ]
+
+
+async def test_a_task_page_keeps_its_stream_after_its_story_moves(cycle: Cycle, sign_in_as: Any):
+    here = await cycle.plan("Sprint Here")
+    there = await cycle.plan("Sprint There")
+    story = await cycle.story(here, "Mover", 2, 1)
+    task = story.tasks[0]
+    alice = await sign_in_as(cycle.scene.alice)
+    await cycle.move(story.story, there)
+    # The page, opened before the move, reconnects with the address it was given.
+    again = await alice.head(f"/o/acme/events?sprint={here.id}&task={task.id}&after=0")
+    assert again.status_code == 200
+    gone = await alice.head(f"/o/acme/events?sprint={here.id}&task=999999&after=0")
+    assert gone.status_code == 404
+
+
+async def test_a_sprint_completed_by_an_earlier_release_can_be_closed_properly(
+    cycle: Cycle, sign_in_as: Any
+):
+    """Before carry-over, "completed" was one more step: unfinished work stayed inside,
+    with no report. Completing it again carries that work on and freezes its report."""
+    sprint = await cycle.plan("Sprint Old Ways")
+    story = await cycle.story(sprint, "Stuck", 3, 2)
+    await cycle.advance(sprint)
+    await cycle.done(story.tasks[0])
+
+    async def the_old_way(s: AsyncSession) -> None:
+        (await s.get(Sprint, sprint.id)).status = "completed"
+
+    await cycle.write(the_old_way)
+    alice = await sign_in_as(cycle.scene.alice)
+    page = await (await alice.get("/o/acme/sprints")).get_data(as_text=True)
+    assert "Carry on unfinished work" in page
+    done = await cycle.complete(sprint, "backlog")
+    assert [t.id for t in done.carried] == [story.tasks[1].id]
+    stored = await cycle.get(Sprint, sprint.id)
+    assert stored.report["final"] and stored.report["lists"]["carriedOver"] == [
+        str(story.tasks[1].id)
+    ]
+    with pytest.raises(Conflict, match="already completed"):
+        await cycle.complete(sprint, "backlog")

@@ -24,6 +24,7 @@ class EventType(StrEnum):
     SPRINT_STATUS_CHANGED = "sprint_status_changed"  # planning → active → review
     SPRINT_COMPLETED = "sprint_completed"  # review → completed, carrying the unfinished
     SPRINT_UPDATED = "sprint_updated"  # its name, goal or dates
+    SPRINT_DELETED = "sprint_deleted"  # a planned one, its stories sent to the backlog
 
     @property
     def about_story(self) -> bool:
@@ -38,6 +39,7 @@ class EventType(StrEnum):
             EventType.SPRINT_STATUS_CHANGED,
             EventType.SPRINT_COMPLETED,
             EventType.SPRINT_UPDATED,
+            EventType.SPRINT_DELETED,
         )
 
     @property

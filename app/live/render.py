@@ -88,6 +88,8 @@ def toast_text(event: TaskEvent, sprint_names: Mapping[int, str] | None = None) 
         if event.new_status == "active":
             return f"{who} started {title}"
         return f"{who} moved {title} to {event.new_status}"
+    if kind is EventType.SPRINT_DELETED:
+        return f"{who} deleted the sprint {title}"
     if kind is EventType.SPRINT_UPDATED:
         return f"{who} changed the {labels((event.fields or '').split(','))} of {title}"
     did = _DID.get(kind)

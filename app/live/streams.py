@@ -88,8 +88,9 @@ async def _one_of_sprint(
     model: type[Task] | type[Story],
     sprint_column: InstrumentedAttribute[int | None],
 ) -> int | None:
-    """The id in `value` (None when there is none), of a `what` of the organization in
-    the stream's sprint (`sprint_column`: the sprint it is in)."""
+    """The id in `value` (None when there is none, or when it is no longer in the
+    stream's sprint), of a `what` of the organization (`sprint_column`: the sprint it
+    is in)."""
     if value is None or value == "":
         return None
     found_id = row_id(value)
@@ -98,14 +99,16 @@ async def _one_of_sprint(
     if sprint_id is None:
         raise BadInput(f"A {what}'s stream names its sprint too (sprint=).")
     async with get_db().read() as db:
-        found = await db.scalar(
-            select(model.id).where(
-                model.id == found_id, model.org_id == org_id, sprint_column == sprint_id
+        found = (
+            await db.execute(
+                select(model.id, sprint_column).where(model.id == found_id, model.org_id == org_id)
             )
-        )
+        ).one_or_none()
     if found is None:
-        raise NotFound(f"There is no {what} #{found_id} in this sprint.")
-    return found_id
+        raise NotFound(f"There is no {what} #{found_id} here.")
+    # Moved to another sprint since the page was opened (a story moved, a sprint
+    # completed): the stream still serves the page, which reloads to follow it.
+    return found_id if found[1] == sprint_id else None
 
 
 async def parse_where(org_id: int, sprint_id: int | None, args: Mapping[str, str]) -> Where:

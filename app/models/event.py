@@ -33,10 +33,12 @@ class TaskEvent(Base):
     type: Mapped[str] = mapped_column(String(40))
     task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="SET NULL"))
     story_id: Mapped[int | None] = mapped_column(ForeignKey("story.id", ondelete="SET NULL"))
-    sprint_id: Mapped[int | None] = mapped_column(ForeignKey("sprint.id", ondelete="SET NULL"))
+    # No foreign keys to sprints: the log keeps the ids of the sprints it names, even of
+    # one deleted since (a planned sprint can be).
+    sprint_id: Mapped[int | None]
     # A move (story_moved, task_moved, sprint_completed): `sprint_id` is where the tasks
     # were, `to_sprint_id` where they went (None: the backlog), `task_ids` which ones.
-    to_sprint_id: Mapped[int | None] = mapped_column(ForeignKey("sprint.id", ondelete="SET NULL"))
+    to_sprint_id: Mapped[int | None]
     task_ids: Mapped[list[int] | None] = mapped_column(JSON)
     # How many of `task_ids` were completed when they moved (the burndowns of both
     # sprints move by the rest: app/tasks/burndown.py).

@@ -76,6 +76,12 @@ class Sprint(Base):
         """Completed: its board is a record, read-only."""
         return self.status == SprintStatus.COMPLETED.value
 
+    @property
+    def completes(self) -> bool:
+        """Can be completed now: in review, or completed by a release before completing
+        carried work on and froze a report (completing it again does both)."""
+        return self.status == SprintStatus.REVIEW.value or (self.closed and self.report is None)
+
     def days_remaining(self, today: dt.date) -> int:
         """Whole days left, the end date included; never below zero."""
         return max(0, (self.end_date - today).days + 1)

@@ -13,7 +13,7 @@ from app.auth.guards import org_member_required, require_role
 from app.db import get_db
 from app.errors import Conflict, Refusal
 from app.inputs import whole_number
-from app.models import Role, SprintStatus, Task
+from app.models import Role, Task
 from app.sprints import bp
 from app.tasks.board import load_sprint
 from app.tasks.cycle import BACKLOG, complete_sprint, next_name, unfinished_tasks
@@ -63,7 +63,7 @@ async def complete(org: str, sprint_id: int) -> Any:
         sprint = await load_sprint(db, g.org.id, sprint_id)
         unfinished = await unfinished_tasks(db, sprint)
         targets = [s for s in await sprints_open_for_work(db, g.org.id) if s.id != sprint.id]
-    if error is None and sprint.status != SprintStatus.REVIEW.value:
+    if error is None and not sprint.completes:
         error = Conflict(
             f"“{sprint.name}” is {sprint.status}; a sprint is completed from review."
             if not sprint.closed

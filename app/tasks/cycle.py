@@ -100,7 +100,7 @@ async def move_story(
         query = select(Task).where(Task.org_id == org_id, Task.story_id == story.id, _in(source))
         if source is not None:
             query = query.where(Task.status != TaskStatus.COMPLETED.value)
-        moving = list(await session.scalars(query.order_by(Task.id).with_for_update()))
+        moving = list(await session.scalars(query.order_by(Task.id).with_for_update(of=Task)))
         carry(moving, to_sprint_id)
         story.sprint_id = to_sprint_id
     elif before == story.id or not await _reorders(session, story, before):
@@ -360,7 +360,8 @@ async def delete_sprint(
     session: AsyncSession, *, org_id: int, sprint_id: int, actor: User, role: Role
 ) -> tuple[str, int]:
     """Remove a sprint still in planning; its stories (and their tasks) go to the end of
-    the backlog, each move logged. Returns its name and how many stories moved."""
+    the backlog, each move logged, then `sprint_deleted`. Returns its name and how many
+    stories moved."""
     require_owner(role)
     sprint = (await lock_places(session, org_id, [None, sprint_id]))[sprint_id]
     if sprint.status != SprintStatus.PLANNING.value:
@@ -380,6 +381,9 @@ async def delete_sprint(
             session, org_id=org_id, story_id=story.id, to_sprint_id=None, actor=actor, role=role
         )
     name = sprint.name
+    await append_sprint_event(
+        session, type=EventType.SPRINT_DELETED, sprint=sprint, actor_id=actor.id
+    )
     await session.execute(delete(Sprint).where(Sprint.id == sprint.id))
     return name, len(stories)
 

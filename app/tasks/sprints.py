@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.accounts import require_owner
@@ -64,9 +64,7 @@ def check_sprint_fields(fields: SprintFields) -> dict[str, Any]:
     if (end - start).days + 1 > MAX_DAYS:
         raise Invalid(f"A sprint lasts at most {MAX_DAYS} days.", field="end_date")
     if start < EARLIEST or end > LATEST:
-        raise Invalid(
-            f"Give dates between {EARLIEST.year} and {LATEST.year}.", field="start_date"
-        )
+        raise Invalid(f"Give dates between {EARLIEST.year} and {LATEST.year}.", field="start_date")
     goal = fields.goal.strip()
     if len(goal) > GOAL_MAX:
         raise Invalid(f"Keep the goal under {GOAL_MAX} characters.", field="goal")

@@ -458,13 +458,17 @@
     if (refreshing) { refreshing.again = true; return; }
     refreshing = { again: false };
     fetch(window.location.href, { credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (response) {
+        // The sprint was deleted: its stories went to the backlog, and so does the page.
+        if (response.status === 404) window.location.assign("/o/" + board.getAttribute("data-org") + "/backlog");
+        return response.ok ? response.text() : null;
+      })
       .then(function (html) {
         if (!html) return;
         var fresh = new DOMParser().parseFromString(html, "text/html");
         var page = fresh.getElementById("board");
         if (!page) return;
-        ["sprint-header", "board-closed", "board-groups"].forEach(function (id) {
+        ["sprint-header", "board-closed", "board-filters", "board-groups"].forEach(function (id) {
           var now = document.getElementById(id);
           var next = fresh.getElementById(id);
           if (now && next) {
@@ -486,6 +490,13 @@
         refreshing = null;
         if (again) refreshBoard();
       });
+  }
+
+  // A change of where this task's page stands: its story moved, or its sprint changed.
+  function concernsTaskPage(live) {
+    if (!live) return false;
+    if (live.getAttribute("data-event-type") !== "story_moved") return true;
+    return live.getAttribute("data-story-id") === board.getAttribute("data-story-id");
   }
 
   // On the backlog: its list, fetched again.
@@ -539,10 +550,17 @@
     }
     if (backlogPage) {
       if (touchesBacklog(message)) refreshBacklog();
+    } else if (taskPage) {
+      var reshaped = message.querySelector("template[data-live-board]");
+      if (concernsTaskPage(reshaped)) {
+        // The task's story moved, or its sprint changed or completed: a task's page is
+        // light, and a reload follows it wherever it went (with the buttons it now has).
+        window.location.reload();
+        return;
+      }
+      if (!reshaped) followTask(message);
     } else if (message.querySelector("template[data-live-board]")) {
       refreshBoard();
-    } else if (taskPage) {
-      followTask(message);
     } else if (message.querySelector("template[data-live-story]")) {
       // A story was added or renamed: its group (and every card's story name) changed.
       needsRefresh = true;
