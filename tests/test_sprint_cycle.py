@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, Forbidden, Invalid
 from app.events.types import EventType
@@ -533,7 +534,9 @@ async def test_a_sprint_completed_by_an_earlier_release_can_be_closed_properly(
     await cycle.done(story.tasks[0])
 
     async def the_old_way(s: AsyncSession) -> None:
-        (await s.get(Sprint, sprint.id)).status = "completed"
+        row = await s.get(Sprint, sprint.id)
+        assert row is not None
+        row.status = "completed"
 
     await cycle.write(the_old_way)
     alice = await sign_in_as(cycle.scene.alice)
