@@ -55,3 +55,24 @@ async def test_moves_and_completion_reach_open_boards_live(
     await expect(bob.locator("#sprint-header .sprint-status")).to_have_text("Completed")
     assert await bob.evaluate("window.__marker") == 1 and navigations == []
     assert errors == []
+
+
+async def test_a_task_page_follows_its_story_to_the_backlog(
+    demo_server: Server, browser: Browser, others: Others
+):
+    bob = await sign_in(await new_context(browser), demo_server, "bob@example.com")
+    board = await others.call("bob@example.com", "GET", "/sprints/1/tasks")
+    task = next(
+        t
+        for t in board["tasks"]
+        if t["status"] == "available" and t["storyTitle"] == "Filter the board"
+    )
+    await bob.goto(f"{demo_server.url}/o/acme/tasks/{task['id']}")
+    await expect_live(bob)
+    await expect(bob.locator("#task-live")).to_have_attribute("data-sprint-id", "1")
+    await others.call(
+        "alice@example.com", "PUT", f"/stories/{task['storyId']}/sprint", body={"sprintId": None}
+    )
+    # The page reloads itself where the task now is: the backlog (no sprint).
+    await expect(bob.locator("#task-live")).to_have_attribute("data-sprint-id", "")
+    await expect_live(bob)
