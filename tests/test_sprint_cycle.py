@@ -460,12 +460,19 @@ async def test_work_counts_in_the_sprint_where_it_was_completed(cycle: Cycle):
     await cycle.complete(first, "backlog")
     report = await build(cycle, first)
     assert report.completed.tasks == (story.tasks[0].id,)
-    # Every task the story had in the sprint at the end was done there: its points
-    # count (the contract's rule); the early story's task was done elsewhere: none.
-    assert report.completed.points == 5
+    # Its other task left unfinished: the story completes in the sprint that finishes
+    # it, not here too (its points would count twice); the early story's task was done
+    # elsewhere: none either.
+    assert report.completed.points == 0
     assert report.removed.tasks == (story.tasks[1].id,)
     assert report.added.tasks == ids(*early.tasks)
     assert report.carried_over.tasks == ()  # done before it came: neither
+    await cycle.advance(second, start_today=True)
+    await cycle.done(story.tasks[1])
+    await cycle.advance(second)
+    await cycle.complete(second, "backlog")
+    later = await build(cycle, second)
+    assert later.completed.tasks == (story.tasks[1].id,) and later.completed.points == 5
 
 
 async def test_what_a_completed_sprint_was_stays_as_it_was(cycle: Cycle, sign_in_as: Any):
@@ -550,3 +557,26 @@ async def test_a_sprint_completed_by_an_earlier_release_can_be_closed_properly(
     ]
     with pytest.raises(Conflict, match="already completed"):
         await cycle.complete(sprint, "backlog")
+
+
+async def test_a_story_whose_work_there_is_done_stays(cycle: Cycle):
+    """Moving it would take nothing and leave an empty shell elsewhere: refused. A planned
+    sprint being deleted takes all its work to the backlog, completed tasks included."""
+    sprint = await cycle.plan("Sprint Busy")
+    story = await cycle.story(sprint, "Finished", 2, 1)
+    await cycle.advance(sprint)
+    await cycle.done(*story.tasks)
+    with pytest.raises(Conflict, match="is done"):
+        await cycle.move(story.story, None)
+    planned = await cycle.plan("Sprint Planned", TODAY + dt.timedelta(days=14))
+    early = await cycle.story(planned, "Done early", 1, 2)
+    await cycle.done(early.tasks[0])  # (work can be done before a sprint starts)
+    await cycle.write(
+        lambda s: delete_sprint(
+            s, org_id=cycle.org_id, sprint_id=planned.id, actor=cycle.scene.alice, role=Role.OWNER
+        )
+    )
+    assert {(await cycle.get(Task, t.id)).sprint_id for t in early.tasks} == {None}
+    async with cycle.db.read() as s:
+        moved = await s.scalar(select(TaskEvent).where(TaskEvent.type == EventType.STORY_MOVED))
+    assert sorted(moved.task_ids) == list(ids(*early.tasks)) and moved.done_count == 1

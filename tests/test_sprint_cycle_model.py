@@ -58,6 +58,7 @@ class Books:
     removed: set[int] = field(default_factory=set)
     stories_in: set[int] = field(default_factory=set)  # came in after the start
     stories_out: set[int] = field(default_factory=set)  # went out after the start
+    left_unfinished: set[int] = field(default_factory=set)  # stories: a task left undone
     final: dict[str, Any] | None = None
 
 
@@ -110,6 +111,8 @@ class SprintCycle(RuleBasedStateMachine):
                 if books.committed is None or books.final is not None or was == to:
                     continue
                 (books.removed if sprint == was else books.added).add(task)
+                if sprint == was and task not in self.done:
+                    books.left_unfinished.add(self.task_story[task])
             self.task_sprint[task] = to
 
     def watch_stories(self, story: int, change: Any) -> None:
@@ -140,6 +143,8 @@ class SprintCycle(RuleBasedStateMachine):
         finished = {
             s for s in stories if all(t in done for t in members if self.task_story[t] == s)
         }
+        finished -= books.left_unfinished
+
         assert books.committed is not None
 
         def pts(stories: set[int]) -> int:
@@ -277,8 +282,13 @@ class SprintCycle(RuleBasedStateMachine):
         source = self.story_sprint[story]
         if target == source:
             return
-        refused = (source is not None and self.sprints[source].status == "completed") or (
-            target is not None and self.sprints[target].status not in OPEN
+        there = [
+            t for t, s in self.task_story.items() if s == story and self.task_sprint[t] == source
+        ]
+        refused = (
+            (source is not None and self.sprints[source].status == "completed")
+            or (target is not None and self.sprints[target].status not in OPEN)
+            or (source is not None and there and all(t in self.done for t in there))
         )
         call = lambda s: move_story(  # noqa: E731
             s,

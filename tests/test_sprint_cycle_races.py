@@ -193,3 +193,38 @@ async def test_two_owners_reorder_the_backlog_at_once(cycle: Cycle, monkeypatch:
     assert positions == [1, 2, 3, 4]
     # The last one was already before the first once that went to the end: it stays.
     assert order == [stories[1].id, stories[2].id, last.id, first.id]
+
+
+async def test_a_planned_sprint_deleted_while_someone_takes_its_work(
+    cycle: Cycle, monkeypatch: Any
+):
+    """The deletion logs one move per story: it holds every story and task of the sprint
+    before the first, so a take on a later story waits instead of deadlocking."""
+    sprint = await cycle.plan("Sprint Doomed")
+    first = await cycle.story(sprint, "First", 1, 1)
+    second = await cycle.story(sprint, "Second", 1, 1)
+    hold = Hold()
+    monkeypatch.setattr(
+        cycle_module,
+        "append_move_event",
+        hold.around(cycle_module.append_move_event),
+    )
+    deleting = asyncio.ensure_future(
+        cycle.write(
+            lambda s: cycle_module.delete_sprint(
+                s,
+                org_id=cycle.org_id,
+                sprint_id=sprint.id,
+                actor=cycle.scene.alice,
+                role=Role.OWNER,
+            )
+        )
+    )
+    await asyncio.wait_for(hold.inside.wait(), 10)
+    taking = asyncio.ensure_future(cycle.act(second.tasks[0], Action.TAKE))
+    await someone_waits_for_a_lock(cycle)
+    hold.gate.set()
+    await asyncio.wait_for(asyncio.gather(deleting, taking), 15)
+    for task in (*first.tasks, *second.tasks):
+        assert (await cycle.get(Task, task.id)).sprint_id is None
+    assert (await cycle.get(Task, second.tasks[0].id)).status == "owned"

@@ -30,7 +30,7 @@ from app.inputs import row_id
 from app.models import Role, Sprint, SprintStatus, Story, Task, TaskStatus, User
 from app.tasks.places import lock_places
 from app.tasks.report import freeze_report
-from app.tasks.sprints import OPEN_FOR_WORK, SprintFields, check_sprint_fields
+from app.tasks.sprints import OPEN_FOR_WORK, SprintFields, check_sprint_fields, stories_of
 
 BACKLOG, NEW = "backlog", "new"
 
@@ -73,12 +73,14 @@ async def move_story(
     before: int | None = None,
     actor: User,
     role: Role,
+    all_tasks: bool = False,
 ) -> Story:
     """Move a story into a planning or active sprint, or to the backlog (None), with
     its tasks where it is now: from a sprint its unfinished ones (what was completed
     there stays there, counted where it was done, as when a sprint completes), from
     the backlog all of them. `before` (a story id there) sets its place, else it goes
-    last; moving it where it is only reorders. Logs `story_moved`."""
+    last; moving it where it is only reorders. Logs `story_moved`. (`all_tasks`: its
+    sprint is being deleted, and everything in it goes.)"""
     require_owner(role)
     seen = await find_in_org(session, Story, org_id, story_id, what="story")
     source = seen.sprint_id
@@ -98,9 +100,15 @@ async def move_story(
     moving: list[Task] = []
     if to_sprint_id != source:
         query = select(Task).where(Task.org_id == org_id, Task.story_id == story.id, _in(source))
-        if source is not None:
-            query = query.where(Task.status != TaskStatus.COMPLETED.value)
-        moving = list(await session.scalars(query.order_by(Task.id).with_for_update(of=Task)))
+        there = list(await session.scalars(query.order_by(Task.id).with_for_update(of=Task)))
+        moving = there
+        if source is not None and not all_tasks:
+            moving = [t for t in there if t.status != TaskStatus.COMPLETED.value]
+            if there and not moving:
+                raise Conflict(
+                    f"All of “{story.title}”’s work in “{places[source].name}” is done; "
+                    "it stays there, counted where it was done."
+                )
         carry(moving, to_sprint_id)
         story.sprint_id = to_sprint_id
     elif before == story.id or not await _reorders(session, story, before):
@@ -227,14 +235,19 @@ async def complete_sprint(
         raise Conflict(f"“{sprint.name}” is already completed.")
     if not sprint.closed and sprint.status != SprintStatus.REVIEW.value:
         raise Conflict(f"“{sprint.name}” is {sprint.status}; a sprint is completed from review.")
-    # Their stories, then them, locked: a take or a Done on them waits for this, so
-    # what goes on is what was unfinished when it commits.
-    stories = sorted({t.story_id for t in await unfinished_tasks(session, sprint)})
-    if stories:
-        await session.execute(
-            select(Story.id).where(Story.id.in_(stories)).order_by(Story.id).with_for_update()
-        )
-    carried = await unfinished_tasks(session, sprint, for_update=True)
+    # Its stories, then its tasks, locked: an edit, a take or a Done on them waits for
+    # this (and then finds the sprint completed), so what goes on is what was unfinished
+    # when it commits and nothing changes in it afterwards.
+    await session.execute(
+        select(Story.id)
+        .where(Story.org_id == org_id, stories_of(sprint.id))
+        .order_by(Story.id)
+        .with_for_update()
+    )
+    await session.execute(
+        select(Task.id).where(Task.sprint_id == sprint.id).order_by(Task.id).with_for_update()
+    )
+    carried = await unfinished_tasks(session, sprint)
     target = None
     if carried:  # nothing to carry: nowhere to go (and no new sprint made for nothing)
         if kind is _Kind.NEW:
@@ -369,16 +382,28 @@ async def delete_sprint(
             f"“{sprint.name}” is {sprint.status}; only a sprint still in planning can be "
             "deleted (its work has a history)."
         )
+    # Its stories, then their tasks, locked before the first move logs an event (the
+    # event counter comes last in the lock order: places.py).
     stories = list(
         await session.scalars(
             select(Story)
             .where(Story.org_id == org_id, Story.sprint_id == sprint.id)
-            .order_by(Story.position, Story.id)
+            .order_by(Story.id)
+            .with_for_update(of=Story)
         )
     )
-    for story in stories:
+    await session.execute(
+        select(Task.id).where(Task.sprint_id == sprint.id).order_by(Task.id).with_for_update()
+    )
+    for story in sorted(stories, key=lambda s: (s.position, s.id)):
         await move_story(
-            session, org_id=org_id, story_id=story.id, to_sprint_id=None, actor=actor, role=role
+            session,
+            org_id=org_id,
+            story_id=story.id,
+            to_sprint_id=None,
+            actor=actor,
+            role=role,
+            all_tasks=True,
         )
     name = sprint.name
     await append_sprint_event(

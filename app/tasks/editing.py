@@ -135,18 +135,17 @@ async def _place_for_new_task(session: AsyncSession, story: Story) -> int | None
     """Where a task added to `story` goes: where the story is now. Its place and then
     its row are locked (places.py's order), so a move or a completion in flight commits
     first and the task joins the story where it went; a completed sprint takes none."""
-    for _attempt in range(3):
-        seen = await session.scalar(select(Story.sprint_id).where(Story.id == story.id))
-        places = await lock_places(session, story.org_id, [seen], shared=True)
-        now = await session.scalar(
-            select(Story.sprint_id).where(Story.id == story.id).with_for_update()
-        )
-        if now != seen:
-            continue  # it moved between the two reads: lock where it is now
-        if seen is not None and places[seen].closed:
-            raise Conflict(closed_sprint_message(places[seen].name))
-        return seen
-    raise Conflict("This story is moving very fast; try again in a moment.")
+    seen = await session.scalar(select(Story.sprint_id).where(Story.id == story.id))
+    places = await lock_places(session, story.org_id, [seen], shared=True)
+    now = await session.scalar(
+        select(Story.sprint_id).where(Story.id == story.id).with_for_update()
+    )
+    if now != seen:  # moved between the two reads (locking its new place now would
+        # break the order): nothing is written, and the person tries again
+        raise Conflict(f"“{story.title}” moved a moment ago; look again and retry.")
+    if seen is not None and places[seen].closed:
+        raise Conflict(closed_sprint_message(places[seen].name))
+    return seen
 
 
 async def refuse_if_closed(session: AsyncSession, sprint_id: int | None) -> None:
@@ -337,7 +336,10 @@ async def create_story(
     """Add a story at the end of its sprint (None: the backlog), with its criteria; log
     `story_created`. A completed sprint takes no new stories."""
     require_owner(role)
-    await refuse_if_closed(session, sprint.id if sprint else None)
+    # Its place held (places.py): a completion in flight commits first, and is seen.
+    places = await lock_places(session, org_id, [sprint.id if sprint else None], shared=True)
+    if sprint is not None and places[sprint.id].closed:
+        raise Conflict(closed_sprint_message(places[sprint.id].name))
     last = await session.scalar(
         select(func.max(Story.position)).where(
             Story.org_id == org_id,

@@ -7,7 +7,8 @@ that; **removed**, left after that and before completion (moved out); **complete
 completed while in the sprint and still in it when it completed (a task finished
 elsewhere and brought in is only added); **carried over**, in it and unfinished then.
 In points a story counts once: as committed if it was in the sprint at the start, as
-completed if it had tasks in the sprint at the end and every one was completed there;
+completed if it had tasks in the sprint at the end, every one completed there, and
+none of its tasks left the sprint unfinished;
 added, removed and carried over count the stories that came in, went out, or went on.
 
 Before completion the report is "so far" (the end is now, and nothing is carried over
@@ -159,6 +160,7 @@ def replay(
     removed: set[int] = set()
     stories_added: set[int] = set()
     stories_removed: set[int] = set()
+    left_unfinished: set[int] = set()  # stories with a task that left unfinished
     end: tuple[set[int], set[int], set[int]] | None = None  # see _Board.at_the_end
     logged_start = any(
         e.type == EventType.SPRINT_STATUS_CHANGED
@@ -178,6 +180,9 @@ def replay(
         if started and end is None and was != to:
             if was == sprint_id:
                 removed.add(task_id)
+                if board.task_status.get(task_id) != DONE:
+                    # Its story's work here was not all done: it completes nothing here.
+                    left_unfinished.add(board.task_story[task_id])
             if to == sprint_id:
                 added.add(task_id)
         board.task_sprint[task_id] = to
@@ -252,6 +257,7 @@ def replay(
         for s in stories_of(members)
         if all(t in done for t in members if board.task_story[t] == s)
     }
+    completed_stories -= left_unfinished
     return Report(
         sprint_id=sprint_id,
         final=final,
