@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
@@ -163,10 +165,14 @@ class Settings:
             parse_networks(self.forwarded_allow_ips)
         except ValueError as error:
             raise ConfigError(f"FORWARDED_ALLOW_IPS: {error}") from None
-        if self.is_development or self.testing:
+        if self.testing:
             if not self.secret_key:
-                # A fresh key per start: development sessions end when the server restarts.
-                self.secret_key = secrets.token_urlsafe(32)
+                self.secret_key = secrets.token_urlsafe(32)  # a fresh key per test app
+            return self
+        if self.is_development:
+            if not self.secret_key:
+                # Kept under instance/, so a restart of `make run` keeps people signed in.
+                self.secret_key = development_secret_key()
             return self
         missing = [
             name
@@ -184,3 +190,25 @@ class Settings:
                 + " (set them, or SPRINTBOARD_ENV=development for local use)"
             )
         return self
+
+
+DEV_SECRET_KEY_FILE = Path("instance") / "dev-secret-key"
+
+
+def development_secret_key(path: Path = DEV_SECRET_KEY_FILE) -> str:
+    """The development server's secret key: made once (readable by this user only) and
+    read on every later start, by every worker alike. Never used outside development."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    try:
+        # Exclusive: of two workers starting at once, one writes and both read it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    return key

@@ -61,12 +61,14 @@ def start_server(
     port: int | None = None,
     workers: int = 1,
     host: str = "127.0.0.1",
+    cwd: str | None = None,
     **env: str,
 ) -> Server:
     """Start `python -m app serve` and return once it says it is listening.
 
     `port` reuses a given port (a restart the browser should find again); else a free one.
-    `host` is the address it listens on (and the URL's).
+    `host` is the address it listens on (and the URL's); `cwd` where it runs (its
+    `instance/` folder).
     """
     port = port or free_port()
     environ = {
@@ -85,6 +87,7 @@ def start_server(
             *("--workers", str(workers)),
         ],
         env=environ,
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -112,9 +115,14 @@ def start_server(
 
 @contextlib.contextmanager
 def running_server(
-    database_url: str, *, port: int | None = None, workers: int = 1, **env: str
+    database_url: str,
+    *,
+    port: int | None = None,
+    workers: int = 1,
+    cwd: str | None = None,
+    **env: str,
 ) -> Iterator[Server]:
-    server = start_server(database_url, port=port, workers=workers, **env)
+    server = start_server(database_url, port=port, workers=workers, cwd=cwd, **env)
     try:
         yield server
     finally:

@@ -173,7 +173,12 @@ def test_production_refuses_to_serve_without_secrets(database_url: str):
 
 def test_several_workers_need_redis(database_url: str):
     result = sprintboard(
-        database_url, "serve", "--workers", "2", SPRINTBOARD_ENV="development", REDIS_URL=""
+        database_url,
+        "serve",
+        *("--workers", "2"),
+        SPRINTBOARD_ENV="development",
+        SECRET_KEY="s",
+        REDIS_URL="",
     )
     assert "REDIS_URL" in one_line_error(result)
 

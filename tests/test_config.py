@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import socket
+import stat
+from pathlib import Path
 
+import httpx
 import pytest
 
 from app import create_app
 from app.config import ConfigError, Settings
+from app.db import Database
+from app.demo import load_demo
 from app.server import hypercorn_config
 from tests.conftest import CSRF, app_config
+from tests.server import running_server
 
 
 def test_defaults_match_the_contract():
@@ -26,19 +33,57 @@ def test_production_names_what_is_missing():
     assert "OIDC_ISSUER" in str(refused.value) and "SECRET_KEY" not in str(refused.value)
 
 
-def test_development_gets_a_fresh_secret_per_start():
+def test_development_keeps_its_secret_under_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Made once, readable by its user only, and the same at every start after; a test
+    app gets a fresh one and writes nothing; production never reads the file."""
+    monkeypatch.chdir(tmp_path)
     one = Settings.from_env({"SPRINTBOARD_ENV": "development"}).checked()
     two = Settings.from_env({"SPRINTBOARD_ENV": "development"}).checked()
-    assert one.secret_key and two.secret_key and one.secret_key != two.secret_key
+    kept = tmp_path / "instance" / "dev-secret-key"
+    assert one.secret_key and one.secret_key == two.secret_key == kept.read_text().strip()
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    given = {"SPRINTBOARD_ENV": "development", "SECRET_KEY": "given"}
+    assert Settings.from_env(given).checked().secret_key == "given"
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        Settings.from_env({}).checked()  # production: the file is never read
+
+
+async def test_restarting_the_development_server_keeps_people_signed_in(
+    database_url: str, tmp_path: Path
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the development server's own folder is what matters here")
+    db = Database(database_url)
+    try:
+        await load_demo(db, progress=lambda _m: None)
+    finally:
+        await db.close()
+    async with httpx.AsyncClient(timeout=10) as http:
+        with running_server(database_url, cwd=str(tmp_path), SECRET_KEY="") as server:
+            http.base_url = httpx.URL(server.url)
+            page = (await http.get("/login")).text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+            assert token
+            signed = await http.post(
+                "/login/dev", data={"csrf_token": token.group(1), "email": "bob@example.com"}
+            )
+            assert signed.status_code == 303
+            port = server.port
+        with running_server(database_url, port=port, cwd=str(tmp_path), SECRET_KEY=""):
+            me = await http.get("/api/v1/users/me", headers={"Accept": "application/json"})
+    assert me.status_code == 200 and me.json()["email"] == "bob@example.com"
 
 
 @pytest.mark.parametrize(
     ("env", "enabled"),
     [
-        ({"SPRINTBOARD_ENV": "development"}, True),
+        ({"SPRINTBOARD_ENV": "development", "SECRET_KEY": "s"}, True),
         (
             {
                 "SPRINTBOARD_ENV": "development",
+                "SECRET_KEY": "s",
                 "OIDC_ISSUER": "https://id.example",
                 "OIDC_CLIENT_ID": "sb",
             },

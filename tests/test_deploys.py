@@ -208,6 +208,7 @@ def test_workers_that_cannot_start_stop_the_server_instead_of_looping() -> None:
     environ = {
         **os.environ,
         "SPRINTBOARD_ENV": "development",
+        "SECRET_KEY": "s",
         "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:9/nowhere",
         "REDIS_URL": "redis://127.0.0.1:9/0",
     }
