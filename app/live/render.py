@@ -74,7 +74,9 @@ def toast_text(event: TaskEvent, sprint_names: Mapping[int, str] | None = None) 
     title = f"“{event.title}”"
     kind = EventType(event.type)
     names = sprint_names or {}
-    to = names.get(event.to_sprint_id or 0, "the backlog") if event.to_sprint_id else "the backlog"
+    to = "the backlog"
+    if event.to_sprint_id is not None:
+        to = names.get(event.to_sprint_id, "another sprint")
     if kind is EventType.STORY_MOVED:
         if event.sprint_id == event.to_sprint_id:
             return f"{who} reordered the story {title}"

@@ -3,9 +3,9 @@ sprints, a sprint completing with its unfinished work carried on, and a planned 
 changed or removed.
 
 A task is in one sprint (`Task.sprint_id`; None: the backlog). A story is where its
-open work is (`Story.sprint_id`): moving it takes the tasks it has there along, and
-completing a sprint carries a story's unfinished tasks on while its completed ones stay,
-so a story can show on a completed sprint's board and on the next one's. Every move is
+open work is (`Story.sprint_id`): moving it out of a sprint, or completing the sprint,
+takes its unfinished tasks on while its completed ones stay where they were done, so a
+story can show on two boards. Every move is
 one event in the log (`story_moved`, `sprint_completed`) naming the tasks it took, so
 reports can be rebuilt from the log (app/tasks/report.py).
 """
@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.accounts import require_owner
@@ -137,7 +137,7 @@ def carry(tasks: Iterable[Task], to_sprint_id: int | None) -> None:
         task.version += 1
 
 
-def _in(sprint_id: int | None):  # type: ignore[no-untyped-def]
+def _in(sprint_id: int | None) -> ColumnElement[bool]:
     """Tasks in this sprint (None: the backlog)."""
     return Task.sprint_id.is_(None) if sprint_id is None else Task.sprint_id == sprint_id
 
@@ -185,12 +185,8 @@ class Completion:
     carried: list[Task]
 
 
-async def unfinished_tasks(
-    session: AsyncSession, sprint: Sprint, *, for_update: bool = False
-) -> list[Task]:
-    """What completing the sprint would carry on, by story then task (locked with
-    `for_update`: a completion in flight makes a take or a Done on them wait for it, so
-    what it carries is what was unfinished when it committed)."""
+async def unfinished_tasks(session: AsyncSession, sprint: Sprint) -> list[Task]:
+    """What completing the sprint would carry on, by story then task."""
     query = (
         select(Task)
         .join(Story, Story.id == Task.story_id)
@@ -201,8 +197,6 @@ async def unfinished_tasks(
         )
         .order_by(Story.position, Story.id, Task.id)
     )
-    if for_update:
-        query = query.with_for_update(of=Task)
     return list(await session.scalars(query))
 
 
