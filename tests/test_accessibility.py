@@ -21,6 +21,14 @@ PAGES = [
     "/o/acme/sprints",
     "/o/acme/members",
     "/settings/tokens",
+    # The sprint cycle: the backlog, a completed sprint's board and report, velocity,
+    # and the forms for editing and completing a sprint.
+    "/o/acme/backlog",
+    "/o/acme/sprints/3",
+    "/o/acme/sprints/3/report",
+    "/o/acme/velocity",
+    "/o/acme/sprints/1/edit",
+    "/o/acme/backlog/stories/new",
 ]
 
 

@@ -448,8 +448,8 @@ def test_random_sprint_cycles_keep_the_reports_true(migrated_sqlite: Path) -> No
     run_state_machine_as_test(
         SprintCycle,
         settings=settings(
-            max_examples=50,
-            stateful_step_count=35,
+            max_examples=35,
+            stateful_step_count=30,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
             derandomize=True,
