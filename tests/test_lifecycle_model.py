@@ -7,22 +7,18 @@ completed ⇔ a completed-at time; one event per change, ids without gaps.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import invariant, rule, run_state_machine_as_test
 from sqlalchemy import select
 
-from app.db import Database
 from app.errors import Conflict, Forbidden
 from app.models import Organization, Role, Task, TaskEvent
 from app.tasks.lifecycle import Action, perform
-from tests.factories import build_scene
+from tests.machine_kit import OnADatabaseCopy
 
 PEOPLE = ("alice", "bob", "carol", "victor")
 ROLES = {"alice": Role.OWNER, "bob": Role.MEMBER, "carol": Role.MEMBER, "victor": Role.VIEWER}
@@ -51,29 +47,13 @@ def expected(
     return target, new_owner
 
 
-class LifeCycle(RuleBasedStateMachine):
-    template: Path
-
+class LifeCycle(OnADatabaseCopy):
     def __init__(self) -> None:
         super().__init__()
-        self.loop = asyncio.new_event_loop()
-        self.folder = Path(tempfile.mkdtemp(prefix="lifecycle-"))
-        shutil.copy(self.template, self.folder / "db.sqlite")
-        self.db = Database(f"sqlite+aiosqlite:///{self.folder / 'db.sqlite'}")
-        self.scene = self.run(build_scene(self.db))
-        self.org_id = self.scene.acme.org.id
         self.model = {t.id: ("available", None) for t in self.scene.acme.tasks[:3]}
         self.released: set[int] = set()  # given up at least once: the estimate went with it
         self.changes = 0
         self.ids = {p: self.scene.people[p].id for p in PEOPLE}
-
-    def run(self, coro):  # type: ignore[no-untyped-def]
-        return self.loop.run_until_complete(coro)
-
-    def teardown(self) -> None:
-        self.run(self.db.close())
-        self.loop.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
 
     @rule(
         index=st.integers(min_value=0, max_value=2),

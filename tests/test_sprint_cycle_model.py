@@ -12,10 +12,7 @@ where the model says.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,6 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
@@ -33,7 +29,6 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select
 
-from app.db import Database
 from app.errors import Conflict
 from app.models import Role, Sprint, Task
 from app.tasks.cycle import complete_sprint, move_story
@@ -41,7 +36,7 @@ from app.tasks.editing import StoryFields, TaskFields, create_story, create_task
 from app.tasks.lifecycle import Action, change_task
 from app.tasks.report import build_report
 from app.tasks.sprints import SprintFields, advance_sprint, plan_sprint
-from tests.factories import build_scene
+from tests.machine_kit import OnADatabaseCopy
 
 TODAY = dt.datetime.now(dt.UTC).date()
 OPEN = ("planning", "active")
@@ -62,17 +57,9 @@ class Books:
     final: dict[str, Any] | None = None
 
 
-class SprintCycle(RuleBasedStateMachine):
-    template: Path
-
+class SprintCycle(OnADatabaseCopy):
     def __init__(self) -> None:
         super().__init__()
-        self.loop = asyncio.new_event_loop()
-        self.folder = Path(tempfile.mkdtemp(prefix="cycle-"))
-        shutil.copy(self.template, self.folder / "db.sqlite")
-        self.db = Database(f"sqlite+aiosqlite:///{self.folder / 'db.sqlite'}")
-        self.scene = self.run(build_scene(self.db))
-        self.org_id = self.scene.acme.org.id
         self.sprints: dict[int, Books] = {}
         self.story_sprint: dict[int, int | None] = {}
         self.points: dict[int, int] = {}
@@ -80,14 +67,6 @@ class SprintCycle(RuleBasedStateMachine):
         self.task_sprint: dict[int, int | None] = {}
         self.done: set[int] = set()
         self.done_in: dict[int, int | None] = {}  # the sprint it was completed in
-
-    def run(self, coro):  # type: ignore[no-untyped-def]
-        return self.loop.run_until_complete(coro)
-
-    def teardown(self) -> None:
-        self.run(self.db.close())
-        self.loop.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
 
     def write(self, fn: Any) -> Any:
         return self.run(self.db.write(fn))

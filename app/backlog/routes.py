@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from quart import flash, g, redirect, render_template, request, url_for
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.guards import org_member_required
 from app.backlog import bp
@@ -13,6 +14,7 @@ from app.db import get_db
 from app.errors import Refusal
 from app.events.log import last_event_id
 from app.inputs import row_id
+from app.models import Role, Sprint, Story
 from app.tasks.cycle import load_backlog
 from app.tasks.cycle import move_story as move
 from app.tasks.sprints import sprints_open_for_work
@@ -45,32 +47,26 @@ async def move_story(org: str, story_id: int) -> Any:
     if raw_sprint and to_sprint is None:
         return await _said(f"“{raw_sprint[:40]}” is not a sprint.", "error", back, 422)
     org_id, actor = g.org.id, g.user
-    try:
-        story = await change_as_member(
-            lambda db, role: move(
-                db,
-                org_id=org_id,
-                story_id=story_id,
-                to_sprint_id=to_sprint,
-                before=before,
-                actor=actor,
-                role=role,
-            )
+
+    async def moving(db: AsyncSession, role: Role) -> tuple[Story, str]:
+        story = await move(
+            db,
+            org_id=org_id,
+            story_id=story_id,
+            to_sprint_id=to_sprint,
+            before=before,
+            actor=actor,
+            role=role,
         )
+        # The move locked (so loaded) the sprint: this read is the session's own copy.
+        target = await db.get(Sprint, to_sprint) if to_sprint is not None else None
+        return story, f"“{target.name}”" if target else "the backlog"
+
+    try:
+        story, where = await change_as_member(moving)
     except Refusal as refusal:
         return await _said(refusal.message, "error", back, refusal.status)
-    where = "the backlog" if to_sprint is None else "the sprint"
-    for target in await _sprint_names(org_id, to_sprint):
-        where = f"“{target}”"
     return await _said(f"“{story.title}” is in {where}.", "success", back, 200)
-
-
-async def _sprint_names(org_id: int, sprint_id: int | None) -> list[str]:
-    if sprint_id is None:
-        return []
-    async with get_db().read() as db:
-        targets = await sprints_open_for_work(db, org_id)
-    return [s.name for s in targets if s.id == sprint_id]
 
 
 async def _said(message: str, kind: str, back: str, status: int) -> Any:
