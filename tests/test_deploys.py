@@ -48,6 +48,21 @@ def workers_of(pid: int) -> list[int]:
     return found
 
 
+def serving_workers(server: Server, count: int) -> list[int]:
+    """The supervisor's `count` workers once each has said it is serving. Until then a
+    worker may not have set its SIGTERM handler, and a signal kills it outright (even
+    a stopped one), which is not the shutdown a test means to try."""
+    workers: list[int] = []
+    deadline = time.monotonic() + 30
+    while len(workers) < count and time.monotonic() < deadline:
+        workers = workers_of(server.process.pid)
+        time.sleep(0.05)  # the next worker is spawned in a moment
+    assert len(workers) == count, workers
+    for pid in workers:
+        assert server.wait_for_line(f"[{pid}] [INFO] Running on", within=30), "".join(server.log)
+    return workers
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -100,8 +115,7 @@ async def test_sigterm_with_two_workers_spreads_the_retries_and_loses_nothing(
     with running_redis() as redis:
         env = {"REDIS_URL": redis.url, "SPRINTBOARD_HEARTBEAT_SECONDS": "0.5"}
         server = start_server(postgres_url, workers=2, **env)
-        workers = workers_of(server.process.pid)
-        assert len(workers) == 2, workers
+        workers = serving_workers(server, 2)
         try:
             async with httpx.AsyncClient(timeout=30) as http, contextlib.AsyncExitStack() as open_:
                 streams = []
@@ -184,12 +198,7 @@ def test_a_worker_that_will_not_stop_is_killed_in_time(database_url: str) -> Non
     with running_redis() as redis:
         server = start_server(database_url, workers=2, REDIS_URL=redis.url)
         try:
-            workers: list[int] = []
-            deadline = time.monotonic() + 30
-            while len(workers) < 2 and time.monotonic() < deadline:
-                workers = workers_of(server.process.pid)
-                time.sleep(0.05)  # the second worker is spawned in a moment
-            assert len(workers) == 2
+            workers = serving_workers(server, 2)
             os.kill(workers[0], signal.SIGSTOP)
             sent = time.monotonic()
             server.process.send_signal(signal.SIGTERM)
