@@ -97,6 +97,7 @@ def _register_blueprints(app: Quart) -> None:
     from app.members import bp as members_bp
     from app.sprints import bp as sprints_bp
     from app.stories import bp as stories_bp
+    from app.tidy import bp as tidy_bp
 
     for bp in (
         auth_bp,
@@ -104,6 +105,7 @@ def _register_blueprints(app: Quart) -> None:
         sprints_bp,
         backlog_bp,
         stories_bp,
+        tidy_bp,
         members_bp,
         account_bp,
         live_bp,

@@ -199,6 +199,10 @@ OPERATIONS = [
     ("POST", "/api/v1/sprints/{sprint_id}/complete"),
     ("GET", "/api/v1/sprints/{sprint_id}/report"),
     ("GET", "/api/v1/velocity"),
+    ("DELETE", "/api/v1/tasks/{task_id}"),
+    ("POST", "/api/v1/tasks/{task_id}/restore"),
+    ("PUT", "/api/v1/tasks/{task_id}/story"),
+    ("GET", "/api/v1/users/me/tasks"),
 ]
 
 
@@ -265,7 +269,13 @@ def test_stateful_sequences_along_the_documented_links(fuzz_target: FuzzTarget) 
     # Sequences are about a task's life; the sprint cycle's operations (the backlog,
     # new and moved stories, completing, reports, velocity) are fuzzed call by call above
     # (here they would crowd the tasks out of a fixed budget of steps).
-    schema = schema.exclude(path_regex=r"(/complete|/backlog|/stories|/sprint|/report|/velocity)$")
+    # So are keeping the board tidy's (archive, restore, another story, My work): an
+    # archive here would leave the tasks the sequences walk refusing every step.
+    schema = schema.exclude(
+        path_regex=r"(/complete|/backlog|/stories|/sprint|/report|/velocity|/restore|/story"
+        r"|/users/me/tasks)$"
+    )
+    schema = schema.exclude(method="DELETE", path="/api/v1/tasks/{task_id}")
 
     known = {name: set(values) for name, values in fuzz_target.ids.items()}
     steer = random.Random(7)

@@ -202,7 +202,8 @@ def test_the_rules_table_matches_the_product():
     assert actions_from(AVAILABLE) == [Action.TAKE]
     assert actions_from(OWNED) == [Action.START, Action.COMPLETE, Action.RELEASE]
     assert actions_from(WORKING) == [Action.PAUSE, Action.COMPLETE, Action.RELEASE]
-    assert actions_from(DONE) == []
+    assert actions_from(DONE) == [Action.REOPEN]
+    assert action_for_target(DONE, OWNED) is Action.REOPEN
     assert action_for_target(OWNED, WORKING) is Action.START
     assert action_for_target(WORKING, OWNED) is Action.PAUSE
     assert action_for_target(AVAILABLE, OWNED) is Action.TAKE

@@ -66,6 +66,13 @@ LINKS: dict[str, dict[int, dict[str, tuple[str, dict[str, str]]]]] = {
             ),
         },
     },
+    # Archived: restore it; restored: back to its life.
+    "delete_archive_task": {
+        200: {"post_restore_task": ("post_restore_task", {"task_id": "$response.body#/id"})},
+    },
+    "post_restore_task": {
+        200: {op: (op, {"task_id": "$response.body#/id"}) for op in TASK_ACTIONS},
+    },
     "get_sprint_board": {
         200: {
             "get_get_task": ("get_get_task", {"task_id": "$response.body#/tasks/0/id"}),

@@ -9,11 +9,13 @@ from quart import g, request
 from quart_schema import (
     document_headers,
     document_querystring,
+    document_request,
     document_response,
     validate_request,
     validate_response,
 )
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api import bp
 from app.api.schemas import (
@@ -26,9 +28,11 @@ from app.api.schemas import (
     CompleteOut,
     Created,
     ErrorBody,
+    FreeIn,
     History,
     IfMatch,
     MeOut,
+    MineOut,
     NewStory,
     NewTask,
     PreconditionBody,
@@ -41,17 +45,18 @@ from app.api.schemas import (
     StorySprint,
     TaskEdit,
     TaskOut,
+    TaskStory,
     UserOut,
     VelocityArgs,
     VelocityOut,
 )
-from app.auth.accounts import memberships_of
+from app.auth.accounts import member_access, memberships_of
 from app.auth.guards import (
     current_user,
     resolve_membership,
     use_membership,
 )
-from app.db import get_db
+from app.db import get_db, utcnow
 from app.errors import (
     Conflict,
     Invalid,
@@ -64,7 +69,8 @@ from app.events.log import task_history
 from app.events.serialize import event_json
 from app.inputs import row_id, whole_number
 from app.live.streams import live_updates
-from app.models import Membership, Sprint, Story, Task, TaskStatus, User
+from app.models import Membership, Role, Sprint, Story, Task, TaskStatus, User
+from app.tasks import tidying
 from app.tasks.board import BoardQuery, build_view, load_sprint, load_sprint_rows
 from app.tasks.cycle import complete_sprint, load_backlog, move_story
 from app.tasks.editing import (
@@ -77,7 +83,8 @@ from app.tasks.editing import (
     update_story,
     update_task,
 )
-from app.tasks.lifecycle import Action, action_for_target, change_task, load_task
+from app.tasks.lifecycle import Action, Change, action_for_target, change_task, load_task
+from app.tasks.mine import load_my_work
 from app.tasks.report import load_report, load_velocity
 from app.tasks.sprints import OPEN_FOR_WORK, load_summary, sprints_newest_first
 from app.timefmt import iso, local_today
@@ -98,6 +105,7 @@ def task_json(task: Task) -> dict[str, Any]:
         "updated_at": iso(task.updated_at),
         "owned_at": iso(task.owned_at),
         "completed_at": iso(task.completed_at),
+        "archived": task.archived,
     }
 
 
@@ -494,11 +502,114 @@ async def take(task_id: int) -> Any:
 
 
 @bp.delete("/tasks/<int:task_id>/ownership")
+@document_request(FreeIn)
 @validate_response(ActionResult)
 @document_response(ErrorBody, 409)
+@document_response(ErrorBody, 422)
 async def release(task_id: int) -> Any:
-    """Give the task up: it becomes available, without owner or estimate."""
-    return await act(task_id, Action.RELEASE)
+    """Give the task up: it becomes available, without owner or estimate. An
+    organization owner who does not hold it frees it from its holder, and must say why
+    (`{"reason"}`, 422 without): the holder is told."""
+    user, ref = require_user(), org_ref()
+    body = await request.get_json(silent=True)
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if reason is not None and not isinstance(reason, str):
+        raise Invalid("`reason` is a sentence (a string).", field="reason")
+
+    async def release_or_free(db: AsyncSession) -> Change:
+        access = await member_access(db, user.id, ref)
+        task = await load_task(db, access.org_id, task_id)
+        frees = access.role is Role.OWNER and task.owner_id not in (None, user.id)
+        action = Action.FREE if frees else Action.RELEASE
+        return await change_task(
+            db, actor=user, org=access.org_id, task_id=task_id, action=action, reason=reason
+        )
+
+    change = await get_db().write(release_or_free)
+    g.org_id = change.task.org_id  # for the request's log line
+    return {"success": True, "message": change.message, "task": task_json(change.task)}
+
+
+@bp.delete("/tasks/<int:task_id>")
+@validate_response(TaskOut)
+@document_response(ErrorBody, 409)
+async def archive_task(task_id: int) -> Any:
+    """Archive a task: off every board, count and chart; nothing is deleted
+    (`POST …/restore` brings it back)."""
+    await use_api_org()
+    user, org_id = g.user, g.org.id
+
+    async def archiving(db: AsyncSession) -> Task:
+        access = await member_access(db, user.id, org_id)
+        task, _event = await tidying.archive_task(
+            db, org_id=org_id, task_id=task_id, actor=user, role=access.role
+        )
+        return task
+
+    return task_json(await get_db().write(archiving))
+
+
+@bp.post("/tasks/<int:task_id>/restore")
+@validate_response(TaskOut)
+@document_response(ErrorBody, 409)
+async def restore_task(task_id: int) -> Any:
+    """Bring an archived task back where it was."""
+    await use_api_org()
+    user, org_id = g.user, g.org.id
+
+    async def restoring(db: AsyncSession) -> Task:
+        access = await member_access(db, user.id, org_id)
+        task, _event = await tidying.restore_task(
+            db, org_id=org_id, task_id=task_id, actor=user, role=access.role
+        )
+        return task
+
+    return task_json(await get_db().write(restoring))
+
+
+@bp.put("/tasks/<int:task_id>/story")
+@validate_request(TaskStory)
+@validate_response(TaskOut)
+@document_response(ErrorBody, 409)
+async def put_task_story(task_id: int, data: TaskStory) -> Any:
+    """Put a task under another story of the organization (in that story's sprint)."""
+    await use_api_org()
+    user, org_id = g.user, g.org.id
+    story_id = row_id(str(data.storyId))
+    if story_id is None:
+        raise Invalid(f"“{str(data.storyId)[:40]}” is not a story id.", field="storyId")
+
+    async def moving(db: AsyncSession) -> Task:
+        access = await member_access(db, user.id, org_id)
+        task, _event = await tidying.move_task(
+            db, org_id=org_id, task_id=task_id, story_id=story_id, actor=user, role=access.role
+        )
+        return task
+
+    return task_json(await get_db().write(moving))
+
+
+@bp.get("/users/me/tasks")
+@validate_response(MineOut)
+async def my_tasks() -> Any:
+    """My work: the tasks I hold across the organization's sprints, by sprint, and
+    those I completed in the last 7 days."""
+    await use_api_org()
+    async with get_db().read() as db:
+        work = await load_my_work(db, g.org.id, g.user.id, utcnow())
+    return {
+        "held": [
+            {
+                "sprintId": str(place.sprint.id) if place.sprint else None,
+                "sprintName": place.sprint.name if place.sprint else None,
+                "sprintStatus": place.sprint.status if place.sprint else None,
+                "tasks": [task_json(t) for t in place.tasks],
+            }
+            for place in work.held
+        ],
+        "completed": [task_json(t) for t in work.completed],
+        "since": iso(work.since),
+    }
 
 
 @bp.post("/tasks/<int:task_id>/work/start")

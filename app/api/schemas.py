@@ -52,6 +52,7 @@ class TaskOut(BaseModel):
     updated_at: str
     owned_at: str | None
     completed_at: str | None
+    archived: bool
 
 
 class TaskEdit(BaseModel):
@@ -337,3 +338,35 @@ class VelocityOut(BaseModel):
 
 class VelocityArgs(BaseModel):
     last: int | None = Field(default=None, ge=1, le=24)
+
+
+# ---------------------------------------------------------------- keeping it tidy --
+
+
+class TaskStory(BaseModel):
+    """The story a task goes under (another of the organization's)."""
+
+    storyId: str | int
+
+
+class FreeIn(BaseModel):
+    """Why an organization owner frees a task someone else holds (required then; the
+    holder giving it up sends nothing)."""
+
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class MinePlace(BaseModel):
+    sprintId: str | None  # null: the backlog
+    sprintName: str | None
+    sprintStatus: str | None
+    tasks: list[TaskOut]
+
+
+class MineOut(BaseModel):
+    """My work: what I hold, by sprint (the one under way first), and what I completed
+    since `since` (the last 7 days), newest first."""
+
+    held: list[MinePlace]
+    completed: list[TaskOut]
+    since: str

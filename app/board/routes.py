@@ -112,7 +112,8 @@ async def render_after_change(
     """The htmx answer: fresh copies of everything the change touched, swapped out of band.
 
     On a board that is the header, the filter counts and the groups the task left and
-    joined; elsewhere (the task page) the task's card and history.
+    joined; elsewhere the task's card (and, on the task's page, its history; My work
+    follows its own change from the stream).
     """
     context = board_context()
     async with get_db().read() as db:
@@ -125,7 +126,8 @@ async def render_after_change(
             except NotFound:
                 view = None
         history = None
-        if view is None and task is not None:
+        on_task_page = local_referrer(f"/o/{g.org.slug}/tasks/") is not None
+        if view is None and task is not None and on_task_page:
             history = await task_history(db, g.org.id, task.id)
     touched: list[str] = []
     if view is not None and task is not None:

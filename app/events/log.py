@@ -49,9 +49,10 @@ async def append_event(
     previous_owner_id: int | None = None,
     sprint_id: int | None = None,
     fields: Sequence[str] = (),
+    reason: str | None = None,
 ) -> TaskEvent:
     """Write one event row for a change to `task`, in the caller's transaction
-    (`fields`: what an edit changed)."""
+    (`fields`: what an edit changed; `reason`: why an owner freed it)."""
     return await _log(
         session,
         TaskEvent(
@@ -67,6 +68,7 @@ async def append_event(
             new_status=new_status,
             title=task.title,
             fields=",".join(fields) or None,
+            reason=reason,
         ),
     )
 
@@ -107,7 +109,8 @@ async def append_move_event(
     story_id: int | None = None,
 ) -> TaskEvent:
     """Write the event of tasks going from one sprint to another (None: the backlog):
-    a story moved, or a sprint completed carrying its unfinished tasks."""
+    a story moved, or a sprint completed carrying its unfinished tasks (or a story
+    archived or restored with its tasks: from or to nowhere)."""
     return await _log(
         session,
         TaskEvent(
@@ -120,6 +123,39 @@ async def append_move_event(
             done_count=sum(1 for task in tasks if task.status == "completed"),
             actor_id=actor_id,
             title=title,
+        ),
+    )
+
+
+async def append_task_move(
+    session: AsyncSession,
+    *,
+    type: EventType,
+    task: Task,
+    actor_id: int | None,
+    from_sprint_id: int | None,
+    to_sprint_id: int | None,
+    from_story_id: int | None = None,
+) -> TaskEvent:
+    """Write the event of one task changing place: to another story (`from_story_id`:
+    the one it left; `task.story_id` is where it is now), into the archive or out of
+    it. Read like a story's move (`task_ids`, `done_count`) by charts and reports."""
+    moved_story = from_story_id is not None and from_story_id != task.story_id
+    return await _log(
+        session,
+        TaskEvent(
+            org_id=task.org_id,
+            type=type,
+            task_id=task.id,
+            story_id=from_story_id if moved_story else task.story_id,
+            to_story_id=task.story_id if moved_story else None,
+            sprint_id=from_sprint_id,
+            to_sprint_id=to_sprint_id,
+            task_ids=[task.id],
+            done_count=1 if task.status == "completed" else 0,
+            actor_id=actor_id,
+            owner_id=task.owner_id,
+            title=task.title,
         ),
     )
 
@@ -186,6 +222,10 @@ async def newest_event_ids(session: AsyncSession) -> dict[int, int]:
     return {org_id: last for org_id, last in rows}
 
 
+# A story's events that take its tasks along (`task_ids` says which).
+_STORY_MOVES_TASKS = (EventType.STORY_MOVED, EventType.STORY_ARCHIVED, EventType.STORY_RESTORED)
+
+
 async def task_history(session: AsyncSession, org_id: int, task_id: int) -> Sequence[TaskEvent]:
     """Every event of one task, newest first: its own, and the moves that took it from
     one sprint to another (its story's moves, and a completion that carried it on)."""
@@ -197,7 +237,10 @@ async def task_history(session: AsyncSession, org_id: int, task_id: int) -> Sequ
         select(TaskEvent).where(
             TaskEvent.org_id == org_id,
             or_(
-                and_(TaskEvent.type == EventType.STORY_MOVED, TaskEvent.story_id == story_id),
+                and_(
+                    TaskEvent.type.in_(_STORY_MOVES_TASKS),
+                    TaskEvent.story_id == story_id,
+                ),
                 TaskEvent.type == EventType.SPRINT_COMPLETED,
             ),
         )

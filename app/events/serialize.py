@@ -24,6 +24,18 @@ def event_json(event: TaskEvent) -> dict[str, Any]:
     elif event.type == EventType.SPRINT_COMPLETED:
         out["carried_to_sprint_id"] = _sid(event.to_sprint_id)
         out["task_ids"] = [str(t) for t in event.task_ids or ()]
+    elif event.type == EventType.TASK_MOVED:
+        out["from_story_id"] = _sid(event.story_id)
+        out["to_story_id"] = _sid(event.to_story_id)
+        out["from_sprint_id"] = _sid(event.sprint_id)
+        out["to_sprint_id"] = _sid(event.to_sprint_id)
+    elif EventType(event.type).archives or EventType(event.type).restores:
+        # Archived from `sprint_id`; restored into `to_sprint_id` (null: the backlog).
+        if EventType(event.type).restores:
+            out["sprint_id"] = _sid(event.to_sprint_id)
+        out["task_ids"] = [str(t) for t in event.task_ids or ()]
+    if event.reason:
+        out["reason"] = event.reason
     if event.fields:
         out["fields"] = event.fields.split(",")
     return out

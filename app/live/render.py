@@ -64,6 +64,10 @@ _DID = {
     EventType.TASK_UPDATED: "edited",
     EventType.STORY_CREATED: "added the story",
     EventType.STORY_UPDATED: "edited the story",
+    EventType.TASK_ARCHIVED: "archived",
+    EventType.TASK_RESTORED: "restored",
+    EventType.STORY_ARCHIVED: "archived the story",
+    EventType.STORY_RESTORED: "restored the story",
 }
 
 
@@ -77,6 +81,8 @@ def toast_text(event: TaskEvent, sprint_names: Mapping[int, str] | None = None) 
     to = "the backlog"
     if event.to_sprint_id is not None:
         to = names.get(event.to_sprint_id, "another sprint")
+    if kind is EventType.TASK_MOVED:
+        return f"{who} moved {title} to another story"
     if kind is EventType.STORY_MOVED:
         if event.sprint_id == event.to_sprint_id:
             return f"{who} reordered the story {title}"
@@ -94,6 +100,9 @@ def toast_text(event: TaskEvent, sprint_names: Mapping[int, str] | None = None) 
         return f"{who} deleted the sprint {title}"
     if kind is EventType.SPRINT_UPDATED:
         return f"{who} changed the {labels((event.fields or '').split(','))} of {title}"
+    if kind is EventType.OWNERSHIP_RELEASED and _freed(event):
+        # Said to everyone, and so to the one who held it, on every page they have open.
+        return f"{who} freed {title}: {event.reason}"
     did = _DID.get(kind)
     if did is not None:
         return f"{who} {did} {title}"
@@ -103,6 +112,11 @@ def toast_text(event: TaskEvent, sprint_names: Mapping[int, str] | None = None) 
         return f"{who} paused {title}"
     label = TaskStatus(event.new_status).label if event.new_status else "a new status"
     return f"{who} moved {title} to {label}"
+
+
+def _freed(event: TaskEvent) -> bool:
+    """An owner freed the task from someone else (not its holder giving it up)."""
+    return event.previous_owner_id is not None and event.actor_id != event.previous_owner_id
 
 
 def _tasks(count: int) -> str:

@@ -38,7 +38,11 @@ class TaskEvent(Base):
     sprint_id: Mapped[int | None]
     # A move (story_moved, task_moved, sprint_completed): `sprint_id` is where the tasks
     # were, `to_sprint_id` where they went (None: the backlog), `task_ids` which ones.
+    # Archiving is a move out of `sprint_id` to nowhere, restoring one from nowhere into
+    # `to_sprint_id` (app/tasks/tidying.py).
     to_sprint_id: Mapped[int | None]
+    # A task moved to another story: `story_id` is the one it left.
+    to_story_id: Mapped[int | None]
     task_ids: Mapped[list[int] | None] = mapped_column(JSON)
     # How many of `task_ids` were completed when they moved (the burndowns of both
     # sprints move by the rest: app/tasks/burndown.py).
@@ -54,6 +58,8 @@ class TaskEvent(Base):
     title: Mapped[str] = mapped_column(String(200), default="")
     # What an edit changed (task_updated, story_updated): field names, comma-separated.
     fields: Mapped[str] = mapped_column(String(400), default="", server_default="")
+    # Why an organization owner freed someone else's task (ownership_released).
+    reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id], lazy="joined")

@@ -109,6 +109,9 @@ class Story(Base):
     position: Mapped[int] = mapped_column(default=0)
     # One more with every edit (its ETag, and the version an edit page was opened at).
     version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # Archived with its tasks (those not in a completed sprint: a record stays whole);
+    # its tasks archived at this same moment come back with it.
+    archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -7,7 +7,9 @@ import datetime as dt
 import enum
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql import ColumnElement
 
 from app.db import Base, UTCDateTime, utcnow
 from app.models.account import User
@@ -83,11 +85,25 @@ class Task(Base):
     owned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(default=1)
+    # Archived: off every board, count and chart, kept in the archive until restored
+    # (app/tasks/tidying.py). It stays in its sprint, where a restore brings it back.
+    archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     story: Mapped[Story] = relationship(lazy="joined", innerjoin=True)
     owner: Mapped[User | None] = relationship(lazy="joined")
+
+    @hybrid_property
+    def archived(self) -> bool:
+        """On boards, counts and charts only when not archived (`~Task.archived` in a
+        query: the one test of it)."""
+        return self.archived_at is not None
+
+    @archived.inplace.expression
+    @classmethod
+    def _archived_expression(cls) -> ColumnElement[bool]:
+        return cls.archived_at.is_not(None)
 
     @property
     def status_enum(self) -> TaskStatus:

@@ -33,6 +33,7 @@ from app.tasks.editing import (
 )
 from app.tasks.lifecycle import load_task
 from app.tasks.merging import EditConflict, FieldConflict, labels
+from app.tasks.tidying import story_choices
 from app.web import change_as_member, live_page
 
 BLANK_CRITERIA = 3
@@ -49,6 +50,7 @@ async def task_page(org: str, task_id: int) -> Any:
         task = await load_task(db, g.org.id, task_id)
         history = await task_history(db, g.org.id, task.id)
         sprint = await db.get(Sprint, task.sprint_id) if task.sprint_id else None
+        choices = await story_choices(db, g.org.id, task)
     page = live_page(cursor, task.sprint_id)
     return await render_template(
         "tasks/page.html",
@@ -56,6 +58,7 @@ async def task_page(org: str, task_id: int) -> Any:
         history=history,
         closed=bool(sprint and sprint.closed),
         sprint=sprint,
+        choices=choices,
         **page,
     )
 

@@ -169,7 +169,7 @@ async def load_sprint_rows(
         await db.scalars(
             select(Task)
             .join(Story, Story.id == Task.story_id)
-            .where(Task.org_id == org_id, Task.sprint_id == sprint_id)
+            .where(Task.org_id == org_id, Task.sprint_id == sprint_id, ~Task.archived)
             .order_by(Story.position, Story.id, Task.id)
         )
     )

@@ -41,9 +41,10 @@ def moves(event: Moving, sprint_id: int | None) -> tuple[int, int]:
     """How an event moves one sprint's chart: (tasks not done, tasks in the sprint).
 
     A new task arrives not done; a completion takes one off; a reopening (a done task
-    going back) puts one back. Tasks moving in or out (a story moved) bring or take
-    what they are. Everything else (taking, starting, pausing, giving up, editing, the
-    sprint's own changes) leaves both where they were. A completed sprint's carry-over
+    going back) puts one back. Tasks moving in or out (a story or a task moved, work
+    archived or restored) bring or take what they are. Everything else (taking,
+    starting, pausing, giving up, editing, the sprint's own changes) leaves both where
+    they were. A completed sprint's carry-over
     is not a move of its own chart: the chart stops where the sprint stopped (see
     `chart`).
     """
@@ -53,6 +54,8 @@ def moves(event: Moving, sprint_id: int | None) -> tuple[int, int]:
         still_open = count - (event.done_count or 0)
         if kind is EventType.SPRINT_COMPLETED:
             return (still_open, count) if event.to_sprint_id == sprint_id else (0, 0)
+        if event.sprint_id == event.to_sprint_id:
+            return (0, 0)  # a reorder, or a task moved to a story in the same sprint
         if event.sprint_id == sprint_id:
             return (-still_open, -count)
         return (still_open, count) if event.to_sprint_id == sprint_id else (0, 0)
@@ -205,7 +208,7 @@ _MOVING_COLUMNS = (
     TaskEvent.done_count,
 )
 _CAN_MOVE = or_(
-    TaskEvent.type.in_([EventType.TASK_CREATED, EventType.STORY_MOVED, EventType.SPRINT_COMPLETED]),
+    TaskEvent.type.in_([EventType.TASK_CREATED, *(t for t in EventType if t.moves_tasks)]),
     TaskEvent.old_status == DONE,
     TaskEvent.new_status == DONE,
 )
@@ -241,7 +244,7 @@ async def load_shifts(session: AsyncSession, sprint: Sprint, time_zone: str) -> 
 # For the sprints page: every sprint's counts, and what moved its chart, in two queries.
 _TALLIES = (
     select(Task.sprint_id, func.count(Task.id), func.count(Task.id).filter(Task.status == DONE))
-    .where(Task.org_id == bindparam("org_id"), Task.sprint_id.is_not(None))
+    .where(Task.org_id == bindparam("org_id"), Task.sprint_id.is_not(None), ~Task.archived)
     .group_by(Task.sprint_id)
 )
 _ALL_MOVES = (

@@ -49,13 +49,15 @@ async def load_backlog(session: AsyncSession, org_id: int) -> list[BacklogStory]
     stories = list(
         await session.scalars(
             select(Story)
-            .where(Story.org_id == org_id, Story.sprint_id.is_(None))
+            .where(Story.org_id == org_id, Story.sprint_id.is_(None), Story.archived_at.is_(None))
             .order_by(Story.position, Story.id)
         )
     )
     tasks: dict[int, list[Task]] = {story.id: [] for story in stories}
     for task in await session.scalars(
-        select(Task).where(Task.org_id == org_id, Task.sprint_id.is_(None)).order_by(Task.id)
+        select(Task)
+        .where(Task.org_id == org_id, Task.sprint_id.is_(None), ~Task.archived)
+        .order_by(Task.id)
     ):
         tasks.setdefault(task.story_id, []).append(task)
     return [BacklogStory(story, tasks[story.id]) for story in stories]
@@ -88,6 +90,8 @@ async def move_story(
     story = await find_in_org(session, Story, org_id, story_id, what="story", for_update=True)
     if story.sprint_id != source:
         raise Conflict(f"Someone moved “{story.title}” a moment ago; look again and retry.")
+    if story.archived_at is not None and not all_tasks:
+        raise Conflict(f"“{story.title}” is archived: restore it first.")
     if source is not None and places[source].closed:
         raise Conflict(f"“{places[source].name}” is completed; its stories stay where they were.")
     if to_sprint_id is not None and to_sprint_id != source:
@@ -99,7 +103,11 @@ async def move_story(
             )
     moving: list[Task] = []
     if to_sprint_id != source:
+        # Archived tasks stay where they were archived from (a restore brings them back
+        # there), unless the sprint itself goes.
         query = select(Task).where(Task.org_id == org_id, Task.story_id == story.id, _in(source))
+        if not all_tasks:
+            query = query.where(~Task.archived)
         there = list(await session.scalars(query.order_by(Task.id).with_for_update(of=Task)))
         moving = there
         if source is not None and not all_tasks:
@@ -194,6 +202,7 @@ async def unfinished_tasks(session: AsyncSession, sprint: Sprint) -> list[Task]:
             Task.org_id == sprint.org_id,
             Task.sprint_id == sprint.id,
             Task.status != TaskStatus.COMPLETED.value,
+            ~Task.archived,
         )
         .order_by(Story.position, Story.id, Task.id)
     )
@@ -409,8 +418,10 @@ async def delete_sprint(
 
 async def count_stories(session: AsyncSession, sprint_ids: Sequence[int]) -> dict[int, int]:
     """How many stories each sprint shows (its own, and those with tasks in it)."""
-    pairs = select(Story.sprint_id.label("sprint_id"), Story.id.label("story_id")).union(
-        select(Task.sprint_id, Task.story_id)
+    pairs = (
+        select(Story.sprint_id.label("sprint_id"), Story.id.label("story_id"))
+        .where(Story.archived_at.is_(None))
+        .union(select(Task.sprint_id, Task.story_id).where(~Task.archived))
     )
     rows = pairs.subquery()
     counted = await session.execute(

@@ -26,7 +26,7 @@ from app.models import (
     TaskEvent,
     User,
 )
-from app.tasks.lifecycle import closed_sprint_message
+from app.tasks.lifecycle import archived_message, closed_sprint_message
 from app.tasks.merging import EditConflict, FieldConflict, Opened, merge
 from app.tasks.places import lock_places
 
@@ -177,6 +177,8 @@ async def create_task(
 ) -> tuple[Task, TaskEvent]:
     """Add an available task to a story and log `task_created`."""
     require_contributor(role)
+    if story.archived_at is not None:
+        raise Conflict(archived_message(story.title))
     sprint_id = await _place_for_new_task(session, story)
     now = utcnow()
     task = Task(
@@ -240,6 +242,8 @@ async def update_task(
     someone else changed one of them to another value meanwhile; None when nothing
     changed."""
     require_contributor(role)
+    if task.archived:
+        raise Conflict(archived_message(task.title))
     await refuse_if_closed(session, task.sprint_id)
     mine = clean_task_values(task.story, fields)
     theirs = task_values(task)
@@ -407,6 +411,8 @@ async def update_story(
     is a conflict like any field. Logs `story_updated` naming what changed; None when
     nothing did."""
     require_owner(role)
+    if story.archived_at is not None:
+        raise Conflict(archived_message(story.title))
     await refuse_if_closed(session, story.sprint_id)
     mine = clean_story_values(fields, edits)
     theirs = story_values(story)

@@ -1,4 +1,5 @@
-"""Take, start, pause, complete, release: who may do what, from which status.
+"""Take, start, pause, complete, release, reopen, free: who may do what, from which
+status.
 
 Each action is one compare-and-set UPDATE (`WHERE status = <seen> AND version =
 <seen>`), so when two people act on one task at the same moment exactly one UPDATE
@@ -20,7 +21,7 @@ from sqlalchemy.orm.util import identity_key
 
 from app.auth.accounts import member_access, require_contributor
 from app.db import find_in_org, table_of, utcnow
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.events.log import append_event
 from app.events.types import EventType
 from app.models import Role, Sprint, SprintStatus, Story, Task, TaskEvent, TaskStatus, User
@@ -40,6 +41,8 @@ class Action(enum.StrEnum):
     PAUSE = "pause"
     COMPLETE = "complete"
     RELEASE = "release"
+    REOPEN = "reopen"  # an accidental Done
+    FREE = "free"  # an organization owner, for someone away, with a reason
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,12 @@ class Rule:
     event_type: EventType
     button: str  # what the button says
     past: str  # "took", for messages and toasts
-    key: str  # its one-key shortcut on a focused card (aria-keyshortcuts)
+    key: str  # its one-key shortcut on a focused card (aria-keyshortcuts); "": none
+    # Besides the task's owner, an organization owner may (with `owner_only`).
+    org_owners_too: bool = False
+    # Only an organization owner, on a task someone else holds, with a reason; not a
+    # card button (it needs the reason: the task's page asks for it).
+    frees: bool = False
 
 
 # Shortcut keys are single letters with no modifier: arrows and modifier combinations
@@ -85,18 +93,39 @@ RULES: dict[Action, Rule] = {
         "released",
         "g",
     ),
+    Action.REOPEN: Rule(
+        frozenset({COMPLETED}),
+        OWNED,
+        True,
+        EventType.STATUS_CHANGED,
+        "Reopen",
+        "reopened",
+        "o",
+        org_owners_too=True,
+    ),
+    Action.FREE: Rule(
+        frozenset({OWNED, INPROGRESS}),
+        AVAILABLE,
+        False,
+        EventType.OWNERSHIP_RELEASED,
+        "Free it",
+        "freed",
+        "",
+        frees=True,
+    ),
 }
+REASON_LIMIT = 200  # characters of why a task was freed (the log's column)
 
 
 def actions_from(status: TaskStatus) -> list[Action]:
-    """The actions a task in `status` offers, in button order."""
-    return [action for action, rule in RULES.items() if status in rule.sources]
+    """The actions a task in `status` offers as card buttons, in button order."""
+    return [action for action, rule in RULES.items() if status in rule.sources and not rule.frees]
 
 
 def action_for_target(current: TaskStatus, target: TaskStatus) -> Action | None:
     """The action that moves a task from `current` to `target`, if there is one."""
     for action, rule in RULES.items():
-        if rule.target is target and current in rule.sources:
+        if rule.target is target and current in rule.sources and not rule.frees:
             return action
     return None
 
@@ -133,8 +162,13 @@ def check(
     """
     rule = RULES[action]
     require_contributor(role)
+    if task.archived:
+        raise Conflict(archived_message(task.title))
     status = task.status_enum
     mine = task.owner_id == actor.id
+    if rule.frees:
+        _check_free(task, role, mine, holder)
+        return rule
     if action is Action.TAKE and status is not AVAILABLE:
         if mine:
             raise Conflict(f"You already hold “{task.title}”.")
@@ -145,7 +179,8 @@ def check(
             )
     if rule.owner_only and status is AVAILABLE:
         raise Conflict(f"“{task.title}” is available: take it first.")
-    if rule.owner_only and not mine and holder is not None:
+    org_owner = rule.org_owners_too and role is Role.OWNER
+    if rule.owner_only and not mine and holder is not None and not org_owner:
         raise Conflict(
             f"Only {holder}, who took “{task.title}” {ago(task.owned_at, now)}, "
             f"can {action.value} it."
@@ -155,8 +190,28 @@ def check(
     return rule
 
 
+def _check_free(task: Task, role: Role, mine: bool, holder: str | None) -> None:
+    """Freeing: an organization owner's, for a task someone else holds."""
+    if role is not Role.OWNER:
+        raise Forbidden("Only an organization owner can free a task someone else holds.")
+    if task.status_enum is AVAILABLE:
+        raise Conflict(f"“{task.title}” is available already.")
+    if task.status_enum is COMPLETED:
+        raise Conflict(f"“{task.title}” is done: reopen it first if it is not.")
+    if mine:
+        raise Conflict(f"You hold “{task.title}”: give it up instead.")
+    assert holder is not None
+
+
+def archived_message(title: str) -> str:
+    """What a refused change to an archived task says."""
+    return f"“{title}” is archived: restore it first."
+
+
 def _wrong_status_message(task: Task, action: Action) -> str:
     status = task.status_enum
+    if action is Action.REOPEN:
+        return f"“{task.title}” is not done, so there is nothing to reopen."
     if status is COMPLETED:
         return f"“{task.title}” is already done."
     if action is Action.START and status is INPROGRESS:
@@ -201,7 +256,13 @@ _CHANGE_TASK = (
 
 
 async def change_task(
-    session: AsyncSession, *, actor: User, org: int | str | None, task_id: int, action: Action
+    session: AsyncSession,
+    *,
+    actor: User,
+    org: int | str | None,
+    task_id: int,
+    action: Action,
+    reason: str | None = None,
 ) -> Change:
     """The one way to change a task, for pages, the API and the CLI alike.
 
@@ -209,8 +270,11 @@ async def change_task(
     None for the actor's first), which task, which action. The actor's role is read
     here, in the change's own transaction, so a role changed a moment ago is the role
     the change is judged by. Raises the refusal a person should read, or returns the
-    change (committed with its event when the caller's transaction commits).
+    change (committed with its event when the caller's transaction commits). Freeing
+    needs a `reason` (checked here: every way in says the same).
     """
+    if RULES[action].frees:
+        reason = check_reason(reason)
     access = await member_access(session, actor.id, org)
     return await perform(
         session,
@@ -219,7 +283,21 @@ async def change_task(
         action=action,
         actor=actor,
         role=access.role,
+        reason=reason,
     )
+
+
+def check_reason(reason: str | None) -> str:
+    """Why a task is freed: required, at most REASON_LIMIT characters."""
+    text = (reason or "").strip()
+    if not text:
+        raise Invalid("Say why you free it: its holder is told.", field="reason")
+    if len(text) > REASON_LIMIT:
+        raise Invalid(
+            f"The reason can be at most {REASON_LIMIT} characters (it has {len(text)}).",
+            field="reason",
+        )
+    return text
 
 
 async def perform(
@@ -230,6 +308,7 @@ async def perform(
     action: Action,
     actor: User,
     role: Role,
+    reason: str | None = None,
 ) -> Change:
     """Apply one life-cycle action as someone with `role`, and write its event, in the
     caller's transaction. Callers outside this module go through `change_task`."""
@@ -254,8 +333,14 @@ async def perform(
 
     for key, value in values.items():
         set_committed_value(task, key, value)
-    # After any action the owner is the actor (take, or an owner-only action) or nobody.
-    set_committed_value(task, "owner", None if task.owner_id is None else actor)
+    # After an action the owner is the actor (take, or an owner's own action), nobody,
+    # or (an organization owner reopening someone's task) who it was.
+    owner = None
+    if task.owner_id == actor.id:
+        owner = actor
+    elif task.owner_id is not None:
+        owner = await session.get(User, task.owner_id)
+    set_committed_value(task, "owner", owner)
     event = await append_event(
         session,
         type=rule.event_type,
@@ -266,6 +351,7 @@ async def perform(
         owner_id=task.owner_id,
         previous_owner_id=old_owner_id,
         sprint_id=task.sprint_id,
+        reason=reason if rule.frees else None,
     )
     return Change(task=task, event=event, action=action)
 
@@ -312,8 +398,10 @@ def _after(
     }
     if action is Action.TAKE:
         values |= {"owner_id": actor.id, "owned_at": now}
-    elif action is Action.RELEASE:
+    elif action in (Action.RELEASE, Action.FREE):
         values |= {"owner_id": None, "owned_at": None, "estimate_hours": None}
     elif action is Action.COMPLETE:
         values["completed_at"] = now
+    elif action is Action.REOPEN:
+        values["completed_at"] = None
     return values

@@ -19,7 +19,7 @@ yet). At completion it is stored on the sprint (`Sprint.report`) and never moves
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +43,15 @@ _COUNTED = (
     EventType.OWNERSHIP_TAKEN,
     EventType.OWNERSHIP_RELEASED,
     EventType.STATUS_CHANGED,
+    EventType.TASK_MOVED,
+    EventType.TASK_ARCHIVED,
+    EventType.TASK_RESTORED,
+    EventType.STORY_ARCHIVED,
+    EventType.STORY_RESTORED,
 )
+# Where archived work is, as the replay sees it: no sprint (sprint ids are positive),
+# and not the backlog (None) either. Archiving is leaving a sprint; restoring, entering.
+ARCHIVE = -1
 
 
 @dataclass(frozen=True)
@@ -187,14 +195,33 @@ def replay(
                 added.add(task_id)
         board.task_sprint[task_id] = to
 
+    def regroup(stories: Iterable[int | None], change: Callable[[], None]) -> None:
+        """Make a change, counting the stories it brings into the sprint or takes out."""
+        concerned = {s for s in stories if s is not None}
+        before = {s for s in concerned if s in board.stories_in(sprint_id)}
+        change()
+        after = {s for s in concerned if s in board.stories_in(sprint_id)}
+        if started and end is None:
+            stories_added.update(after - before)
+            stories_removed.update(before - after)
+
     def move_story(story_id: int, to: int | None, tasks: Iterable[int]) -> None:
-        before = story_id in board.stories_in(sprint_id)
-        for task_id in tasks:
+        def change() -> None:
+            for task_id in tasks:
+                move(task_id, to)
+            board.story_sprint[story_id] = to
+
+        regroup([story_id], change)
+
+    def move_task(task_id: int, to: int | None, story_id: int | None = None) -> None:
+        def change() -> None:
             move(task_id, to)
-        board.story_sprint[story_id] = to
-        after = story_id in board.stories_in(sprint_id)
-        if started and end is None and before != after:
-            (stories_added if after else stories_removed).add(story_id)
+            if story_id is not None:
+                board.task_story[task_id] = story_id
+
+        regroup([board.task_story.get(task_id), story_id], change)
+
+    archived_from: dict[int, int | None] = {}  # an archived story: where it was
 
     for e in events:
         kind = EventType(e.type)
@@ -231,6 +258,20 @@ def replay(
                 carried.setdefault(board.task_story[task_id], []).append(task_id)
             for story_id, tasks in carried.items():
                 move_story(story_id, e.to_sprint_id, tasks)
+        elif kind is EventType.TASK_MOVED:
+            move_task(e.task_id, e.to_sprint_id, e.to_story_id)
+        elif kind is EventType.TASK_ARCHIVED:
+            move_task(e.task_id, ARCHIVE)
+        elif kind is EventType.TASK_RESTORED:
+            move_task(e.task_id, e.to_sprint_id)
+        elif kind is EventType.STORY_ARCHIVED:
+            if board.story_sprint.get(e.story_id) != ARCHIVE:  # (one event per place)
+                archived_from[e.story_id] = board.story_sprint.get(e.story_id)
+            move_story(e.story_id, ARCHIVE, e.task_ids or ())
+        elif kind is EventType.STORY_RESTORED:
+            move_story(e.story_id, archived_from.get(e.story_id), ())
+            for task_id in e.task_ids or ():
+                move_task(task_id, e.to_sprint_id)
         elif e.task_id is not None and e.new_status:
             if e.new_status == DONE and board.task_status.get(e.task_id) != DONE:
                 board.done_in[e.task_id] = board.task_sprint.get(e.task_id)
@@ -282,6 +323,7 @@ async def build_report(session: AsyncSession, sprint: Sprint, time_zone: str) ->
                 TaskEvent.story_id,
                 TaskEvent.sprint_id,
                 TaskEvent.to_sprint_id,
+                TaskEvent.to_story_id,
                 TaskEvent.task_ids,
                 TaskEvent.new_status,
             )

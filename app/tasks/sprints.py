@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -214,8 +214,8 @@ def stories_of(sprint_id: int | ColumnElement[int]) -> ColumnElement[bool]:
     """A sprint's stories: those in it, and those with tasks in it (a story carried on
     from a completed sprint is in the next one, and its completed tasks in both)."""
     return or_(
-        Story.sprint_id == sprint_id,
-        Story.id.in_(select(Task.story_id).where(Task.sprint_id == sprint_id)),
+        and_(Story.sprint_id == sprint_id, Story.archived_at.is_(None)),
+        Story.id.in_(select(Task.story_id).where(Task.sprint_id == sprint_id, ~Task.archived)),
     )
 
 
@@ -225,7 +225,11 @@ _STORY_COUNT = select(func.count(Story.id)).where(
 )
 _TASK_TALLY = (
     select(Task.status, Task.owner_id, func.count(Task.id))
-    .where(Task.org_id == bindparam("org_id"), Task.sprint_id == bindparam("sprint_id"))
+    .where(
+        Task.org_id == bindparam("org_id"),
+        Task.sprint_id == bindparam("sprint_id"),
+        ~Task.archived,
+    )
     .group_by(Task.status, Task.owner_id)
 )
 

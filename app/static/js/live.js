@@ -7,7 +7,8 @@
 
   // The element holding the stream: the board, a task's page, an edit page, or the backlog.
   var board = document.getElementById("board") || document.getElementById("task-live")
-    || document.getElementById("edit-live") || document.getElementById("backlog-live");
+    || document.getElementById("edit-live") || document.getElementById("backlog-live")
+    || document.getElementById("mine-live");
   if (!board || !window.htmx) return;
 
   var me = document.body.getAttribute("data-user-id") || "";
@@ -18,6 +19,8 @@
   var editPage = board.getAttribute("data-page") === "edit";
   // The backlog follows the whole organization: stories moving in or out, tasks added.
   var backlogPage = board.getAttribute("data-page") === "backlog";
+  // My work follows the whole organization too, for what I hold or held.
+  var minePage = board.getAttribute("data-page") === "mine";
   var transport = board.getAttribute("data-transport") || "sse";
   var connection = document.getElementById("connection");
   var TOAST_MS = 4000;
@@ -105,6 +108,10 @@
 
   function placeCard(card) {
     var old = document.getElementById(card.id);
+    if (card.getAttribute("data-archived") === "true") { // off every board
+      if (old) old.remove();
+      return;
+    }
     var focused = focusInside(old);
     var group = groupFor(card);
     var container = group && group.querySelector(".cards");
@@ -492,11 +499,31 @@
       });
   }
 
-  // A change of where this task's page stands: its story moved, or its sprint changed.
+  // A change of where this task's page stands: it or its story moved, was archived or
+  // restored, or its sprint changed.
   function concernsTaskPage(live) {
     if (!live) return false;
-    if (live.getAttribute("data-event-type") !== "story_moved") return true;
-    return live.getAttribute("data-story-id") === board.getAttribute("data-story-id");
+    var type = live.getAttribute("data-event-type");
+    if (type.indexOf("sprint_") === 0) return true;
+    var ids = (live.getAttribute("data-task-ids") || "").split(" ");
+    if (ids.indexOf(taskPage) >= 0) return true;
+    return type.indexOf("story_") === 0 && live.getAttribute("data-story-id") === board.getAttribute("data-story-id");
+  }
+
+  // On My work: its lists, fetched again when a change is about my tasks (held or
+  // done), or moves work about.
+  function touchesMine(message) {
+    if (message.querySelector("template[data-live-board]")) return true;
+    var live = message.querySelector("template[data-live-card]");
+    var card = live && live.content.querySelector(".card");
+    if (!card) return false;
+    return card.getAttribute("data-owner-id") === me || live.getAttribute("data-previous-owner-id") === me
+      || !!document.querySelector('#mine-lists [data-task-id="' + card.getAttribute("data-task-id") + '"]');
+  }
+
+  function refreshMine() {
+    htmx.ajax("GET", window.location.pathname, { target: "#mine-lists", select: "#mine-lists", swap: "outerHTML" })
+      .then(function () { paintViewers(); });
   }
 
   // On the backlog: its list, fetched again.
@@ -550,6 +577,8 @@
     }
     if (backlogPage) {
       if (touchesBacklog(message)) refreshBacklog();
+    } else if (minePage) {
+      if (touchesMine(message)) refreshMine();
     } else if (taskPage) {
       var reshaped = message.querySelector("template[data-live-board]");
       if (concernsTaskPage(reshaped)) {
