@@ -29,6 +29,9 @@ PAGES = [
     "/o/acme/velocity",
     "/o/acme/sprints/1/edit",
     "/o/acme/backlog/stories/new",
+    # Keeping the board tidy: My work and the archive.
+    "/o/acme/mine",
+    "/o/acme/archive",
 ]
 
 

@@ -206,6 +206,8 @@
 
   function arm(toast) {
     clearTimeout(toast._timer);
+    // Told that a task of mine was freed (and why): that stays until I close it.
+    if (me && toast.getAttribute("data-freed-from") === me) { toast.setAttribute("data-sticky", ""); return; }
     toast._timer = setTimeout(function () { dismiss(toast); }, TOAST_MS);
     toast._at = Date.now();
   }
@@ -218,7 +220,8 @@
       // A burst from one person folds into their latest toast.
       var previous = toast.previousElementSibling;
       while (previous && !previous.hasAttribute("data-seen")) previous = previous.previousElementSibling;
-      if (actor && previous && previous.getAttribute("data-actor-id") === actor && Date.now() - previous._at < FOLD_MS) {
+      if (actor && previous && previous.getAttribute("data-actor-id") === actor && Date.now() - previous._at < FOLD_MS
+          && !previous.hasAttribute("data-sticky") && toast.getAttribute("data-freed-from") !== me) {
         var n = (parseInt(previous.getAttribute("data-folded"), 10) || 1) + 1;
         previous.setAttribute("data-folded", String(n));
         setText(previous.querySelector(".toast-text"),
@@ -554,6 +557,13 @@
   // pointer would end the drag); they are taken in, in order, once it is dropped.
   var held = null;
 
+  // Once the page is on its way out (a plain form posted, a link followed), a change
+  // arriving must not reload it: that reload would take the place of where the person
+  // is going, and eat the sentence waiting there for them.
+  var leaving = false;
+  window.addEventListener("beforeunload", function () { leaving = true; });
+  window.addEventListener("pageshow", function () { leaving = false; });
+
   document.addEventListener("sprintboard:dragstart", function () { held = held || []; });
   document.addEventListener("sprintboard:dragend", function () {
     var waiting = held || [];
@@ -564,6 +574,7 @@
   // One message (either transport), parsed once: our card placed, the rest (header,
   // toast) swapped out of band by htmx, then the counts and the cursor brought along.
   function receive(id, type, message) {
+    if (leaving) return;
     if (held) { held.push([id, type, message]); return; }
     if (type === "reset") { reset(); return; }
     // Presence has no event id of its own (SSE repeats the last one): never a duplicate.
