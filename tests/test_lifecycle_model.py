@@ -31,7 +31,12 @@ TABLE = {
     Action.PAUSE: ({"inprogress"}, "owned", True),
     Action.COMPLETE: ({"owned", "inprogress"}, "completed", True),
     Action.RELEASE: ({"owned", "inprogress"}, "available", True),
+    # Its owner's, or an organization owner's (alice here), and the owner stays.
+    Action.REOPEN: ({"completed"}, "owned", True),
+    # An organization owner's only, on a task someone else holds (with a reason).
+    Action.FREE: ({"owned", "inprogress"}, "available", False),
 }
+ORG_OWNER = "alice"
 
 
 def expected(
@@ -41,7 +46,14 @@ def expected(
     if who == "victor":
         return Forbidden
     sources, target, owner_only = TABLE[action]
-    if status not in sources or (owner_only and owner != who):
+    if action is Action.FREE:
+        if who != ORG_OWNER:
+            return Forbidden
+        if status not in sources or owner == who:
+            return Conflict
+        return target, None
+    may = owner == who or (action is Action.REOPEN and who == ORG_OWNER)
+    if status not in sources or (owner_only and not may):
         return Conflict
     new_owner = who if action is Action.TAKE else (None if action is Action.RELEASE else owner)
     return target, new_owner
@@ -75,6 +87,7 @@ class LifeCycle(OnADatabaseCopy):
                         action=action,
                         actor=user,
                         role=ROLES[who],
+                        reason="away" if action is Action.FREE else None,
                     )
                 )
             )
@@ -84,7 +97,7 @@ class LifeCycle(OnADatabaseCopy):
             )
             return
         assert not isinstance(outcome, type), f"{who} {action} on {status}/{owner} succeeded"
-        if action is Action.RELEASE:
+        if action in (Action.RELEASE, Action.FREE):
             self.released.add(task_id)
         self.model[task_id] = outcome
         self.changes += 1

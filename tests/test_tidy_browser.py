@@ -16,6 +16,7 @@ pytestmark = pytest.mark.browser
 # Demo data, Sprint 14: #3 is available, #9 is Bob's (owned), #5 is Bob's (done).
 AVAILABLE, BOBS, BOBS_DONE = 3, 9, 5
 ALICES_DONE, CAROLS_DONE = 1, 10
+SPRINT_13 = 3  # completed
 
 
 async def on_a_clock(browser: Browser, server: Server, email: str) -> Page:
@@ -36,6 +37,11 @@ async def test_my_work_follows_takes_and_frees_and_toasts_the_holder(
     bob = await on_a_clock(browser, demo_server, "bob@example.com")
     errors: list[str] = []
     bob.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    # He also has a completed sprint's board open, in another tab.
+    elsewhere = await bob.context.new_page()
+    await elsewhere.goto(f"{demo_server.url}/o/acme/sprints/{SPRINT_13}")
+    await expect_live(elsewhere)
+    total = await elsewhere.locator("#sprint-header").get_attribute("data-total")
     await bob.get_by_role("link", name="My work").click()
     await expect_live(bob)
     held = bob.locator("#mine-lists .mine-held")
@@ -58,6 +64,10 @@ async def test_my_work_follows_takes_and_frees_and_toasts_the_holder(
     toast = bob.locator("#toasts .toast", has_text="Alice freed")
     await expect(toast).to_contain_text("“Replay from the event log”: Away all week")
     await expect(held.locator(f"#task-{BOBS}")).to_have_count(0)
+    # The other sprint's board is told too, and only that (its header is its own).
+    await expect(elsewhere.locator("#toasts .toast", has_text="Alice freed")).to_be_visible()
+    await expect(elsewhere.locator("#sprint-header")).to_have_attribute("data-total", total or "")
+    await expect(elsewhere.locator(f"#task-{BOBS}")).to_have_count(0)
     # It stays (the others go by in 4 s) until he closes it.
     await bob.clock.fast_forward(10_000)
     await expect(toast).to_be_visible()

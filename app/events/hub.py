@@ -121,6 +121,9 @@ class Frame(Rendered):
 
     id: int
     to_sprint_id: int | None = None
+    # A task freed from someone: its toast is for every page they have open, whatever
+    # sprint it follows.
+    for_user_id: int | None = None
 
     def concerns(self, sprint_id: int) -> bool:
         return sprint_id in (self.sprint_id, self.to_sprint_id)
@@ -164,7 +167,13 @@ class Subscriber:
     dropped: bool = False
 
     def wants(self, item: Item) -> bool:
-        return self.sprint_id is None or item.concerns(self.sprint_id)
+        if self.sprint_id is None or item.concerns(self.sprint_id):
+            return True
+        return (
+            isinstance(item, Frame)
+            and item.for_user_id is not None
+            and (item.for_user_id == self.user_id)
+        )
 
     def close(self, reason: str) -> None:
         """End the stream: the reader sees `Closed` next, before anything still queued.

@@ -227,19 +227,23 @@ _STORY_MOVES_TASKS = (EventType.STORY_MOVED, EventType.STORY_ARCHIVED, EventType
 
 
 async def task_history(session: AsyncSession, org_id: int, task_id: int) -> Sequence[TaskEvent]:
-    """Every event of one task, newest first: its own, and the moves that took it from
-    one sprint to another (its story's moves, and a completion that carried it on)."""
-    own = await session.scalars(
-        select(TaskEvent).where(TaskEvent.org_id == org_id, TaskEvent.task_id == task_id)
+    """Every event of one task, newest first: its own, and the moves that took it along
+    (its stories' moves, archives and restores, and a completion that carried it on)."""
+    own = list(
+        await session.scalars(
+            select(TaskEvent).where(TaskEvent.org_id == org_id, TaskEvent.task_id == task_id)
+        )
     )
-    story_id = select(Task.story_id).where(Task.id == task_id).scalar_subquery()
+    # The stories it has been under: its own now, and those it was moved from.
+    stories = {e.story_id for e in own} | {e.to_story_id for e in own}
+    stories |= {await session.scalar(select(Task.story_id).where(Task.id == task_id))}
     moves = await session.scalars(
         select(TaskEvent).where(
             TaskEvent.org_id == org_id,
             or_(
                 and_(
                     TaskEvent.type.in_(_STORY_MOVES_TASKS),
-                    TaskEvent.story_id == story_id,
+                    TaskEvent.story_id.in_(stories - {None}),
                 ),
                 TaskEvent.type == EventType.SPRINT_COMPLETED,
             ),

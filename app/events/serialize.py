@@ -25,6 +25,7 @@ def event_json(event: TaskEvent) -> dict[str, Any]:
         out["carried_to_sprint_id"] = _sid(event.to_sprint_id)
         out["task_ids"] = [str(t) for t in event.task_ids or ()]
     elif event.type == EventType.TASK_MOVED:
+        out["story_id"] = _sid(event.to_story_id)  # where it is now, as for every event
         out["from_story_id"] = _sid(event.story_id)
         out["to_story_id"] = _sid(event.to_story_id)
         out["from_sprint_id"] = _sid(event.sprint_id)

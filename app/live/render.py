@@ -258,6 +258,7 @@ class Renderer:
                     sse=sse.encode(data=html, event=event.type, id=event.id),
                     json=event_json(event),
                     to_sprint_id=event.to_sprint_id,
+                    for_user_id=event.previous_owner_id if _freed(event) else None,
                 )
             )
         return frames

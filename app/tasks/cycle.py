@@ -158,7 +158,12 @@ async def _siblings(session: AsyncSession, story: Story) -> list[Story]:
     return list(
         await session.scalars(
             select(Story)
-            .where(Story.org_id == story.org_id, where, Story.id != story.id)
+            .where(
+                Story.org_id == story.org_id,
+                where,
+                Story.id != story.id,
+                Story.archived_at.is_(None),
+            )
             .order_by(Story.position, Story.id)
         )
     )

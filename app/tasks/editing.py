@@ -137,9 +137,13 @@ async def _place_for_new_task(session: AsyncSession, story: Story) -> int | None
     first and the task joins the story where it went; a completed sprint takes none."""
     seen = await session.scalar(select(Story.sprint_id).where(Story.id == story.id))
     places = await lock_places(session, story.org_id, [seen], shared=True)
-    now = await session.scalar(
-        select(Story.sprint_id).where(Story.id == story.id).with_for_update()
-    )
+    now, archived_at = (
+        await session.execute(
+            select(Story.sprint_id, Story.archived_at).where(Story.id == story.id).with_for_update()
+        )
+    ).one()
+    if archived_at is not None:  # archived meanwhile (its row is ours now: it stays so)
+        raise Conflict(archived_message(story.title))
     if now != seen:  # moved between the two reads (locking its new place now would
         # break the order): nothing is written, and the person tries again
         raise Conflict(f"“{story.title}” moved a moment ago; look again and retry.")

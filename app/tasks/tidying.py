@@ -26,6 +26,7 @@ from app.errors import Conflict
 from app.events.log import append_move_event, append_task_move
 from app.events.types import EventType
 from app.models import Role, Sprint, Story, Task, TaskEvent, TaskStatus, User
+from app.tasks.cycle import place
 from app.tasks.lifecycle import archived_message, closed_sprint_message
 from app.tasks.places import lock_places
 from app.tasks.sprints import OPEN_FOR_WORK
@@ -143,14 +144,35 @@ async def archive_task(
     return task, event
 
 
+def _restored_place(task: Task, story: Story) -> int | None:
+    """Where a restored task goes (its story already where its open work is): a done
+    task back to the sprint where it was done, a record put back whole; an unfinished
+    one to its story (it may have moved on, or its sprint completed, meanwhile)."""
+    if task.status == DONE and task.sprint_id is not None:
+        return task.sprint_id
+    return story.sprint_id
+
+
+async def _reopen_place(session: AsyncSession, story: Story, places: dict[int, Sprint]) -> None:
+    """A story coming back to open work from a sprint that completed meanwhile goes to
+    the backlog (last), the place of work that belongs to no sprint."""
+    if story.sprint_id is not None and places[story.sprint_id].closed:
+        story.sprint_id = None
+        await place(session, story, None)
+
+
 async def restore_task(
     session: AsyncSession, *, org_id: int, task_id: int, actor: User, role: Role
 ) -> tuple[Task, TaskEvent]:
-    """Bring an archived task back where it was (`task_restored`), as it was."""
+    """Bring an archived task back (`task_restored`), as it was: where it was, or, if
+    its story has moved on since, where its story is now."""
     require_contributor(role)
     seen = await find_in_org(session, Task, org_id, task_id, what="task")
-    places = await lock_places(session, org_id, [seen.sprint_id], shared=True)
+    story_seen = await find_in_org(session, Story, org_id, seen.story_id, what="story")
+    places = await lock_places(session, org_id, [seen.sprint_id, story_seen.sprint_id, None])
     story = await find_in_org(session, Story, org_id, seen.story_id, what="story", for_update=True)
+    if story.sprint_id != story_seen.sprint_id:
+        raise _moved_meanwhile(story.title)
     task = await _lock_task(session, org_id, task_id, seen)
     if not task.archived:
         raise Conflict(f"“{task.title}” is not archived.")
@@ -158,7 +180,9 @@ async def restore_task(
         raise Conflict(
             f"Its story “{story.title}” is archived: restore the story to bring it back."
         )
-    _refuse_closed(places, task.sprint_id)
+    if task.status != DONE:
+        await _reopen_place(session, story, places)
+    task.sprint_id = _restored_place(task, story)
     task.archived_at = None
     task.version += 1
     await session.flush()
@@ -184,13 +208,20 @@ def _by_place(tasks: Iterable[Task]) -> dict[int | None, list[Task]]:
 
 
 async def _story_and_tasks(
-    session: AsyncSession, org_id: int, story_id: int, which: Callable[[Story], ColumnElement[bool]]
+    session: AsyncSession,
+    org_id: int,
+    story_id: int,
+    which: Callable[[Story], ColumnElement[bool]],
+    *,
+    shared: bool,
 ) -> tuple[Story, list[Task], dict[int, Sprint]]:
-    """The story and the tasks `which` selects, their places locked in order, then the
-    story, then the tasks; Conflict if any of them moved since the first look."""
+    """The story and the tasks `which` selects, their places locked in order (the
+    backlog's too, unless `shared`: only taking work out), then the story, then the
+    tasks; Conflict if any of them moved since the first look."""
     story = await find_in_org(session, Story, org_id, story_id, what="story")
     seen = {t.id: t.sprint_id for t in await session.scalars(_tasks_of(story, which(story)))}
-    places = await lock_places(session, org_id, [story.sprint_id, *seen.values()], shared=True)
+    wanted = [story.sprint_id, *seen.values(), *([] if shared else [None])]
+    places = await lock_places(session, org_id, wanted, shared=shared)
     locked = await find_in_org(session, Story, org_id, story_id, what="story", for_update=True)
     if locked.sprint_id != story.sprint_id or locked.archived_at != story.archived_at:
         raise _moved_meanwhile(locked.title)
@@ -220,7 +251,9 @@ async def archive_story(
     def open_tasks(story: Story) -> ColumnElement[bool]:
         return ~Task.archived
 
-    story, tasks, places = await _story_and_tasks(session, org_id, story_id, open_tasks)
+    story, tasks, places = await _story_and_tasks(
+        session, org_id, story_id, open_tasks, shared=True
+    )
     if story.archived_at is not None:
         raise Conflict(f"“{story.title}” is archived already.")
     _refuse_closed(places, story.sprint_id)
@@ -238,7 +271,8 @@ async def archive_story(
 async def restore_story(
     session: AsyncSession, *, org_id: int, story_id: int, actor: User, role: Role
 ) -> tuple[Story, list[TaskEvent]]:
-    """Bring back an archived story with the tasks archived with it (owners)."""
+    """Bring back an archived story with the tasks archived with it (owners): each task
+    as `restore_task` puts it back, the story where its open work now goes."""
     require_owner(role)
 
     def archived_with_it(story: Story) -> ColumnElement[bool]:
@@ -246,13 +280,17 @@ async def restore_story(
             return Task.id.is_(None)  # none: it is not archived (refused below)
         return Task.archived_at == story.archived_at
 
-    story, tasks, places = await _story_and_tasks(session, org_id, story_id, archived_with_it)
+    story, tasks, places = await _story_and_tasks(
+        session, org_id, story_id, archived_with_it, shared=False
+    )
     if story.archived_at is None:
         raise Conflict(f"“{story.title}” is not archived.")
-    _refuse_closed(places, story.sprint_id, *(t.sprint_id for t in tasks))
+    if any(t.status != DONE for t in tasks) or not tasks:
+        await _reopen_place(session, story, places)
     story.archived_at = None
     story.version += 1
     for task in tasks:
+        task.sprint_id = _restored_place(task, story)
         task.archived_at = None
         task.version += 1
     await session.flush()
@@ -266,7 +304,7 @@ async def _log_story(
     for the story alone if it had none."""
     groups = _by_place(tasks) or {story.sprint_id: []}
     events = []
-    for place in sorted(groups, key=lambda p: (p is not None, p or 0)):
+    for where in sorted(groups, key=lambda p: (p is not None, p or 0)):
         leaving = EventType(type).archives
         events.append(
             await append_move_event(
@@ -276,9 +314,9 @@ async def _log_story(
                 actor_id=actor.id,
                 title=story.title,
                 story_id=story.id,
-                from_sprint_id=place if leaving else None,
-                to_sprint_id=None if leaving else place,
-                tasks=groups[place],
+                from_sprint_id=where if leaving else None,
+                to_sprint_id=None if leaving else where,
+                tasks=groups[where],
             )
         )
     return events

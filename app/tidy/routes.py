@@ -3,6 +3,8 @@ life cycle's (free) in app.tasks.lifecycle, My work in app.tasks.mine.
 
 Every change is a plain form that answers with a redirect and a flash sentence, the
 same with JavaScript or without; an archive's sentence carries the form that undoes it.
+A refusal answers with its own status (403, 404, 409, 422) and its sentence, with a
+way back to the page the person came from.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.guards import org_member_required
 from app.db import get_db, utcnow
-from app.errors import Refusal
+from app.errors import Invalid, Refusal
 from app.events.log import last_event_id
 from app.inputs import row_id
 from app.models import Role, Sprint, Story, Task
@@ -38,8 +40,10 @@ async def _done(message: str, back: str, *, undo: str | None = None) -> Any:
 
 
 async def _refused(refusal: Refusal, back: str) -> Any:
-    await flash(refusal.message, "error")
-    return redirect(back), 303
+    html = await render_template(
+        "errors/error.html", status=refusal.status, message=refusal.message, back=back
+    )
+    return html, refusal.status
 
 
 def _back(fallback: str) -> str:
@@ -64,10 +68,8 @@ async def move_task(org: str, task_id: int) -> Any:
     story_id = row_id(raw)
     page = url_for("stories.task_page", org=org, task_id=task_id)
     if story_id is None:
-        await flash(
-            f"Choose a story to move it to{f' (“{raw[:40]}” is not one)' if raw else ''}.", "error"
-        )
-        return redirect(page), 303
+        said = f"Choose a story to move it to{f' (“{raw[:40]}” is not one)' if raw else ''}."
+        return await _refused(Invalid(said, field="story_id"), page)
     org_id, actor = g.org.id, g.user
 
     async def moving(db: AsyncSession, role: Role) -> tuple[Task, bool]:

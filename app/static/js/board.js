@@ -21,6 +21,12 @@
     });
   }
 
+  // What a drag may do: the same, less reopening. A done card stays in Done however
+  // it is dragged; undoing a Done is deliberate (its button, or its key).
+  function dragActions(card) {
+    return actionsOn(card).filter(function (form) { return form.getAttribute("data-action") !== "reopen"; });
+  }
+
   function actionLeadingTo(card, status) {
     return actionsOn(card).find(function (form) { return form.getAttribute("data-leads-to") === status; });
   }
@@ -61,7 +67,7 @@
   function startDrag(event) {
     var card = event.item;
     var allowed = {};
-    actionsOn(card).forEach(function (form) { allowed[form.getAttribute("data-leads-to")] = true; });
+    dragActions(card).forEach(function (form) { allowed[form.getAttribute("data-leads-to")] = true; });
     dragging = { card: card, from: event.from, allowed: allowed };
     document.body.classList.add("dragging");
     columns().forEach(function (column) {
@@ -125,7 +131,7 @@
       // Buttons, links and fields keep working as they do; and a card with nothing this
       // viewer may do to it does not move at all.
       filter: function (event, card) {
-        return !!event.target.closest("a, button, input, textarea, select") || actionsOn(card).length === 0;
+        return !!event.target.closest("a, button, input, textarea, select") || dragActions(card).length === 0;
       },
       preventOnFilter: false,
       // Its own pointer-driven dragging (mouse and touch alike) rather than the browser's,

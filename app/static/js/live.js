@@ -233,7 +233,8 @@
       }
       arm(toast);
     });
-    var others = Array.prototype.filter.call(toasts.querySelectorAll(".toast"), function (toast) {
+    // (A toast that stays until closed is not one of the few that go by.)
+    var others = Array.prototype.filter.call(toasts.querySelectorAll(".toast:not([data-sticky])"), function (toast) {
       return toast.getAttribute("data-actor-id") !== me;
     });
     for (var i = 0; i < others.length - MAX_TOASTS; i++) dismiss(others[i]);
@@ -553,6 +554,21 @@
     return message;
   }
 
+  // A change in another sprint reaches a sprint's page only when it is for me alone (a
+  // task freed from me): of it, this page takes the toast and nothing else.
+  function aboutAnotherSprint(message) {
+    var here = board.getAttribute("data-sprint-id");
+    var live = message.querySelector("template[data-live-card]");
+    if (!here || !live || message.querySelector("template[data-live-board]")) return false;
+    return live.getAttribute("data-sprint-id") !== here;
+  }
+
+  function onlyToasts(message) {
+    var kept = document.createDocumentFragment();
+    message.querySelectorAll('[hx-swap-oob^="beforeend:#toasts"]').forEach(function (part) { kept.appendChild(part); });
+    return kept;
+  }
+
   // While a card is being dragged, messages wait (a card swapped out from under the
   // pointer would end the drag); they are taken in, in order, once it is dropped.
   var held = null;
@@ -561,7 +577,11 @@
   // arriving must not reload it: that reload would take the place of where the person
   // is going, and eat the sentence waiting there for them.
   var leaving = false;
-  window.addEventListener("beforeunload", function () { leaving = true; });
+  window.addEventListener("beforeunload", function () {
+    leaving = true;
+    // A navigation that was called off (Esc, a download) leaves the page here: live again.
+    setTimeout(function () { leaving = false; }, 5000);
+  });
   window.addEventListener("pageshow", function () { leaving = false; });
 
   document.addEventListener("sprintboard:dragstart", function () { held = held || []; });
@@ -580,6 +600,12 @@
     // Presence has no event id of its own (SSE repeats the last one): never a duplicate.
     if (type === "presence") { (editPage ? editingToo : applyPresence)(message); synced(); return; }
     if (id && id <= cursor()) return; // already shown: drop the duplicate
+    if (aboutAnotherSprint(message)) {
+      htmx.swap(board, onlyToasts(message), { swapStyle: "none", swapDelay: 0, settleDelay: 0 });
+      if (id) advance(id);
+      adoptToasts();
+      return;
+    }
     if (editPage) {
       noteChange(message);
       if (id) advance(id);
