@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from typing import Any
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 from quart import Quart
 from quart.typing import TestClientProtocol
 
@@ -175,14 +176,46 @@ async def demo_server(database_url: str) -> AsyncIterator[Server]:
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """Headless Chromium (Debian's), driven by Playwright."""
+async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
+    """Headless Chromium (Debian's), driven by Playwright. Every page it opens is
+    watched: a console error or an uncaught exception on any of them fails the test
+    (unless it is marked `console_errors`, with the reason: a server stopped on
+    purpose makes the browser log its refused requests)."""
+    errors: list[str] = []
     async with async_playwright() as p:
         chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        watch_console(chromium, errors)
         try:
             yield chromium
         finally:
             await chromium.close()
+    if errors and request.node.get_closest_marker("console_errors") is None:
+        pytest.fail("the browser logged errors:\n" + "\n".join(errors[:10]), pytrace=False)
+
+
+def watch_console(browser: Browser, errors: list[str]) -> None:
+    """Collect every console error and uncaught exception of the pages `browser` opens."""
+    make_context, make_page = browser.new_context, browser.new_page
+
+    def watch(context: BrowserContext) -> BrowserContext:
+        def logged(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                errors.append(f"{message.page.url if message.page else '?'}: {message.text}")
+
+        context.on("console", logged)
+        context.on("weberror", lambda error: errors.append(f"uncaught: {error.error}"))
+        return context
+
+    async def new_context(*args: Any, **kwargs: Any) -> BrowserContext:
+        return watch(await make_context(*args, **kwargs))
+
+    async def new_page(*args: Any, **kwargs: Any) -> Page:
+        page = await make_page(*args, **kwargs)
+        watch(page.context)
+        return page
+
+    browser.new_context = new_context  # type: ignore[method-assign]
+    browser.new_page = new_page  # type: ignore[method-assign]
 
 
 @pytest.fixture
