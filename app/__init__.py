@@ -194,7 +194,7 @@ def _register_error_handlers(app: Quart) -> None:
     @app.errorhandler(Refusal)
     async def refusal(error: Refusal) -> Any:
         if isinstance(error, Unauthenticated) and not has_websocket_context() and not _wants_json():
-            return login_redirect()
+            return await login_redirect()
         more = {"current": error.current} if isinstance(error, PreconditionFailed) else {}
         return await answer(error.status, error.code, error.message, **more)
 

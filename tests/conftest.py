@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from typing import Any
@@ -193,13 +194,18 @@ async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
         pytest.fail("the browser logged errors:\n" + "\n".join(errors[:10]), pytrace=False)
 
 
+REFUSAL_LOGGED = re.compile(r"Failed to load resource: the server responded with a status of 4\d\d")
+
+
 def watch_console(browser: Browser, errors: list[str]) -> None:
     """Collect every console error and uncaught exception of the pages `browser` opens."""
     make_context, make_page = browser.new_context, browser.new_page
 
     def watch(context: BrowserContext) -> BrowserContext:
         def logged(message: ConsoleMessage) -> None:
-            if message.type == "error":
+            # Chromium notes every 4xx answer in the console; a refusal is one, and the
+            # page says it in words (what is checked is that nothing else goes wrong).
+            if message.type == "error" and not REFUSAL_LOGGED.match(message.text):
                 errors.append(f"{message.page.url if message.page else '?'}: {message.text}")
 
         context.on("console", logged)

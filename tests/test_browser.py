@@ -308,6 +308,9 @@ async def carol_takes(browser: Browser, server: Server, task_id: str) -> None:
     await expect(card).to_have_attribute("data-owner", "Carol Chen")
 
 
+@pytest.mark.console_errors(
+    "its live stream is cut on purpose: htmx's SSE extension logs each failed reconnect"
+)
 async def test_stale_take_with_js_is_refused_with_a_sentence_and_a_fresh_card(
     demo_server: Server, browser: Browser
 ):

@@ -206,6 +206,9 @@ async def test_saying_no_to_giving_up_puts_the_card_back(
     assert sent == []
 
 
+@pytest.mark.console_errors(
+    "a role change ends the stream to re-check it: htmx's SSE extension logs the cut"
+)
 async def test_a_drop_the_server_refuses_goes_back_with_the_sentence(
     demo_server: Server, browser: Browser, others: Others
 ):
@@ -427,3 +430,39 @@ async def test_without_javascript_the_status_view_is_columns_of_plain_forms(
     await expect(page).to_have_url(re.compile(r"group=status"))
     await expect_in_column(page, toast, "owned")
     await expect(page.locator("[data-open-shortcuts]")).to_be_hidden()
+
+
+# --- signed out meanwhile ---------------------------------------------------------------------
+
+
+@pytest.mark.console_errors(
+    "the stream, refused once signed out, is logged by htmx's SSE extension"
+)
+async def test_after_the_session_ended_a_button_a_key_and_a_drag_say_so_and_change_nothing(
+    demo_server: Server, browser: Browser, others: Others
+):
+    """Bob's board stays open while he signs out everywhere from another device. His
+    next button, key and drag each say he is signed out, with the way to sign in and
+    back to this board; the task stays as it was, and a dragged card goes home."""
+    bob = await live_board(browser, demo_server, "bob@example.com", STATUS_VIEW)
+    mine = await others.task_id("Replay from the event log")  # bob's, owned
+    elsewhere = await sign_in(await new_context(browser), demo_server, "bob@example.com")
+    await elsewhere.goto(f"{demo_server.url}/settings/tokens")
+    await elsewhere.get_by_role("button", name="Sign out everywhere").click()
+    await expect(bob.locator("#connection")).to_have_attribute("data-state", "signed-out")
+
+    said = bob.locator("#flash [data-signed-out]")
+    link = said.get_by_role("link", name="Sign in again")
+    await card(bob, mine).locator("form[data-action=start] button").click()
+    await expect(said).to_be_visible()
+    await expect(link).to_have_attribute("href", "/login?next=/o/acme/sprints/1%3Fgroup%3Dstatus")
+    await bob.evaluate("document.getElementById('flash').textContent = ''")
+    await card(bob, mine).focus()
+    await bob.keyboard.press("d")
+    await expect(said).to_be_visible()
+    await bob.evaluate("document.getElementById('flash').textContent = ''")
+    await drag(bob, mine, "completed")
+    await expect(said).to_be_visible()
+    await expect_in_column(bob, mine, "owned")  # went home
+    board = await others.call("alice@example.com", "GET", "/sprints/1/tasks")
+    assert next(t for t in board["tasks"] if t["id"] == str(mine))["status"] == "owned"

@@ -382,6 +382,9 @@ async def collect_errors(page: Page) -> list[str]:
 # --- 6b. signed out while looking ----------------------------------------------------------
 
 
+@pytest.mark.console_errors(
+    "the stream is refused once signed out: the extension logs it (and Chromium a WebSocket refused)"
+)
 @pytest.mark.parametrize("transport", ["sse", "ws"])
 async def test_signing_out_everywhere_turns_an_open_board_to_signed_out(
     demo_server: Server, browser: Browser, transport: str
@@ -409,6 +412,7 @@ async def test_signing_out_everywhere_turns_an_open_board_to_signed_out(
 # --- 7. resume after a server restart -------------------------------------------------------
 
 
+@pytest.mark.console_errors("the server is stopped on purpose: each failed reconnect is logged")
 async def test_after_a_server_restart_the_board_replays_what_it_missed_and_is_live_again(
     demo_server: Server, browser: Browser, others: Others, database_url: str
 ):

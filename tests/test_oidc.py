@@ -351,6 +351,9 @@ async def test_someone_who_signed_in_through_the_provider_is_never_relinked_by_e
     assert second["organizations"] == []
 
 
+@pytest.mark.console_errors(
+    "the mock identity provider's page asks for a host Chromium cannot resolve here"
+)
 @pytest.mark.browser
 async def test_signing_in_in_a_browser(site: Site, browser: Browser):
     page = await browser.new_page()

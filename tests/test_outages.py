@@ -247,6 +247,9 @@ async def test_a_full_disk_under_sqlite_is_503_and_resumes_once_space_is_back() 
             assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
+@pytest.mark.console_errors(
+    "the database is away on purpose: the stream's 503 and its reconnects are logged"
+)
 @pytest.mark.browser
 async def test_a_click_while_saving_is_paused_says_so_and_changes_nothing(
     browser: Browser,

@@ -31,7 +31,7 @@ def browser_session_required(view: Callable[P, Awaitable[R]]) -> Callable[P, Awa
     @functools.wraps(view)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
         if current_user() is None:
-            return login_redirect()
+            return await login_redirect()
         if g.get("via_token"):
             # A leaked token must not be able to mint or revoke tokens.
             raise Forbidden("Manage API tokens from a signed-in browser.")

@@ -11,9 +11,17 @@ import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from quart import g, has_websocket_context, redirect, request, session, websocket
+from quart import (
+    g,
+    has_websocket_context,
+    redirect,
+    render_template,
+    request,
+    session,
+    websocket,
+)
 from sqlalchemy import bindparam, or_, select
 
 from app.auth import sessions
@@ -128,9 +136,23 @@ def wants_html() -> bool:
     return not (request.path.startswith("/api/") or is_stream_path(request.path))
 
 
-def login_redirect() -> Any:
-    nxt = request.full_path if request.method == "GET" else "/"
-    return redirect(f"/login?next={quote(nxt.rstrip('?'))}")
+async def login_redirect() -> Any:
+    """Off to sign in, and back here afterwards. An action sent by a page's script (a
+    button, a key or a drag, on a page open since before the session ended) cannot
+    follow a redirect to a page: it is told instead, 401, in the page's own words, with
+    the link to sign in and back to that page; nothing was changed."""
+    if request.headers.get("HX-Request") == "true":
+        page = urlsplit(request.headers.get("HX-Current-URL") or "/")
+        back = "/"
+        if page.netloc in ("", request.host):
+            back = page.path + (f"?{page.query}" if page.query else "")
+        html = await render_template("auth/_signed_out.html", link=_login_link(back))
+        return html, 401, {"HX-Trigger": "sprintboard:signed-out"}
+    return redirect(_login_link(request.full_path if request.method == "GET" else "/"))
+
+
+def _login_link(back: str) -> str:
+    return f"/login?next={quote(back.rstrip('?'))}"
 
 
 # Built once: every page, action and stream of an organization runs it.
@@ -195,7 +217,7 @@ def org_member_required(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitabl
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
         if current_user() is None:
             if wants_html():
-                return login_redirect()
+                return await login_redirect()
             raise Unauthenticated("Sign in first.")
         use_membership(await resolve_membership(str(kwargs["org"])))
         return await view(*args, **kwargs)

@@ -25,7 +25,7 @@ def oidc() -> OIDCClient | None:
 async def home() -> Any:
     """Go to the active sprint of my first organization."""
     if current_user() is None:
-        return login_redirect()
+        return await login_redirect()
     membership = await default_membership()
     if membership is None:
         return await render_template("auth/no_org.html"), 200

@@ -10,13 +10,13 @@
     // New content is wired up (its buttons made htmx buttons) as it is swapped in, not
     // 20 ms later: a key pressed at once on a re-rendered card must not post the plain form.
     htmx.config.defaultSettleDelay = 0;
-    // Refusals (403 role, 404 gone, 409 conflict, 422 bad field) and 503 (saving paused)
-    // carry a sentence and fresh copies of what changed: swap them in like a success
-    // instead of dropping them.
+    // Refusals (401 signed out, 403 role, 404 gone, 409 conflict, 422 bad field) and 503
+    // (saving paused) carry a sentence and fresh copies of what changed: swap them in
+    // like a success instead of dropping them.
     htmx.config.responseHandling = [
       { code: "204", swap: false },
       { code: "[23]..", swap: true },
-      { code: "(403|404|409|422|503)", swap: true, error: false },
+      { code: "(401|403|404|409|422|503)", swap: true, error: false },
       { code: "[45]..", swap: false, error: true },
     ];
   });

@@ -108,10 +108,24 @@
       // The card is already in its new column (a moved card is shown where it is going);
       // the answer re-renders the columns as they really are, or puts it back with the
       // refusal's sentence.
-      if (!press(actionLeadingTo(card, target))) putBack(card, event.from, event.oldIndex);
+      var form = actionLeadingTo(card, target);
+      if (press(form)) sentFrom = { form: form, card: card, list: event.from, index: event.oldIndex };
+      else putBack(card, event.from, event.oldIndex);
     }
     document.dispatchEvent(new CustomEvent("sprintboard:dragend"));
   }
+
+  // A dropped card's request: if the answer is "signed out" (which re-renders nothing),
+  // the card goes home by itself; any other answer puts the columns right.
+  var sentFrom = null;
+
+  document.body.addEventListener("sprintboard:signed-out", function () {
+    if (sentFrom) putBack(sentFrom.card, sentFrom.list, sentFrom.index);
+    sentFrom = null;
+  });
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    if (sentFrom && event.detail.elt === sentFrom.form && event.detail.xhr.status !== 401) sentFrom = null;
+  });
 
   function putBack(card, list, index) {
     var cards = list.querySelectorAll(":scope > .card");

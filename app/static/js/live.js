@@ -46,15 +46,22 @@
 
   var signedOut = false;
 
+  var stream = null; // the EventSource or WebSocket open now
+
   htmx.createEventSource = function (url) {
-    return new EventSource(withCursor(url), { withCredentials: true });
+    stream = new EventSource(withCursor(url), { withCredentials: true });
+    return stream;
   };
   htmx.createWebSocket = function (url) {
     // Once signed out, hand the extension a socket that is already closed and never
     // says so: its retries stop here.
     if (signedOut) return { readyState: 3, addEventListener: function () {}, close: function () {} };
-    return new WebSocket(withCursor(url), []);
+    stream = new WebSocket(withCursor(url), []);
+    return stream;
   };
+  // Leaving the page: close the stream ourselves. Cut by the unload instead, it would
+  // report an error on its way out (and the extension would log it).
+  window.addEventListener("pagehide", function () { if (stream) stream.close(); });
 
   // ---------------------------------------------------------------- placing cards ---
 
@@ -386,6 +393,9 @@
     board.removeAttribute("sse-connect"); // the SSE extension retries from this attribute
     show("signed-out", "Signed out");
   }
+
+  // An action of mine was answered "signed out": the stream is over too.
+  document.body.addEventListener("sprintboard:signed-out", endSession);
 
   window.addEventListener("offline", lost);
   window.addEventListener("online", function () { if (!signedOut) show("reconnecting", "Reconnecting…"); });
