@@ -6,9 +6,9 @@ import os
 import re
 import shutil
 import uuid
-from typing import Any
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright

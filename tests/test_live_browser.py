@@ -383,7 +383,7 @@ async def collect_errors(page: Page) -> list[str]:
 
 
 @pytest.mark.console_errors(
-    "the stream is refused once signed out: the extension logs it (and Chromium a WebSocket refused)"
+    "the stream is refused once signed out: the extension logs it (Chromium, a refused socket)"
 )
 @pytest.mark.parametrize("transport", ["sse", "ws"])
 async def test_signing_out_everywhere_turns_an_open_board_to_signed_out(
