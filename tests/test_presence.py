@@ -229,3 +229,27 @@ async def test_another_replica_is_heard_saying_who_is_editing(service: Any) -> N
         )
         await rendered.next()
         assert presence.viewers(SPRINT) == [Seen(4, "Di", story_id=6, editing=True)]
+
+
+async def test_a_page_reloading_never_shows_its_person_gone() -> None:
+    """Bob's page reloads (or changes its filters): his stream ends and another opens a
+    moment later. Every change goes out at once here (no folding), yet nobody is ever
+    shown Bob gone; when he really leaves, he is gone once the grace is over."""
+    hub, rendered, shared = Hub(), Rendered(), Shared()
+    presence = Presence(hub, shared, rendered, fold_seconds=0)
+    presence.start()
+    try:
+        with hub.subscribe(1, user_id=99, sprint_id=10):
+            with presence.present(SPRINT, 2, "Bob"):
+                assert await rendered.next() == [("Bob", None)]
+            # The gap before the reloaded page's stream opens: no notice in it (without
+            # the grace, one saying he left goes out at once).
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(rendered.arrived.wait(), 0.5)
+            with presence.present(SPRINT, 2, "Bob"), presence.present(SPRINT, 3, "Cy"):
+                assert await rendered.next() == [("Bob", None), ("Cy", None)]
+                assert [] not in rendered.notices
+            while await rendered.next() != []:  # both gone, after the grace
+                pass
+    finally:
+        await presence.stop()

@@ -55,6 +55,11 @@ FOLD_SECONDS = 1.0  # a sprint's presence goes out at most this often
 LISTED = 50
 STATE_SECONDS = 5.0  # every replica says all it has this often (its heartbeat)
 DOWN_SECONDS = 15.0  # a replica silent this long is down: its people are gone
+# A stream that ends is most often a page reloading, or changing its filters or grouping:
+# the same person's next stream opens a moment later. Their leave waits this long, so
+# nobody sees them go and come back; a closed tab still shows as gone within it (and a
+# fold), well inside the 5 s the contract allows.
+LEAVE_GRACE_SECONDS = 2.0
 
 EVENT = "presence"  # the SSE event name of presence notices
 Key = tuple[int, int]  # (organization, sprint)
@@ -249,6 +254,7 @@ class Presence:
         render: Render,
         *,
         fold_seconds: float = FOLD_SECONDS,
+        leave_grace: float = LEAVE_GRACE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.hub = hub
@@ -257,6 +263,7 @@ class Presence:
         self.table = PresenceTable()
         self.replica = uuid.uuid4().hex
         self.fold_seconds = fold_seconds
+        self.leave_grace = leave_grace
         self.clock = clock
         self.notices_sent = 0  # how many notices went out (the benchmark reads it)
         self._wake = asyncio.Event()
@@ -278,8 +285,24 @@ class Presence:
         try:
             yield
         finally:
+            self._leave_later(stay)
+
+    def _leave_later(self, stay: Stay) -> None:
+        """The stream ended: the stay goes once LEAVE_GRACE_SECONDS have passed (see
+        there). If the same person's page is back by then, nobody sees any change."""
+
+        def leave() -> None:
             self.table.leave(stay)
             self._poke()
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (shutting down): at once
+            loop = None
+        if loop is None or self.leave_grace <= 0:
+            leave()
+        else:
+            loop.call_later(self.leave_grace, leave)
 
     def viewers(self, key: Key) -> list[Seen]:
         return self.table.viewers(key)
