@@ -4,10 +4,15 @@ on any). The pages are the demo's, with their live streams open."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser_kit import sign_in
+from tests.browser_kit import Others, expect_live, live_board, new_context, sign_in
+from tests.conftest import CSRF
 from tests.server import Server
 
 pytestmark = pytest.mark.browser
@@ -84,3 +89,72 @@ async def test_every_page_fits_and_logs_no_error(
         wide["/login"] = found
     await context.close()
     assert wide == {}, f"pages wider than {width} px: {wide}"
+
+
+# --- the small things a day of use shows ----------------------------------------------
+
+
+async def test_small_things_a_day_of_use_shows(
+    demo_server: Server, browser: Browser, others: Others
+):
+    alice = await live_board(browser, demo_server, "alice@example.com")
+    card = alice.locator("#task-3")
+    badge = await card.locator(".status-badge").bounding_box()
+
+    # Bob opens the task's page: his avatar joins the card, its status badge stays put.
+    bob = await sign_in(await new_context(browser), demo_server, "bob@example.com")
+    await bob.goto(f"{demo_server.url}/o/acme/tasks/3")
+    await expect_live(bob)
+    await expect(card.locator(".card-viewers [data-presence-user-id]")).to_have_count(1)
+    assert await card.locator(".status-badge").bounding_box() == badge
+
+    # Alice renames it: Bob's page heading and tab follow; his history reads as events,
+    # not numbers that look like task ids.
+    auth = {"Authorization": f"Bearer {await others.token('alice@example.com')}"}
+    async with httpx.AsyncClient(base_url=f"{demo_server.url}/api/v1", headers=auth) as api:
+        etag = (await api.get("/tasks/3")).headers["ETag"]
+        renamed = await api.patch(
+            "/tasks/3", json={"title": "Accept invites"}, headers={"If-Match": etag}
+        )
+        assert renamed.status_code == 200
+    await expect(bob.locator("main h1")).to_have_text("#3 Accept invites")
+    await expect(bob).to_have_title("#3 Accept invites · Sprintboard")
+    await expect(bob.locator("#task-history li").first).to_contain_text("Alice Archer edited it")
+    assert not re.match(r"\s*#\d", await bob.locator("#task-history li").first.inner_text())
+
+    # A field nearly full says how much room is left, and at its limit that it is.
+    await bob.goto(f"{demo_server.url}/o/acme/tasks/3/edit")
+    title = bob.locator("#title")
+    await title.fill("x" * 195)
+    await expect(bob.locator("#title-left")).to_have_text("5 characters left of 200")
+    await title.fill("x" * 200)
+    await expect(bob.locator("#title-left")).to_have_text("At the limit: 200 characters")
+
+
+async def test_giving_up_without_javascript_asks_at_a_plain_address(
+    demo_server: Server, browser: Browser
+):
+    page = await sign_in(await new_context(browser, js=False), demo_server, "bob@example.com")
+    await page.locator("#task-9 form[data-action=release] button").click()
+    assert page.url.endswith("/o/acme/tasks/9/release?ask=1")
+    await expect(page.locator("main h1")).to_contain_text("Give up")
+
+
+async def test_a_criterion_past_its_limit_is_refused_and_names_it(
+    sign_in_as: Any, scene: Any
+) -> None:
+    alice = await sign_in_as(scene.alice)
+    story = scene.acme.stories[0]
+    answer = await alice.post(
+        f"/o/acme/stories/{story.id}/edit",
+        form={
+            "csrf_token": CSRF,
+            "title": story.title,
+            "points": "3",
+            "new-1-given": "g" * 501,
+            "new-1-when": "w",
+            "new-1-then": "t",
+        },
+    )
+    assert answer.status_code == 422
+    assert "under 500 characters" in await answer.get_data(as_text=True)

@@ -32,6 +32,7 @@ from app.tasks.places import lock_places
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 10_000
+CRITERION_MAX = 500  # each of given, when and then
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,16 @@ def clean_description(value: object) -> str:
 
 def one_line(value: str) -> str:
     """A criterion's part as one line (a form's input cannot hold a line break, so one
-    sent through the API would differ from every page's copy of it)."""
-    return " ".join(value.split())
+    sent through the API would differ from every page's copy of it), or Invalid if it
+    is longer than CRITERION_MAX."""
+    text = " ".join(value.split())
+    if len(text) > CRITERION_MAX:
+        raise Invalid(
+            f"Keep each part of a criterion under {CRITERION_MAX} characters "
+            f"(one has {len(text)}).",
+            field="criteria",
+        )
+    return text
 
 
 def parse_whole(value: object, *, field: str, low: int, high: int, what: str) -> int | None:

@@ -40,6 +40,40 @@
 
   window.Sprintboard = { focusCard: focusCard };
 
+  // A field nearly full says how much room is left (and at its limit, that it is), so a
+  // paste the browser cuts at the limit is no surprise. The server says the limit too.
+  function roomLeft(field) {
+    var max = parseInt(field.getAttribute("maxlength"), 10);
+    if (!max) return;
+    var left = max - field.value.length;
+    var note = field._roomLeft;
+    if (left > Math.max(10, Math.round(max * 0.1))) {
+      if (note) note.hidden = true;
+      return;
+    }
+    if (!note) {
+      note = field._roomLeft = document.createElement("span");
+      note.className = "field-left";
+      note.id = (field.id || field.name) + "-left";
+      note.setAttribute("aria-live", "polite");
+      field.insertAdjacentElement("afterend", note);
+      var described = field.getAttribute("aria-describedby");
+      field.setAttribute("aria-describedby", (described ? described + " " : "") + note.id);
+    }
+    note.hidden = false;
+    note.textContent = left <= 0 ? "At the limit: " + max + " characters"
+      : left + " character" + (left === 1 ? "" : "s") + " left of " + max;
+    note.toggleAttribute("data-full", left <= 0);
+  }
+
+  var LIMITED = "input[maxlength], textarea[maxlength]";
+  document.addEventListener("input", function (event) {
+    if (event.target.matches && event.target.matches(LIMITED)) roomLeft(event.target);
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll(LIMITED).forEach(roomLeft);
+  });
+
   // A <details> marked data-keep-open (the burndown's numbers) stays as its reader left
   // it when a change re-renders what holds it: a table being read must not snap shut.
   var keptOpen = {};

@@ -429,6 +429,14 @@
     old.replaceWith(fresh);
     htmx.process(fresh);
     if (focused) window.Sprintboard.focusCard(fresh, focused.action);
+    // A rename: the page's heading and its tab say the new title too.
+    var heading = document.querySelector("main h1");
+    var title = fresh.querySelector(".card-title");
+    if (heading && title) {
+      var named = "#" + taskPage + " " + title.textContent.trim();
+      setText(heading, named);
+      document.title = named + " · Sprintboard";
+    }
     htmx.ajax("GET", window.location.pathname, { target: "#task-history", select: "#task-history", swap: "outerHTML" });
   }
 
