@@ -189,6 +189,11 @@ def _register_error_handlers(app: Quart) -> None:
             return Response(message, status, {"Content-Type": "text/plain; charset=utf-8"})
         if _wants_json():
             return jsonify({"error": {"code": code, "message": message}, **more}), status
+        if request.headers.get("HX-Request") == "true":
+            # A page's script asked (a button, a key, a drag): the sentence goes where
+            # that page shows its sentences; a whole error page would show nowhere.
+            html = await render_template("_flash_oob.html", kind="error", message=message)
+            return html, status
         return await render_template("errors/error.html", status=status, message=message), status
 
     @app.errorhandler(Refusal)

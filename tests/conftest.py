@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Response,
+    async_playwright,
+)
 from quart import Quart
 from quart.typing import TestClientProtocol
 
@@ -183,22 +190,30 @@ async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
     (unless it is marked `console_errors`, with the reason: a server stopped on
     purpose makes the browser log its refused requests)."""
     errors: list[str] = []
+    thrown: list[str] = []
     async with async_playwright() as p:
         chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        watch_console(chromium, errors)
+        watch_console(chromium, errors, thrown)
         try:
             yield chromium
         finally:
             await chromium.close()
-    if errors and request.node.get_closest_marker("console_errors") is None:
-        pytest.fail("the browser logged errors:\n" + "\n".join(errors[:10]), pytrace=False)
+    if request.node.get_closest_marker("console_errors") is None:
+        thrown += errors
+    if thrown:  # (an uncaught exception, or an asset that did not load, always counts)
+        pytest.fail("the browser logged errors:\n" + "\n".join(thrown[:10]), pytrace=False)
 
 
-REFUSAL_LOGGED = re.compile(r"Failed to load resource: the server responded with a status of 4\d\d")
+# The statuses of refusals a page shows in words (signed out, not allowed, gone,
+# conflict, a bad field): Chromium notes each in the console.
+REFUSAL_LOGGED = re.compile(
+    r"Failed to load resource: the server responded with a status of (401|403|404|409|422) "
+)
 
 
-def watch_console(browser: Browser, errors: list[str]) -> None:
-    """Collect every console error and uncaught exception of the pages `browser` opens."""
+def watch_console(browser: Browser, errors: list[str], thrown: list[str]) -> None:
+    """Collect the console errors of the pages `browser` opens into `errors`, and their
+    uncaught exceptions and assets that failed to load into `thrown`."""
     make_context, make_page = browser.new_context, browser.new_page
 
     def watch(context: BrowserContext) -> BrowserContext:
@@ -208,8 +223,13 @@ def watch_console(browser: Browser, errors: list[str]) -> None:
             if message.type == "error" and not REFUSAL_LOGGED.match(message.text):
                 errors.append(f"{message.page.url if message.page else '?'}: {message.text}")
 
+        def answered(response: Response) -> None:
+            if "/static/" in response.url and response.status >= 400:
+                thrown.append(f"{response.url}: {response.status}")
+
         context.on("console", logged)
-        context.on("weberror", lambda error: errors.append(f"uncaught: {error.error}"))
+        context.on("weberror", lambda error: thrown.append(f"uncaught: {error.error}"))
+        context.on("response", answered)
         return context
 
     async def new_context(*args: Any, **kwargs: Any) -> BrowserContext:

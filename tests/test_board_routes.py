@@ -516,3 +516,19 @@ async def test_owners_plan_and_advance_sprints_one_step_at_a_time(sign_in_as, sc
     assert (
         await member.post(f"/o/acme/sprints/{new_id}/advance", form={"csrf_token": CSRF})
     ).status_code == 403
+
+
+async def test_a_refusal_to_a_pages_script_is_said_in_its_sentence_region(sign_in_as, scene):
+    """A page's script (a button, a key, a drag) whose form has expired (signed in again
+    in another tab: a new session, a new token) is told so in the page's flash region,
+    not with a whole error page that would show nowhere; nothing changes."""
+    bob = await sign_in_as(scene.bob)
+    task = scene.acme.tasks[0]
+    answer = await bob.post(
+        f"/o/acme/tasks/{task.id}/take",
+        headers={"HX-Request": "true", "X-CSRF-Token": "from-an-older-session"},
+    )
+    assert answer.status_code == 403
+    said = await answer.get_data(as_text=True)
+    assert 'id="flash"' in said and 'hx-swap-oob="true"' in said
+    assert "This form has expired" in said and "<html" not in said

@@ -87,7 +87,7 @@ async def back_to(change: Change) -> str:
     task = change.task
     org = g.org.slug
     back = local_referrer(f"/o/{org}/")
-    if back and not back.endswith("/release"):
+    if back and not urlsplit(back).path.endswith("/release"):  # (not the question again)
         return back
     if task.sprint_id:
         return url_for("board.board", org=org, sprint_id=task.sprint_id)

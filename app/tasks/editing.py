@@ -94,7 +94,7 @@ def one_line(value: str) -> str:
     text = " ".join(value.split())
     if len(text) > CRITERION_MAX:
         raise Invalid(
-            f"Keep each part of a criterion under {CRITERION_MAX} characters "
+            f"Each part of a criterion can be at most {CRITERION_MAX} characters "
             f"(one has {len(text)}).",
             field="criteria",
         )

@@ -42,6 +42,8 @@
 
   // A field nearly full says how much room is left (and at its limit, that it is), so a
   // paste the browser cuts at the limit is no surprise. The server says the limit too.
+  var notes = 0;
+
   function roomLeft(field) {
     var max = parseInt(field.getAttribute("maxlength"), 10);
     if (!max) return;
@@ -54,9 +56,11 @@
     if (!note) {
       note = field._roomLeft = document.createElement("span");
       note.className = "field-left";
-      note.id = (field.id || field.name) + "-left";
+      note.id = (field.id || "field-" + (++notes)) + "-left";
       note.setAttribute("aria-live", "polite");
-      field.insertAdjacentElement("afterend", note);
+      // After the field's label or its row with a button, not inside either.
+      var after = field.closest("label, .inline-fields") || field;
+      after.insertAdjacentElement("afterend", note);
       var described = field.getAttribute("aria-describedby");
       field.setAttribute("aria-describedby", (described ? described + " " : "") + note.id);
     }

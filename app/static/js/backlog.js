@@ -24,19 +24,33 @@
   }
 
   // Put story `id` before story `before` (empty: last), then show the list as it is.
-  function move(id, before) {
+  // Signed out meanwhile: the answer says so, nothing moved, and a dragged story goes
+  // back (`undo`) rather than seem moved.
+  function move(id, before, undo) {
     var body = new URLSearchParams({ csrf_token: csrf(), sprint_id: "", before: before || "" });
+    var signedOut = false;
     return fetch("/o/" + document.getElementById("backlog-live").getAttribute("data-org") + "/stories/" + id + "/move", {
-      method: "POST", body: body, credentials: "same-origin", headers: { "HX-Request": "true" },
-    }).then(function (response) { return response.text(); })
+      method: "POST", body: body, credentials: "same-origin",
+      headers: { "HX-Request": "true", "HX-Current-URL": window.location.href },
+    }).then(function (response) {
+      signedOut = response.status === 401;
+      return response.text();
+    })
       .then(say)
+      .then(function () {
+        if (!signedOut) return;
+        if (undo) undo();
+        document.body.dispatchEvent(new CustomEvent("sprintboard:signed-out"));
+        throw new Error("signed out"); // (nothing more to fetch)
+      })
       .then(function () {
         return htmx.ajax("GET", window.location.pathname, { target: "#backlog-stories", select: "#backlog-stories", swap: "outerHTML" });
       })
       .then(function () {
         var story = document.getElementById("backlog-story-" + id);
         if (story) story.focus({ preventScroll: false });
-      });
+      })
+      .catch(function () { /* said on the page already */ });
   }
 
   function idOf(el) { return el ? el.getAttribute("data-backlog-story-id") : ""; }
@@ -54,7 +68,12 @@
         if (event.oldIndex === event.newIndex) return;
         var story = event.item;
         var next = story.nextElementSibling;
-        move(idOf(story), next && next.classList.contains("backlog-story") ? idOf(next) : "");
+        move(idOf(story), next && next.classList.contains("backlog-story") ? idOf(next) : "", function () {
+          var ol = list();
+          var stories = ol.querySelectorAll(":scope > .backlog-story");
+          var at = event.oldIndex > event.newIndex ? event.oldIndex + 1 : event.oldIndex;
+          ol.insertBefore(story, stories[at] || null);
+        });
       },
     });
   }

@@ -390,6 +390,7 @@
 
   function endSession() {
     signedOut = true;
+    if (stream) stream.close(); // no more changes under "Signed out"
     board.removeAttribute("sse-connect"); // the SSE extension retries from this attribute
     show("signed-out", "Signed out");
   }
@@ -600,7 +601,11 @@
     // A navigation that was called off (Esc, a download) leaves the page here: live again.
     setTimeout(function () { leaving = false; }, 5000);
   });
-  window.addEventListener("pageshow", function () { leaving = false; });
+  window.addEventListener("pageshow", function (event) {
+    leaving = false;
+    // Back from the browser's page cache with its stream closed on the way out: fresh.
+    if (event.persisted) window.location.reload();
+  });
 
   document.addEventListener("sprintboard:dragstart", function () { held = held || []; });
   document.addEventListener("sprintboard:dragend", function () {
