@@ -228,3 +228,46 @@ async def test_a_planned_sprint_deleted_while_someone_takes_its_work(
     for task in (*first.tasks, *second.tasks):
         assert (await cycle.get(Task, task.id)).sprint_id is None
     assert (await cycle.get(Task, second.tasks[0].id)).status == "owned"
+
+
+async def test_a_task_taken_while_its_story_is_archived(cycle: Cycle, monkeypatch: Any):
+    """Alice archives a story while Bob takes one of its tasks: Bob's take waits for the
+    archive, then finds the task archived and is refused; nothing is half done."""
+    import app.tasks.tidying as tidying_module
+
+    sprint = await cycle.plan("Sprint A")
+    story = await cycle.story(sprint, "Going", 1, 2)
+    await cycle.advance(sprint)
+    hold = Hold()
+    monkeypatch.setattr(
+        tidying_module, "_story_and_tasks", hold.around(tidying_module._story_and_tasks)
+    )
+    archiving = asyncio.ensure_future(
+        cycle.write(
+            lambda s: tidying_module.archive_story(
+                s,
+                org_id=cycle.org_id,
+                story_id=story.story.id,
+                actor=cycle.scene.alice,
+                role=Role.OWNER,
+            )
+        )
+    )
+    await asyncio.wait_for(hold.inside.wait(), 10)  # its tasks are locked now
+    taking = asyncio.ensure_future(cycle.act(story.tasks[0], Action.TAKE))
+    await someone_waits_for_a_lock(cycle)
+    hold.gate.set()
+    archived, took = await asyncio.wait_for(
+        asyncio.gather(archiving, taking, return_exceptions=True), 15
+    )
+    assert not isinstance(archived, BaseException), archived
+    assert "is archived" in str(took)
+    task = await cycle.get(Task, story.tasks[0].id)
+    assert task.archived_at is not None and (task.status, task.owner_id) == ("available", None)
+    async with cycle.db.read() as s:
+        taken = await s.scalar(
+            select(func.count())
+            .select_from(TaskEvent)
+            .where(TaskEvent.task_id == task.id, TaskEvent.type == "ownership_taken")
+        )
+    assert taken == 0
