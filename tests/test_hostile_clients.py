@@ -62,12 +62,15 @@ async def target(database_url: str) -> AsyncIterator[Target]:
 
 
 async def until_closed(reader: asyncio.StreamReader, limit: float) -> tuple[bytes, float]:
-    """Everything the server sends until it closes the connection, and how long that took."""
+    """Everything the server sends until it closes the connection, and how long that took.
+    A reset is a close too: a byte the client sent after the server closed (a dribbler
+    keeps sending) makes the kernel answer with RST instead of the FIN already sent."""
     started = time.monotonic()
     received = b""
     async with asyncio.timeout(limit):
-        while chunk := await reader.read(65536):
-            received += chunk
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := await reader.read(65536):
+                received += chunk
     return received, time.monotonic() - started
 
 
