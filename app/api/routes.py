@@ -530,6 +530,14 @@ async def release(task_id: int) -> Any:
     return {"success": True, "message": change.message, "task": task_json(change.task)}
 
 
+async def tidy(change: Any, **ids: int) -> Task:
+    """One of app.tasks.tidying's changes, as the user, in the organization asked for."""
+    user, org_id = g.user, g.org.id
+    return await get_db().write(
+        lambda db: tidying.as_member(db, change, actor=user, org_id=org_id, **ids)
+    )
+
+
 @bp.delete("/tasks/<int:task_id>")
 @validate_response(TaskOut)
 @document_response(ErrorBody, 409)
@@ -537,16 +545,7 @@ async def archive_task(task_id: int) -> Any:
     """Archive a task: off every board, count and chart; nothing is deleted
     (`POST …/restore` brings it back)."""
     await use_api_org()
-    user, org_id = g.user, g.org.id
-
-    async def archiving(db: AsyncSession) -> Task:
-        access = await member_access(db, user.id, org_id)
-        task, _event = await tidying.archive_task(
-            db, org_id=org_id, task_id=task_id, actor=user, role=access.role
-        )
-        return task
-
-    return task_json(await get_db().write(archiving))
+    return task_json(await tidy(tidying.archive_task, task_id=task_id))
 
 
 @bp.post("/tasks/<int:task_id>/restore")
@@ -555,16 +554,7 @@ async def archive_task(task_id: int) -> Any:
 async def restore_task(task_id: int) -> Any:
     """Bring an archived task back where it was."""
     await use_api_org()
-    user, org_id = g.user, g.org.id
-
-    async def restoring(db: AsyncSession) -> Task:
-        access = await member_access(db, user.id, org_id)
-        task, _event = await tidying.restore_task(
-            db, org_id=org_id, task_id=task_id, actor=user, role=access.role
-        )
-        return task
-
-    return task_json(await get_db().write(restoring))
+    return task_json(await tidy(tidying.restore_task, task_id=task_id))
 
 
 @bp.put("/tasks/<int:task_id>/story")
@@ -574,19 +564,11 @@ async def restore_task(task_id: int) -> Any:
 async def put_task_story(task_id: int, data: TaskStory) -> Any:
     """Put a task under another story of the organization (in that story's sprint)."""
     await use_api_org()
-    user, org_id = g.user, g.org.id
     story_id = row_id(str(data.storyId))
     if story_id is None:
         raise Invalid(f"“{str(data.storyId)[:40]}” is not a story id.", field="storyId")
 
-    async def moving(db: AsyncSession) -> Task:
-        access = await member_access(db, user.id, org_id)
-        task, _event = await tidying.move_task(
-            db, org_id=org_id, task_id=task_id, story_id=story_id, actor=user, role=access.role
-        )
-        return task
-
-    return task_json(await get_db().write(moving))
+    return task_json(await tidy(tidying.move_task, task_id=task_id, story_id=story_id))
 
 
 @bp.get("/users/me/tasks")

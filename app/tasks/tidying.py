@@ -14,13 +14,14 @@ checks that nothing moved between its first look and its locks.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.accounts import require_contributor, require_owner
+from app.auth.accounts import member_access, require_contributor, require_owner
 from app.db import find_in_org, utcnow
 from app.errors import Conflict
 from app.events.log import append_move_event, append_task_move
@@ -32,6 +33,26 @@ from app.tasks.places import lock_places
 from app.tasks.sprints import OPEN_FOR_WORK
 
 DONE = TaskStatus.COMPLETED.value
+S = TypeVar("S", Task, Story)
+
+
+async def as_member(
+    session: AsyncSession,
+    change: Callable[..., Awaitable[tuple[S, Any]]],
+    *,
+    actor: User,
+    org_id: int,
+    **ids: int,
+) -> S:
+    """Run one of this module's changes (`change(session, org_id=, actor=, role=, **ids)`)
+    for pages and the API alike, with the role `actor` has in the organization there and
+    then (read in the change's own transaction, as `change_task` does); its task or
+    story."""
+    access = await member_access(session, actor.id, org_id)
+    subject, _events = await change(
+        session, org_id=access.org_id, actor=actor, role=access.role, **ids
+    )
+    return subject
 
 
 def _moved_meanwhile(title: str) -> Conflict:

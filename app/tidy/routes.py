@@ -13,19 +13,18 @@ from typing import Any
 
 from quart import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.guards import org_member_required
 from app.db import get_db, utcnow
 from app.errors import Invalid, Refusal
 from app.events.log import last_event_id
 from app.inputs import row_id
-from app.models import Role, Sprint, Story, Task
+from app.models import Sprint
 from app.tasks import tidying
 from app.tasks.lifecycle import Action, change_task
 from app.tasks.mine import load_my_work
 from app.tidy import bp
-from app.web import change_as_member, live_page, local_referrer
+from app.web import live_page, local_referrer
 
 
 async def _done(message: str, back: str, *, undo: str | None = None) -> Any:
@@ -44,6 +43,14 @@ async def _refused(refusal: Refusal, back: str) -> Any:
         "errors/error.html", status=refusal.status, message=refusal.message, back=back
     )
     return html, refusal.status
+
+
+async def _change(change: Any, **ids: int) -> Any:
+    """One of app.tasks.tidying's changes, as the signed-in person in this organization."""
+    user, org_id = g.user, g.org.id
+    return await get_db().write(
+        lambda db: tidying.as_member(db, change, actor=user, org_id=org_id, **ids)
+    )
 
 
 def _back(fallback: str) -> str:
@@ -70,38 +77,20 @@ async def move_task(org: str, task_id: int) -> Any:
     if story_id is None:
         said = f"Choose a story to move it to{f' (“{raw[:40]}” is not one)' if raw else ''}."
         return await _refused(Invalid(said, field="story_id"), page)
-    org_id, actor = g.org.id, g.user
-
-    async def moving(db: AsyncSession, role: Role) -> tuple[Task, bool]:
-        task, event = await tidying.move_task(
-            db, org_id=org_id, task_id=task_id, story_id=story_id, actor=actor, role=role
-        )
-        return task, event is not None
-
     try:
-        task, moved = await change_as_member(moving)
+        task = await _change(tidying.move_task, task_id=task_id, story_id=story_id)
     except Refusal as refusal:
         return await _refused(refusal, page)
-    if not moved:
-        return await _done(f"{task.short_id} is under “{task.story.title}” already.", page)
-    return await _done(f"Moved {task.short_id} to “{task.story.title}”.", page)
+    return await _done(f"{task.short_id} is under “{task.story.title}”.", page)
 
 
 @bp.post("/o/<org>/tasks/<int:task_id>/archive")
 @org_member_required
 async def archive_task(org: str, task_id: int) -> Any:
     """Archive a task; the answer holds the form that undoes it."""
-    org_id, actor = g.org.id, g.user
-
-    async def archiving(db: AsyncSession, role: Role) -> Task:
-        task, _event = await tidying.archive_task(
-            db, org_id=org_id, task_id=task_id, actor=actor, role=role
-        )
-        return task
-
     page = url_for("stories.task_page", org=org, task_id=task_id)
     try:
-        task = await change_as_member(archiving)
+        task = await _change(tidying.archive_task, task_id=task_id)
     except Refusal as refusal:
         return await _refused(refusal, _back(page))
     back = local_referrer(f"/o/{org}/")
@@ -115,17 +104,9 @@ async def archive_task(org: str, task_id: int) -> Any:
 @org_member_required
 async def restore_task(org: str, task_id: int) -> Any:
     """Bring an archived task back where it was."""
-    org_id, actor = g.org.id, g.user
-
-    async def restoring(db: AsyncSession, role: Role) -> Task:
-        task, _event = await tidying.restore_task(
-            db, org_id=org_id, task_id=task_id, actor=actor, role=role
-        )
-        return task
-
     back = _back(url_for("tidy.archive", org=org))
     try:
-        task = await change_as_member(restoring)
+        task = await _change(tidying.restore_task, task_id=task_id)
     except Refusal as refusal:
         return await _refused(refusal, back)
     return await _done(f"Restored {task.short_id} “{task.title}”.", back)
@@ -159,17 +140,9 @@ async def free_task(org: str, task_id: int) -> Any:
 @org_member_required
 async def archive_story(org: str, story_id: int) -> Any:
     """Archive a story with its tasks (owners); the answer holds the undo."""
-    org_id, actor = g.org.id, g.user
-
-    async def archiving(db: AsyncSession, role: Role) -> Story:
-        story, _events = await tidying.archive_story(
-            db, org_id=org_id, story_id=story_id, actor=actor, role=role
-        )
-        return story
-
     back = _back(url_for("backlog.page", org=org))
     try:
-        story = await change_as_member(archiving)
+        story = await _change(tidying.archive_story, story_id=story_id)
     except Refusal as refusal:
         return await _refused(refusal, back)
     if "/stories/" in back:  # its edit page: where it was instead
@@ -182,17 +155,9 @@ async def archive_story(org: str, story_id: int) -> Any:
 @org_member_required
 async def restore_story(org: str, story_id: int) -> Any:
     """Bring back an archived story with the tasks archived with it (owners)."""
-    org_id, actor = g.org.id, g.user
-
-    async def restoring(db: AsyncSession, role: Role) -> Story:
-        story, _events = await tidying.restore_story(
-            db, org_id=org_id, story_id=story_id, actor=actor, role=role
-        )
-        return story
-
     back = _back(url_for("tidy.archive", org=org))
     try:
-        story = await change_as_member(restoring)
+        story = await _change(tidying.restore_story, story_id=story_id)
     except Refusal as refusal:
         return await _refused(refusal, back)
     return await _done(f"Restored the story “{story.title}”.", back)
