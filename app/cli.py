@@ -19,6 +19,8 @@ from app.config import ConfigError, Settings
 from app.db import Database
 from app.errors import Refusal
 
+BIG_MAX = 20_000  # `demo --big`: the most tasks a generated sprint may hold
+
 T = TypeVar("T")
 
 
@@ -106,11 +108,17 @@ def db_upgrade() -> None:
 
 @cli.command()
 @click.option("--if-empty", is_flag=True, help="only when the database has no organization")
-def demo(if_empty: bool) -> None:
+@click.option(
+    "--big",
+    type=click.IntRange(1, BIG_MAX),
+    metavar="N",
+    help="also the organization bigco, its active sprint holding N tasks",
+)
+def demo(if_empty: bool, big: int | None) -> None:
     """Load the demo organizations, people, sprints and tasks (idempotent)."""
     from app.demo import load_demo
 
-    created = run_db(lambda db: load_demo(db, only_if_empty=if_empty, progress=_progress))
+    created = run_db(lambda db: load_demo(db, only_if_empty=if_empty, big=big, progress=_progress))
     click.echo("demo data loaded" if created else "demo data already present", err=True)
 
 

@@ -260,10 +260,69 @@ GLOBEX = OrgSeed(
 )
 
 
+# `demo --big N`: an organization whose one active sprint holds N tasks, for trying (and
+# benchmarking) a big board. Its work is generated, not written out: 20 stories, tasks
+# dealt round them, every status represented.
+BIG_SLUG = "bigco"
+BIG_PEOPLE = (
+    ("olive@example.com", "Olive Okafor", Role.OWNER),
+    ("mia@example.com", "Mia Moreau", Role.MEMBER),
+    ("max@example.com", "Max Meyer", Role.MEMBER),
+)
+_BIG_AREAS = (
+    "Checkout", "Search", "Invoices", "Onboarding", "Notifications", "Reports", "Settings",
+    "Mobile app", "Permissions", "Audit log", "Billing", "Imports", "Exports", "Calendar",
+    "Comments", "Attachments", "Dashboards", "Single sign-on", "Webhooks", "Help center",
+)  # fmt: skip
+_BIG_WORK = (
+    "Design the {} screen", "Write the {} API", "Test {} edge cases", "Document {}",
+    "Speed up {}", "Fix {} on phones", "Review {} copy", "Add {} metrics",
+    "Translate {}", "Migrate {} data",
+)  # fmt: skip
+# Of every ten tasks: four up for grabs, two owned, two in progress, two done.
+_BIG_PATHS = (None, None, None, None, OWNED_, OWNED_, WORKING, WORKING, FINISHED, FINISHED)
+
+
+def big_seed(tasks: int) -> OrgSeed:
+    """Bigco's seed: `tasks` tasks dealt over 20 stories, held by its three people."""
+    members = [email for email, _name, _role in BIG_PEOPLE]
+    stories = []
+    for number, area in enumerate(_BIG_AREAS):
+        count = tasks // len(_BIG_AREAS) + (1 if number < tasks % len(_BIG_AREAS) else 0)
+        plans: list[Plan] = []
+        for i in range(count):
+            n = i * len(_BIG_AREAS) + number  # the task's number over the whole sprint
+            path = _BIG_PATHS[n % len(_BIG_PATHS)]
+            title = f"{_BIG_WORK[i % len(_BIG_WORK)].format(area.lower())} ({i + 1})"
+            plans.append((title, 1 + n % 8, None if path is None else (members[n % 3], path)))
+        stories.append(
+            StorySeed(
+                area,
+                1 + number % 8,
+                f"Everything the {area.lower()} area needs this sprint.",
+                (("a customer", f"I use {area.lower()}", "it works as promised"),),
+                tuple(plans),
+            )
+        )
+    return OrgSeed(
+        slug=BIG_SLUG,
+        name="Bigco",
+        people=BIG_PEOPLE,
+        sprint="Sprint 40",
+        goal=f"Ship {tasks:,} tasks across twenty areas.",
+        stories=tuple(stories),
+    )
+
+
 async def load_demo(
-    db: Database, *, only_if_empty: bool = False, progress: Callable[[str], None] = print
+    db: Database,
+    *,
+    only_if_empty: bool = False,
+    big: int | None = None,
+    progress: Callable[[str], None] = print,
 ) -> bool:
-    """Create the demo organizations that are missing; True if anything was created."""
+    """Create the demo organizations that are missing (with `big`, Bigco too, its sprint
+    holding that many tasks); True if anything was created."""
     async with db.read() as session:
         existing = set(await session.scalars(select(Organization.slug)))
         count = await session.scalar(select(func.count(Organization.id)))
@@ -271,12 +330,16 @@ async def load_demo(
         progress("the database already has organizations; demo data not loaded")
         return False
     created = False
-    for seed in (ACME, GLOBEX):
+    seeds = [ACME, GLOBEX] + ([big_seed(big)] if big is not None else [])
+    for seed in seeds:
         if seed.slug in existing:
             progress(f"{seed.slug}: already there")
             continue
-        progress(f"{seed.slug}: creating people, a sprint, stories and tasks…")
-        await db.write(lambda s, seed=seed: _create(s, seed))  # type: ignore[misc]
+        size = sum(len(story.tasks) for story in seed.stories)
+        progress(
+            f"{seed.slug}: creating people, a sprint, {len(seed.stories)} stories and {size:,} tasks…"
+        )
+        await db.write(lambda s, seed=seed: _create(s, seed, progress))  # type: ignore[misc]
         created = True
     return created
 
@@ -292,7 +355,9 @@ async def _user(session: AsyncSession, email: str, name: str) -> User:
     return user
 
 
-async def _create(session: AsyncSession, seed: OrgSeed) -> None:
+async def _create(
+    session: AsyncSession, seed: OrgSeed, progress: Callable[[str], None] | None = None
+) -> None:
     org = Organization(slug=seed.slug, name=seed.name)
     session.add(org)
     await session.flush()
@@ -317,8 +382,10 @@ async def _create(session: AsyncSession, seed: OrgSeed) -> None:
     session.add(sprint)
     await session.flush()
     current = await _last_id(session, org.id)
-    for story_seed in seed.stories:
+    for number, story_seed in enumerate(seed.stories, 1):
         await _add_story(session, org, sprint, story_seed, owner, people)
+        if progress is not None and len(seed.stories) > 10:  # (a big seed: say how far)
+            progress(f"  {number}/{len(seed.stories)} stories")
     clock = Clock(org.id)
     clock.spread_sprint(current, await _last_id(session, org.id), sprint.start_date)
 

@@ -36,6 +36,17 @@ def dom_id(obj: object) -> str:
     raise TypeError(f"no dom id for {type(obj).__name__}")
 
 
+# Set by app.js on every page: this browser runs our script, so pages full of cards can
+# leave each card's buttons to it (see tasks/_card.html). A page shaped so and opened
+# with scripting off goes to `board.no_script`, which forgets it.
+SCRIPT_COOKIE = "sprintboard_js"
+
+
+def scripted() -> bool:
+    """Does this browser run our script (as far as its last page said)?"""
+    return request.cookies.get(SCRIPT_COOKIE) == "1"
+
+
 def local_referrer(prefix: str) -> str | None:
     """The page the request came from, if it is one of ours under `prefix`."""
     ref = request.headers.get("HX-Current-URL") or request.headers.get("Referer")

@@ -6,20 +6,27 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from markupsafe import Markup
 from quart import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
+from app.auth.csrf import csrf_token
 from app.auth.guards import org_member_required
 from app.board import bp
 from app.db import get_db
 from app.errors import NotFound, Refusal
 from app.events.log import last_event_id, task_history
-from app.inputs import row_id
-from app.models import Task
-from app.tasks.board import BoardQuery, BoardView, load_view
+from app.inputs import row_id, safe_next
+from app.live.cards import for_broadcast, for_page
+from app.live.render import moves_header
+from app.live.streams import live_updates
+from app.models import Sprint, Task
+from app.tasks.board import BoardQuery, load_view
 from app.tasks.lifecycle import Action, Change, change_task, load_task
-from app.web import is_htmx, live_page, local_referrer
+from app.tasks.sprints import load_summary
+from app.timefmt import local_today
+from app.web import SCRIPT_COOKIE, is_htmx, live_page, local_referrer, scripted
 
 
 def query_from_args(args: Any) -> BoardQuery:
@@ -41,10 +48,28 @@ async def render_board(sprint_id: int, query: BoardQuery, *, error: Refusal | No
         # this page (harmlessly, if the view already shows it) instead of skipped.
         cursor = await last_event_id(db, g.org.id)
         view = await load_view(db, g.org, sprint_id, query, g.user.id)
-    html = await render_template(
-        "board/page.html", view=view, error=error, **live_page(cursor, sprint_id)
+    live = live_page(cursor, sprint_id)
+    lean = scripted()
+    cards = await live_updates().renderer.cards.render(
+        [task for group in view.groups for task in group.tasks],
+        org=g.org,
+        closed=view.sprint.closed,
+        scripted=lean,
+        viewing=live["viewing"],
     )
-    return html, (error.status if error else 200)
+    html = await render_template(
+        "board/page.html", view=view, cards=cards, error=error, scripted_page=lean, **live
+    )
+    return for_page(html, csrf_token()), (error.status if error else 200)
+
+
+@bp.get("/no-script")
+async def no_script() -> Any:
+    """A page shaped for a browser running our script was opened with scripting off:
+    forget that it runs, and show the page again with every card's buttons in it."""
+    response = redirect(safe_next(request.args.get("next")), 303)
+    response.delete_cookie(SCRIPT_COOKIE)
+    return response
 
 
 @bp.post("/o/<org>/tasks/<int:task_id>/<action>")
@@ -63,7 +88,9 @@ async def act(org: str, task_id: int, action: str) -> Any:
     except Refusal as refusal:
         return await answer_refusal(refusal, task_id)
     if is_htmx():
-        return await render_after_change(change.task.id, message=change.message)
+        return await render_after_change(
+            change.task.id, message=change.message, moved_header=moves_header(change.event)
+        )
     await flash(change.message, "success")
     return redirect(await back_to(change)), 303
 
@@ -107,38 +134,45 @@ def board_context() -> tuple[int, BoardQuery] | None:
 
 
 async def render_after_change(
-    task_id: int, *, message: str = "", error: Refusal | None = None, status: int = 200
+    task_id: int,
+    *,
+    message: str = "",
+    error: Refusal | None = None,
+    status: int = 200,
+    moved_header: bool = False,
 ) -> Any:
-    """The htmx answer: fresh copies of everything the change touched, swapped out of band.
+    """The htmx answer: what the change touched, and no more.
 
-    On a board that is the header, the filter counts and the groups the task left and
-    joined; elsewhere the task's card (and, on the task's page, its history; My work
+    On a board that is the task's card (placed by the page's script, as a teammate's
+    change is: where it goes depends on the page's grouping and filters), the sprint's
+    counts, and the header when the change `moved_header`; never whole groups. Elsewhere
+    the task's card, swapped out of band (and, on the task's page, its history; My work
     follows its own change from the stream).
     """
     context = board_context()
+    summary = None
     async with get_db().read() as db:
         task = await db.scalar(select(Task).where(Task.id == task_id, Task.org_id == g.org.id))
-        view: BoardView | None = None
-        if context is not None:
-            sprint_id, query = context
-            try:
-                view = await load_view(db, g.org, sprint_id, query, g.user.id)
-            except NotFound:
-                view = None
+        sprint = None
+        if context is not None and task is not None and task.sprint_id == context[0]:
+            sprint = await db.get(Sprint, task.sprint_id)
+            summary = await load_summary(db, sprint, local_today(g.org.time_zone))
+            if moved_header:
+                await summary.chart(db, g.org.time_zone)
         history = None
         on_task_page = local_referrer(f"/o/{g.org.slug}/tasks/") is not None
-        if view is None and task is not None and on_task_page:
+        if context is None and task is not None and on_task_page:
             history = await task_history(db, g.org.id, task.id)
-    touched: list[str] = []
-    if view is not None and task is not None:
-        touched = [view.group_for(task)]
-        if view.query.group == "status":
-            touched = [g_.key for g_ in view.groups]  # the card may have left any of them
+    card = None
+    if sprint is not None and task is not None:
+        cards = await live_updates().renderer.cards.render([task], org=g.org, closed=sprint.closed)
+        card = Markup(for_broadcast(cards[task.id]))
     html = await render_template(
         "board/_after_change.html",
-        view=view,
+        card=card,
+        summary=summary,
+        header=summary if moved_header else None,
         task=task,
-        touched=touched,
         history=history,
         message=message,
         error=error,

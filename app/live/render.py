@@ -1,20 +1,21 @@
 """Render an event once into the message every viewer receives.
 
-The message is a bundle: the task's card (placed by the page's script, since where it
-belongs depends on the viewer's grouping and filters), the sprint header as an
-out-of-band swap, and a toast. Nothing in it depends on who receives it.
+The message is a bundle of what the event changed: the task's card (placed by the
+page's script, since where it belongs depends on the viewer's grouping and filters), the
+sprint's counts, the sprint header as an out-of-band swap when its figures moved (see
+`moves_header`), and a toast. Nothing in it depends on who receives it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import re
 import time
 from collections import OrderedDict, deque
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
+from markupsafe import Markup
 from quart import Quart, render_template
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,7 @@ from app.events.hub import Frame, Notice
 from app.events.serialize import event_json
 from app.events.types import EventType
 from app.live import presence, sse
+from app.live.cards import Cards, compact, for_broadcast
 from app.live.presence import Key, Seen
 from app.models import Organization, Sprint, Task, TaskEvent, TaskStatus
 from app.tasks.burndown import Burndown, Shift, chart, load_shifts, moves
@@ -32,10 +34,7 @@ from app.tasks.sprints import SprintSummary, load_summary
 from app.timefmt import local_today
 
 CACHE_SIZE = 4096
-# Line breaks and the indentation around them. None of the broadcast's markup keeps
-# white space as it is (no <pre>, no descriptions), so such a run shows as one space.
-# Runs within a line are left alone: they may be inside a title or an attribute value.
-_WHITE_RUNS = re.compile(r"\s*\n\s*")
+T = TypeVar("T")
 
 
 # Built once: every event runs them (building a statement costs more than running it).
@@ -50,10 +49,14 @@ _SPRINT_NAMES = select(Sprint.id, Sprint.name).where(
 )
 
 
-def compact(html: str) -> str:
-    """The message on one line: every subscriber is sent every byte, and each line of
-    an SSE payload costs its own `data: ` prefix."""
-    return _WHITE_RUNS.sub(" ", html).strip()
+def moves_header(event: TaskEvent) -> bool:
+    """Does the event move a figure of its sprint's header: progress, the counts of
+    tasks and stories, the burndown, or the sprint itself? Taking, starting, pausing,
+    giving up and editing a task move none of them."""
+    kind = EventType(event.type)
+    if kind.about_sprint or kind.about_story:
+        return True
+    return moves(event, event.sprint_id) != (0, 0)
 
 
 # What a teammate did, by event type (status changes are worded by their statuses).
@@ -147,6 +150,7 @@ class Renderer:
         self.render_times: deque[float] = deque(maxlen=10_000)
         self._slugs: dict[int, str] = {}  # organizations' slugs never change
         self._paths = app.url_map.bind("")  # paths only: a broadcast has no host of its own
+        self.cards = Cards()  # shared with the board pages: a card is a card for everyone
 
     async def frames(self, org_id: int, events: Sequence[TaskEvent]) -> list[Frame]:
         """The frames of these events (all of one organization), in the same order."""
@@ -207,6 +211,7 @@ class Renderer:
             for e in events
             if e.sprint_id is not None and not EventType(e.type).moves_tasks
         }
+        charted = {e.sprint_id for e in events if e.sprint_id in sprint_ids and moves_header(e)}
         named = {e.to_sprint_id for e in events if e.to_sprint_id is not None}
         for event in events:
             for sprint_id in (event.sprint_id, event.to_sprint_id):
@@ -228,21 +233,28 @@ class Renderer:
                 _SPRINTS, {"org_id": org_id, "ids": list(sprint_ids)}
             ):
                 summary = await load_summary(session, sprint, today)
-                summary.burndown = await self._chart(session, summary, org)
+                if sprint.id in charted:  # (its header goes out: see `moves_header`)
+                    summary.burndown = await self._chart(session, summary, org)
                 summaries[sprint.id] = summary
             sprint_names: dict[int, str] = {}
             if named:  # (a Result has .keys(): dict() would take it for a mapping)
                 params = {"org_id": org_id, "ids": list(named)}
                 for sprint_id, name in await session.execute(_SPRINT_NAMES, params):
                     sprint_names[sprint_id] = name
+        cards = await self._isolated(
+            lambda: self.cards.render(list(tasks.values()), org=org, url_for=self._path_for)
+        )
         frames = []
         for event in events:
+            card = cards.get(event.task_id) if event.task_id else None
+            summary = summaries.get(event.sprint_id) if event.sprint_id else None
             html = compact(
                 await self._broadcast(
                     "live/_message.html",
                     event=event,
-                    task=tasks.get(event.task_id) if event.task_id else None,
-                    summary=summaries.get(event.sprint_id) if event.sprint_id else None,
+                    card=Markup(for_broadcast(card)) if card else None,
+                    summary=summary if card else None,
+                    header=summary if summary and moves_header(event) else None,
                     org=org,
                     toast=toast_text(event, sprint_names),
                     change=change_text(event),
@@ -264,14 +276,20 @@ class Renderer:
         return frames
 
     async def _broadcast(self, template: str, **context: Any) -> str:
-        """Render a broadcast: in the app's context alone, in a task with a context of its
-        own, so that nothing of a request that happens to be running (its user, its
-        session, its `g`) can reach what every viewer receives. Its links are paths
-        built from the app's routes (there is no request to build them against)."""
+        """Render a broadcast (see `_isolated`). Its links are paths built from the app's
+        routes (there is no request to build them against)."""
+        return await self._isolated(
+            lambda: render_template(template, url_for=self._path_for, **context)
+        )
 
-        async def render() -> str:
+    async def _isolated(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work` in the app's context alone, in a task with a context of its own, so
+        that nothing of a request that happens to be running (its user, its session, its
+        `g`) can reach what every viewer receives."""
+
+        async def render() -> T:
             async with self.app.app_context():
-                return await render_template(template, url_for=self._path_for, **context)
+                return await work()
 
         rendering = asyncio.create_task(render(), context=contextvars.Context())
         try:

@@ -34,11 +34,82 @@
 
   function focusCard(card, action) {
     if (!card || !card.isConnected) return;
+    controls(card);
     var target = action ? visibleButton(card, action) || visibleButton(card) : null;
     (target || card).focus({ preventScroll: true });
   }
 
-  window.Sprintboard = { focusCard: focusCard };
+  // ---------------------------------------------------------------- card buttons ----
+
+  // This browser runs our script: its pages may leave each card's buttons to it. (A
+  // page for a browser that does not, or that has not said so yet, has them in every
+  // card, and so does a page shown with scripting off: see board.no_script.)
+  document.cookie = "sprintboard_js=1; path=/; max-age=31536000; samesite=lax";
+
+  // A card that came without its buttons (data-controls="later") gets them from the
+  // page's <template data-card-controls="<status>">, a stand-in's (id 0, title
+  // "{title}") made this card's. On a board of a few cards that is at once; on a big
+  // one, when a card comes near the screen, is pointed at or takes focus, or a key or
+  // a drag asks for them (board.js): a sprint of thousands of cards is not thousands of
+  // forms.
+  var LAZY_AFTER = 150;
+  var lazy = null; // decided by the page's first count of cards, for the page's life
+  var nearScreen = null;
+
+  function controls(card) {
+    if (!card || card.getAttribute("data-controls") !== "later") return card;
+    var model = document.querySelector('template[data-card-controls="' + card.getAttribute("data-status") + '"]');
+    if (!model) return card;
+    card.removeAttribute("data-controls");
+    if (nearScreen) nearScreen.unobserve(card);
+    var id = card.getAttribute("data-task-id");
+    var title = card.querySelector(".card-title").textContent.trim();
+    var actions = document.importNode(model.content, true);
+    actions.querySelectorAll("*").forEach(function (el) {
+      Array.prototype.forEach.call(el.attributes, function (attribute) {
+        // (Replaced by functions: a title's "$&" is not a replacement pattern.)
+        var value = attribute.value.replace("/tasks/0/", function () { return "/tasks/" + id + "/"; })
+          .replace("#0", function () { return "#" + id; }).replace("{title}", function () { return title; });
+        if (value !== attribute.value) el.setAttribute(attribute.name, value);
+      });
+    });
+    card.appendChild(actions);
+    if (window.htmx) htmx.process(card);
+    return card;
+  }
+
+  // Cards new on the page (it loaded, or a card or group was swapped in) get their
+  // buttons now, or once they come within a screen's height of being seen.
+  function adopt(root) {
+    if (!root || !root.querySelectorAll) return;
+    if (lazy === null) {
+      lazy = "IntersectionObserver" in window
+        && document.querySelectorAll('.card[data-controls="later"]').length > LAZY_AFTER;
+      if (lazy) {
+        nearScreen = new IntersectionObserver(function (entries) {
+          entries.forEach(function (entry) { if (entry.isIntersecting) controls(entry.target); });
+        }, { rootMargin: "100% 0px" });
+      }
+    }
+    var cards = root.matches && root.matches(".card") ? [root] : root.querySelectorAll('.card[data-controls="later"]');
+    Array.prototype.forEach.call(cards, function (card) {
+      if (card.getAttribute("data-controls") !== "later") return;
+      if (lazy) nearScreen.observe(card); else controls(card);
+    });
+  }
+
+  function wanted(event) {
+    var card = event.target.closest && event.target.closest(".card");
+    if (card) controls(card);
+  }
+  document.addEventListener("focusin", wanted);
+  document.addEventListener("pointerover", wanted);
+  document.addEventListener("DOMContentLoaded", function () {
+    adopt(document.body);
+    if (window.htmx) htmx.onLoad(adopt);
+  });
+
+  window.Sprintboard = { focusCard: focusCard, controls: controls, adopt: adopt };
 
   // A field nearly full says how much room is left (and at its limit, that it is), so a
   // paste the browser cuts at the limit is no surprise. The server says the limit too.

@@ -16,6 +16,7 @@
   // The actions this viewer can take on a card: its visible forms (CSS shows a card's
   // owner-only forms to its owner alone, and viewers none), each saying where it leads.
   function actionsOn(card) {
+    window.Sprintboard.controls(card); // a big board's card may not have them yet (app.js)
     return Array.prototype.filter.call(card.querySelectorAll("form[data-leads-to]"), function (form) {
       return visible(form);
     });

@@ -127,13 +127,16 @@
       if (matches(card) && !container) needsRefresh = true; // a group this page lacks
       return;
     }
+    // An older copy never replaces a newer one (my own answer can arrive after the
+    // stream brought a later change).
+    if (old && (parseInt(old.getAttribute("data-version"), 10) || 0) > (parseInt(card.getAttribute("data-version"), 10) || 0)) return;
     if (old && old.parentNode === container && old.getAttribute("data-sort") === card.getAttribute("data-sort")) {
       old.replaceWith(card); // same place: nothing around it moves
     } else {
       if (old) old.remove();
       insertSorted(container, card);
     }
-    htmx.process(card);
+    window.Sprintboard.adopt(card);
     if (focused) window.Sprintboard.focusCard(card, focused.action);
   }
 
@@ -191,6 +194,19 @@
       if (parts[0] === me) mine = parts[1];
     });
     setChip(document.querySelector('.chip[data-filter="mine"]'), mine);
+  }
+
+  // A change's counts, when the header itself did not come (nothing else in it moved):
+  // onto the header, where recount() reads them for the chips.
+  function applyCounts(message) {
+    var counts = message.querySelector("template[data-live-counts]");
+    var header = document.getElementById("sprint-header");
+    if (!counts || !header || counts.getAttribute("data-sprint-id") !== board.getAttribute("data-sprint-id")) return;
+    Array.prototype.forEach.call(counts.attributes, function (attribute) {
+      if (attribute.name.indexOf("data-count-") === 0 || attribute.name === "data-owner-counts") {
+        header.setAttribute(attribute.name, attribute.value);
+      }
+    });
   }
 
   function setChip(chip, n) {
@@ -304,8 +320,26 @@
       var task = person.getAttribute("data-viewing-task");
       (byTask[task] = byTask[task] || []).push(person);
     });
-    document.querySelectorAll(".card .card-viewers").forEach(function (holder) {
-      var people = byTask[holder.closest(".card").getAttribute("data-task-id")] || [];
+    // The cards that show people now, and those that should: a card holds a
+    // .card-viewers only while someone is on its page (a board of thousands has few).
+    var cards = [];
+    document.querySelectorAll(".card > .card-viewers").forEach(function (holder) { cards.push(holder.parentNode); });
+    Object.keys(byTask).forEach(function (task) {
+      var card = document.getElementById("task-" + task);
+      if (card && cards.indexOf(card) < 0) cards.push(card);
+    });
+    cards.forEach(function (card) {
+      var people = byTask[card.getAttribute("data-task-id")] || [];
+      var holder = card.querySelector(":scope > .card-viewers");
+      if (!people.length) {
+        if (holder) holder.remove();
+        return;
+      }
+      if (!holder) {
+        holder = document.createElement("span");
+        holder.className = "card-viewers";
+        card.insertBefore(holder, card.querySelector(":scope > .status-badge"));
+      }
       var key = people.map(function (p) {
         return p.getAttribute("data-presence-user-id") + (p.getAttribute("data-editing") ? "e" : "");
       }).join(",");
@@ -428,7 +462,7 @@
     var focused = focusInside(old);
     var fresh = document.importNode(card, true);
     old.replaceWith(fresh);
-    htmx.process(fresh);
+    window.Sprintboard.adopt(fresh);
     if (focused) window.Sprintboard.focusCard(fresh, focused.action);
     // A rename: the page's heading and its tab say the new title too.
     var heading = document.querySelector("main h1");
@@ -505,6 +539,7 @@
             next = document.importNode(next, true);
             now.replaceWith(next);
             htmx.process(next);
+            window.Sprintboard.adopt(next);
           }
         });
         ["data-sprint-status", "data-closed"].forEach(function (name) {
@@ -657,6 +692,7 @@
       var live = message.querySelector("template[data-live-card]");
       var card = live && live.content.querySelector(".card");
       if (card) placeCard(document.importNode(card, true));
+      applyCounts(message);
     }
     htmx.swap(board, withoutStrangers(message), { swapStyle: "none", swapDelay: 0, settleDelay: 0 });
     if (id) advance(id);
@@ -699,11 +735,21 @@
     });
   }
 
-  // The actor's own htmx answers swap groups out of band: keep the counts true then too.
+  // My own action's answer, on a board: its card is placed as a teammate's would be (the
+  // answer holds that card and the counts, and the header when it moved, which htmx
+  // swaps out of band), whatever grouping and filters this page has.
   document.body.addEventListener("htmx:afterSettle", function (event) {
-    if (event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("form[data-action]")) {
-      recount();
-      paintViewers();
+    var elt = event.detail.elt;
+    if (!elt || !elt.closest || !elt.closest("form[data-action]")) return;
+    var xhr = event.detail.xhr;
+    if (board.id === "board" && xhr && xhr.responseText) {
+      var message = parse(xhr.responseText);
+      var live = message.querySelector("template[data-live-card][data-own]");
+      var card = live && live.content.querySelector(".card");
+      if (card) placeCard(document.importNode(card, true));
+      applyCounts(message);
     }
+    recount();
+    paintViewers();
   });
 })();
