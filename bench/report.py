@@ -10,11 +10,14 @@ import datetime as dt
 import math
 import os
 import platform
+import statistics
 import subprocess
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from bench.stats import percentile
 
 HERE = Path(__file__).resolve().parent
 Row = dict[str, Any]
@@ -325,14 +328,81 @@ def verdicts(results: dict[str, list[Row]]) -> list[tuple[str, str, bool | None]
     return checks
 
 
+def _median(figure: Row) -> float:
+    samples = figure["samples"]
+    return statistics.median(samples) if samples else math.nan
+
+
+def board_verdicts(boards: Sequence[Row]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met?) for the largest board measured."""
+    if not boards:
+        return []
+    big = max(boards, key=lambda b: b["tasks"])
+    n = f"{big['tasks']:,} tasks"
+    checks: list[tuple[str, str, bool | None]] = []
+    for view in ("story", "status"):
+        cpu = _median(big["page_cpu_ms"][view])
+        checks.append(
+            (f"{n}, {view} view: board page ≤ 150 ms server CPU", f"{cpu:.0f} ms", cpu <= 150)
+        )
+        size = big["html_bytes"][view]
+        checks.append((f"{n}, {view} view: HTML ≤ 1.5 MB", f"{size / 1e6:.2f} MB", size <= 1.5e6))
+        dom = big["dom"][view]
+        checks.append((f"{n}, {view} view: ≤ 25,000 DOM elements", f"{dom:,}", dom <= 25_000))
+        ready = _median(big["interactive_ms"][view])
+        checks.append((f"{n}, {view} view: interactive ≤ 1.5 s", f"{ready:.0f} ms", ready <= 1_500))
+    shown = _median(big["own_shown_ms"])
+    checks.append((f"{n}: own take, card shown ≤ 100 ms", f"{shown:.0f} ms", shown <= 100))
+    for view in ("status", "story"):
+        settled = _median(big["own_settled_ms"][view])
+        checks.append(
+            (f"{n}, {view} view: own take settled ≤ 300 ms", f"{settled:.0f} ms", settled <= 300)
+        )
+    remote = big["remote_ms"]
+    p95 = percentile(remote, 0.95)
+    checks.append((f"{n}: someone else's change seen, p95 ≤ 250 ms", f"{p95:.0f} ms", p95 <= 250))
+    take = big["message_bytes"].get("take", 0)
+    checks.append((f"{n}: a take's event message ≤ 2 KB", f"{take:,} bytes", take <= 2_000))
+    return checks
+
+
+def board_table(boards: Sequence[Row]) -> str:
+    """One line per figure, one column per board size."""
+    if not boards:
+        return "(not measured in this run)"
+    header = "| | " + " | ".join(f"{b['tasks']:,} tasks" for b in boards) + " |"
+    lines = [header, "|---|" + "---:|" * len(boards)]
+    names = [name for name, _value in boards[0]["rows"]]
+    for i, name in enumerate(names):
+        lines.append(f"| {name} | " + " | ".join(b["rows"][i][1] for b in boards) + " |")
+    return "\n".join(lines)
+
+
 def targets_table(results: dict[str, list[Row]]) -> str:
     lines = ["| target | measured | met |", "|---|---|:---:|"]
-    for target, measured, met in verdicts(results):
+    for target, measured, met in verdicts(results) + board_verdicts(results.get("bigboard", [])):
         lines.append(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
     return "\n".join(lines)
 
 
 # -- the page -------------------------------------------------------------------------
+
+
+def _message_sizes(results: dict[str, list[Row]]) -> str:
+    """What one event's message weighs, by kind (from the big-board runs)."""
+    boards = results.get("bigboard", [])
+    if not boards:
+        return ""
+    sizes = ", ".join(
+        f"{b['tasks']:,} tasks: take {b['message_bytes'].get('take', 0):,}, "
+        f"complete {b['message_bytes'].get('complete', 0):,}"
+        for b in boards
+    )
+    return (
+        "**Bytes per message** (plain, as a stream without gzip receives it), by board "
+        f"size: {sizes}. A take carries the card and the counts; a complete also the "
+        "header and its burndown, whose figures it moved."
+    )
 
 
 def machine() -> str:
@@ -410,6 +480,8 @@ server's CPU time (user + system) during the changes divided by the deliveries.
 
 {fanout_table(results["fanout"])}
 
+{_message_sizes(results)}
+
 ## Compressed streams
 
 The same fan-out with every stream sending `Accept-Encoding: gzip`, as browsers do, on a
@@ -470,6 +542,19 @@ every board had caught up; changes tried while no server ran are not counted.
 {storm_table(results.get("storm", []))}
 
 ![Boards caught up after the restart, over time](benchmarks-storm.png)
+
+## Big boards
+
+Bigco's sprint (`sprintboard demo --big N`: 20 stories, N tasks over every status) at each
+size, on SQLite, a fresh production server each. Medians, min–max in brackets. Server CPU
+is the server process's CPU time per board page (its cards already rendered once); HTML
+is the page's bytes; DOM elements and "interactive" (navigation until loaded, scripts
+run and the stream live) are Chromium's, at 1280 × 900. My own take is a click on the
+card's button, timed in the page until the card shows in Owned and until the answer has
+settled and a frame is painted; someone else's is a teammate's API call, from sending it
+until the card changed on my board.
+
+{board_table(results.get("bigboard", []))}
 
 {findings}
 """

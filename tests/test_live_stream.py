@@ -114,7 +114,10 @@ async def test_changes_arrive_live_in_order_one_message_each(live: Live):
         got = [await stream.next_event() for _ in types]
     assert [m.id for m in got] == list(range(start + 1, start + 6))
     assert [m.event for m in got] == types
-    assert all("data-live-card" in m.data and 'id="sprint-header"' in m.data for m in got)
+    assert all("data-live-card" in m.data and "data-live-counts" in m.data for m in got)
+    # The header rides along only with a change that moves its figures (a completion).
+    completes = ['data-status="completed"' in m.data for m in got]
+    assert ['id="sprint-header"' in m.data for m in got] == completes
 
 
 async def test_resume_gets_exactly_the_missed_events(live: Live):
