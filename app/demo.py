@@ -335,10 +335,8 @@ async def load_demo(
         if seed.slug in existing:
             progress(f"{seed.slug}: already there")
             continue
-        size = sum(len(story.tasks) for story in seed.stories)
-        progress(
-            f"{seed.slug}: creating people, a sprint, {len(seed.stories)} stories and {size:,} tasks…"
-        )
+        stories, tasks = len(seed.stories), sum(len(story.tasks) for story in seed.stories)
+        progress(f"{seed.slug}: creating people, a sprint, {stories} stories and {tasks:,} tasks…")
         await db.write(lambda s, seed=seed: _create(s, seed, progress))  # type: ignore[misc]
         created = True
     return created

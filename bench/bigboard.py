@@ -163,6 +163,7 @@ async def prepare(work: Path, tasks: int) -> Scene:
     signer = Quart(__name__)
     signer.secret_key = SECRET
     serializer = signer.session_interface.get_signing_serializer(signer)  # type: ignore[attr-defined]
+    assert serializer is not None  # (it has a secret key)
     cookie = serializer.dumps({"sid": key, "_permanent": True})
     return Scene(url, sprint_id, cookie, my_id, teammate_token, my_token)
 

@@ -156,6 +156,7 @@ async def render_after_change(
         sprint = None
         if context is not None and task is not None and task.sprint_id == context[0]:
             sprint = await db.get(Sprint, task.sprint_id)
+        if sprint is not None:
             summary = await load_summary(db, sprint, local_today(g.org.time_zone))
             if moved_header:
                 await summary.chart(db, g.org.time_zone)

@@ -247,14 +247,14 @@ class Renderer:
         frames = []
         for event in events:
             card = cards.get(event.task_id) if event.task_id else None
-            summary = summaries.get(event.sprint_id) if event.sprint_id else None
+            counted = summaries.get(event.sprint_id) if event.sprint_id else None
             html = compact(
                 await self._broadcast(
                     "live/_message.html",
                     event=event,
                     card=Markup(for_broadcast(card)) if card else None,
-                    summary=summary if card else None,
-                    header=summary if summary and moves_header(event) else None,
+                    summary=counted if card else None,
+                    header=counted if counted and moves_header(event) else None,
                     org=org,
                     toast=toast_text(event, sprint_names),
                     change=change_text(event),
