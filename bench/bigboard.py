@@ -350,7 +350,8 @@ async def measure_size(
 ) -> BoardResult:
     scene = await prepare(work, tasks)
     result = BoardResult(tasks)
-    spare = await available_tasks(scene, 2 * changes + changes + 1)
+    spare = await available_tasks(scene, 3 * changes + 1)
+    changes = min(changes, (len(spare) - 1) // 3)  # (a small board has few to spare)
     with runner.project(work, scene.database_url) as server:
         await page_cost(server, scene, result, rounds)
         await browser_cost(browser, server, scene, result, rounds)

@@ -33,7 +33,7 @@ def test_the_benchmark_smoke_run_delivers_every_event_without_errors(tmp_path: P
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=300,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     results = json.loads(out.read_text())
@@ -66,6 +66,11 @@ def test_the_benchmark_smoke_run_delivers_every_event_without_errors(tmp_path: P
     for row in results["presence"]:
         assert row["ok"] and row["api_viewers"] == row["people"], row
     assert results["presence"][0]["up_to_date"] == 50 and results["presence"][0]["notices_sent"]
+
+    # A big board (the smoke run's is small): measured in Chromium, its messages light.
+    (board,) = results["bigboard"]
+    assert board["tasks"] == 50 and board["dom"]["story"] > 0 and board["remote_ms"], board
+    assert 0 < board["message_bytes"]["take"] < board["message_bytes"]["complete"], board
 
     # A deploy: every board comes back, misses nothing and gets nothing twice.
     (storm,) = results["storm"]
