@@ -292,7 +292,8 @@ def big_seed(tasks: int) -> OrgSeed:
         plans: list[Plan] = []
         for i in range(count):
             n = i * len(_BIG_AREAS) + number  # the task's number over the whole sprint
-            path = _BIG_PATHS[n % len(_BIG_PATHS)]
+            # (Dealt along the story and shifted per story: each story holds every status.)
+            path = _BIG_PATHS[(i + number) % len(_BIG_PATHS)]
             title = f"{_BIG_WORK[i % len(_BIG_WORK)].format(area.lower())} ({i + 1})"
             plans.append((title, 1 + n % 8, None if path is None else (members[n % 3], path)))
         stories.append(

@@ -200,10 +200,14 @@ async def test_my_action_is_answered_with_the_card_and_counts_never_whole_groups
 async def test_a_take_s_message_is_the_card_and_counts_and_a_complete_s_adds_the_header(
     app, db: Database, scene: Scene
 ):
+    live = app.extensions["live"]
+    await act(db, scene.acme, scene.acme.tasks[2], Action.TAKE, scene.bob)
+    first = (await live.read_events(scene.acme.org.id, after=0, limit=1000))[-1:]
+    (morning,) = await renderer(app).frames(scene.acme.org.id, first)
+    assert 'id="sprint-header"' in morning.html  # the day's first: days left may have moved
     task = scene.acme.tasks[1]
     for action in (Action.TAKE, Action.START, Action.COMPLETE):
         await act(db, scene.acme, task, action, scene.bob)
-    live = app.extensions["live"]
     events = (await live.read_events(scene.acme.org.id, after=0, limit=1000))[-3:]
     take, start, complete = await renderer(app).frames(scene.acme.org.id, events)
     assert [moves_header(e) for e in events] == [False, False, True]
@@ -216,9 +220,19 @@ async def test_a_take_s_message_is_the_card_and_counts_and_a_complete_s_adds_the
     assert "csrf_token" not in take.html and 'data-controls="later"' in take.html
 
 
-async def test_the_big_demo_loads_beside_the_others_in_one_database(db: Database):
-    assert await load_demo(db, big=20, progress=lambda _m: None)
+async def test_the_big_demo_loads_beside_the_others_and_each_story_holds_every_status(
+    db: Database,
+):
+    assert await load_demo(db, big=200, progress=lambda _m: None)
     async with db.read() as s:
         slugs = set(await s.scalars(select(Organization.slug)))
+        bigco = await s.scalar(select(Organization.id).where(Organization.slug == "bigco"))
+        per_story = await s.execute(
+            select(Task.story_id, func.count(func.distinct(Task.status)))
+            .where(Task.org_id == bigco)
+            .group_by(Task.story_id)
+        )
+        kinds = dict(per_story.all())
     assert {"acme", "globex", "bigco"} <= slugs
-    assert not await load_demo(db, big=20, progress=lambda _m: None)
+    assert len(kinds) == 20 and set(kinds.values()) == {4}, kinds
+    assert not await load_demo(db, big=200, progress=lambda _m: None)

@@ -323,7 +323,8 @@ async def test_rendering_an_event_that_cannot_move_the_chart_reads_nothing_for_i
             return [s for s in statements if "task_event" in s]
 
         await act(db, acme, task, Action.TAKE, scene.bob)
-        assert await render_newest() == []  # a take: no header, so no chart
+        # The day's first message brings the header (the days left may have moved).
+        assert len(await render_newest()) == 1
         await act(db, acme, task, Action.RELEASE, scene.bob)
         assert await render_newest() == []  # a give-up: the chart cannot move
         await act(db, acme, task, Action.TAKE, scene.bob)
@@ -340,10 +341,10 @@ async def test_rendering_an_event_that_cannot_move_the_chart_reads_nothing_for_i
                 .values(time_zone="Asia/Tokyo")
             )
         )
-        await act(db, acme, acme.tasks[1], Action.TAKE, scene.bob)
-        assert await render_newest() == []
         await act(db, acme, task, Action.REOPEN, scene.bob)
         assert len(await render_newest()) == 1  # read again, for the new day boundary
+        await act(db, acme, acme.tasks[1], Action.TAKE, scene.bob)
+        assert await render_newest() == []
     finally:
         event.remove(db.read_engine.sync_engine, "before_cursor_execute", note)
 

@@ -153,10 +153,11 @@ async def render_after_change(
     summary = None
     async with get_db().read() as db:
         task = await db.scalar(select(Task).where(Task.id == task_id, Task.org_id == g.org.id))
+        on_board = context is not None and task is not None
         sprint = None
-        if context is not None and task is not None and task.sprint_id == context[0]:
+        if on_board and task is not None and task.sprint_id is not None:
             sprint = await db.get(Sprint, task.sprint_id)
-        if sprint is not None:
+        if sprint is not None and context is not None and sprint.id == context[0]:
             summary = await load_summary(db, sprint, local_today(g.org.time_zone))
             if moved_header:
                 await summary.chart(db, g.org.time_zone)
@@ -165,8 +166,10 @@ async def render_after_change(
         if context is None and task is not None and on_task_page:
             history = await task_history(db, g.org.id, task.id)
     card = None
-    if sprint is not None and task is not None:
-        cards = await live_updates().renderer.cards.render([task], org=g.org, closed=sprint.closed)
+    if on_board and task is not None:
+        # (A task that left this board's sprint meanwhile comes too: the page drops it.)
+        closed = sprint.closed if sprint is not None else False
+        cards = await live_updates().renderer.cards.render([task], org=g.org, closed=closed)
         card = Markup(for_broadcast(cards[task.id]))
     html = await render_template(
         "board/_after_change.html",

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from markupsafe import Markup, escape
-from quart import render_template
+from quart import current_app
 
 from app.models import Organization, Task
 
@@ -28,8 +28,9 @@ CACHE_SIZE = 20_000  # cards: ten boards of 2,000, at about 1 KB each
 # A comment cannot come out of the card's escaped text: nothing else in it matches.
 CSRF_SLOT = Markup("<!--csrf-->")
 _CSRF_FIELD = f'<input type="hidden" name="csrf_token" value="{CSRF_SLOT}">'
-# Between cards rendered together; no escaped text holds it.
-_SEPARATOR = "\x1e"
+# Between cards rendered together: a comment, which no escaped text can hold (any "<"
+# in a title or a name comes out as "&lt;").
+_SEPARATOR = "<!--/card-->"
 # Line breaks and the indentation around them. None of the markup keeps white space as
 # it is (no <pre>, no descriptions), so such a run shows as one space. Runs within a
 # line are left alone: they may be inside a title or an attribute value.
@@ -126,19 +127,23 @@ class Cards:
         viewing: Mapping[int, Sequence[Any]] | None,
         extra: dict[str, Any],
     ) -> list[Markup]:
-        """Render cards in one pass of the template (one per card costs far more)."""
+        """Render cards in one pass of the template (one per card costs far more). The
+        template is rendered as it is, with the app's globals and what is passed here:
+        none of a page's context processors (a card needs nothing of them, and one of
+        them reads the database)."""
         if not tasks:
             return []
-        html = await render_template(
-            "tasks/_cards.html",
+        template = current_app.jinja_env.get_template("tasks/_cards.html")
+        html = await template.render_async(
             tasks=tasks,
             org=org,
             csrf=CSRF_SLOT,
             viewing=viewing or {},
-            separator=_SEPARATOR,
+            separator=Markup(_SEPARATOR),
             **extra,
         )
         cards = html.split(_SEPARATOR)[:-1]
-        assert len(cards) == len(tasks), "a card's text held the separator"
+        if len(cards) != len(tasks):  # (cannot happen: see _SEPARATOR)
+            raise RuntimeError("cards rendered together could not be told apart")
         self.rendered += len(tasks)
         return [Markup(compact(card)) for card in cards]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import datetime as dt
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -151,6 +152,9 @@ class Renderer:
         self._slugs: dict[int, str] = {}  # organizations' slugs never change
         self._paths = app.url_map.bind("")  # paths only: a broadcast has no host of its own
         self.cards = Cards()  # shared with the board pages: a card is a card for everyone
+        # (organization, sprint) → the local day its header last went out: the first
+        # event of a new day brings it again (days left, the chart's today).
+        self._header_days: dict[tuple[int, int], dt.date] = {}
 
     async def frames(self, org_id: int, events: Sequence[TaskEvent]) -> list[Frame]:
         """The frames of these events (all of one organization), in the same order."""
@@ -168,6 +172,16 @@ class Renderer:
         self._cache.move_to_end((frame.org_id, frame.id))
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
+
+    def _header(self, event: TaskEvent, today: dt.date) -> bool:
+        """Does the event's message carry its sprint's header: when the event moved a
+        figure of it, or is the first this instance renders on a new local `today`
+        there (the days left and the chart's today moved with the clock)?"""
+        key = (event.org_id, event.sprint_id or 0)
+        if moves_header(event) or self._header_days.get(key) != today:
+            self._header_days[key] = today
+            return True
+        return False
 
     def forget(self, org_id: int) -> None:
         """Some of the organization's events went by unrendered (nobody was listening
@@ -211,7 +225,6 @@ class Renderer:
             for e in events
             if e.sprint_id is not None and not EventType(e.type).moves_tasks
         }
-        charted = {e.sprint_id for e in events if e.sprint_id in sprint_ids and moves_header(e)}
         named = {e.to_sprint_id for e in events if e.to_sprint_id is not None}
         for event in events:
             for sprint_id in (event.sprint_id, event.to_sprint_id):
@@ -224,6 +237,8 @@ class Renderer:
             org = await session.get(Organization, org_id)
             assert org is not None
             today = local_today(org.time_zone)
+            headed = [e for e in events if e.sprint_id in sprint_ids and self._header(e, today)]
+            charted = {e.sprint_id for e in headed}
             tasks = {
                 t.id: t
                 for t in await session.scalars(_TASKS, {"org_id": org_id, "ids": list(task_ids)})
@@ -233,7 +248,7 @@ class Renderer:
                 _SPRINTS, {"org_id": org_id, "ids": list(sprint_ids)}
             ):
                 summary = await load_summary(session, sprint, today)
-                if sprint.id in charted:  # (its header goes out: see `moves_header`)
+                if sprint.id in charted:  # (its header goes out: see `_header`)
                     summary.burndown = await self._chart(session, summary, org)
                 summaries[sprint.id] = summary
             sprint_names: dict[int, str] = {}
@@ -254,7 +269,7 @@ class Renderer:
                     event=event,
                     card=Markup(for_broadcast(card)) if card else None,
                     summary=counted if card else None,
-                    header=counted if counted and moves_header(event) else None,
+                    header=counted if counted and event in headed else None,
                     org=org,
                     toast=toast_text(event, sprint_names),
                     change=change_text(event),

@@ -75,7 +75,20 @@
     });
     card.appendChild(actions);
     if (window.htmx) htmx.process(card);
+    // Named by its title for assistive technology once it can be acted on (the page
+    // leaves the two attributes out of each of its thousands of cards).
+    var heading = card.querySelector(".card-title");
+    if (heading && !card.hasAttribute("aria-labelledby")) {
+      heading.id = card.id + "-title";
+      card.setAttribute("aria-labelledby", heading.id);
+    }
     return card;
+  }
+
+  // Within a screen's height of being seen (what the observer below watches for).
+  function nearTheScreen(card) {
+    var box = card.getBoundingClientRect();
+    return box.bottom > -window.innerHeight && box.top < 2 * window.innerHeight;
   }
 
   // Cards new on the page (it loaded, or a card or group was swapped in) get their
@@ -91,10 +104,13 @@
         }, { rootMargin: "100% 0px" });
       }
     }
-    var cards = root.matches && root.matches(".card") ? [root] : root.querySelectorAll('.card[data-controls="later"]');
+    var one = root.matches && root.matches(".card");
+    var cards = one ? [root] : root.querySelectorAll('.card[data-controls="later"]');
     Array.prototype.forEach.call(cards, function (card) {
       if (card.getAttribute("data-controls") !== "later") return;
-      if (lazy) nearScreen.observe(card); else controls(card);
+      // A card placed where it can be seen (a change, my own answer) has its buttons at
+      // once, not a frame later: they do not blink out under the pointer.
+      if (!lazy || (one && nearTheScreen(card))) controls(card); else nearScreen.observe(card);
     });
   }
 

@@ -113,8 +113,17 @@
 
   var needsRefresh = false;
 
+  // The newest version of each card this page has been given: an older copy arriving
+  // later (my own answer after the stream brought a later change, say) never wins, even
+  // when the newer one has left the page since.
+  var versions = {};
+
   function placeCard(card) {
     var old = document.getElementById(card.id);
+    var version = parseInt(card.getAttribute("data-version"), 10) || 0;
+    var shown = old ? parseInt(old.getAttribute("data-version"), 10) || 0 : 0;
+    if (Math.max(shown, versions[card.id] || 0) > version) return;
+    versions[card.id] = version;
     if (card.getAttribute("data-archived") === "true") { // off every board
       if (old) old.remove();
       return;
@@ -127,9 +136,6 @@
       if (matches(card) && !container) needsRefresh = true; // a group this page lacks
       return;
     }
-    // An older copy never replaces a newer one (my own answer can arrive after the
-    // stream brought a later change).
-    if (old && (parseInt(old.getAttribute("data-version"), 10) || 0) > (parseInt(card.getAttribute("data-version"), 10) || 0)) return;
     if (old && old.parentNode === container && old.getAttribute("data-sort") === card.getAttribute("data-sort")) {
       old.replaceWith(card); // same place: nothing around it moves
     } else {
@@ -746,7 +752,13 @@
       var message = parse(xhr.responseText);
       var live = message.querySelector("template[data-live-card][data-own]");
       var card = live && live.content.querySelector(".card");
-      if (card) placeCard(document.importNode(card, true));
+      if (card && live.getAttribute("data-sprint-id") === board.getAttribute("data-sprint-id")) {
+        placeCard(document.importNode(card, true));
+      } else if (card) {
+        // The task is no longer this sprint's (its work went on): off this board.
+        var gone = document.getElementById(card.id);
+        if (gone) gone.remove();
+      }
       applyCounts(message);
     }
     recount();
