@@ -271,14 +271,8 @@ OWN_TAKE = """async ([taskId, view]) => {
   const form = card().querySelector('form[data-action="take"]');
   // Settled: this take's own answer swapped in (live.js places its card then), and a
   // frame painted after it.
-  const settled = new Promise((resolve) => {
-    const done = (event) => {
-      if (event.detail.elt !== form) return;
-      document.body.removeEventListener('htmx:afterSettle', done);
-      requestAnimationFrame(() => setTimeout(resolve, 0));
-    };
-    document.body.addEventListener('htmx:afterSettle', done);
-  });
+  const settled = new Promise((resolve) => form.addEventListener('htmx:afterSettle',
+    () => requestAnimationFrame(() => setTimeout(resolve, 0)), {once: true}));
   form.querySelector('button').click();
   await seen; await settled;
   return [shown, performance.now() - started];
@@ -295,7 +289,7 @@ async def own_actions(
         settled = result.own_settled_ms.setdefault(view, Figure())
         for task in batch:
             await page.locator(f"#task-{task}").scroll_into_view_if_needed()
-            shown, done = await page.evaluate(OWN_TAKE, [task, view])
+            shown, done = await asyncio.wait_for(page.evaluate(OWN_TAKE, [task, view]), 30)
             if view == "status":
                 result.own_shown_ms.samples.append(shown)
             settled.samples.append(done)
@@ -334,7 +328,7 @@ async def remote_changes(
                 if method == "PUT":
                     result.api_take_ms.samples.append((time.perf_counter() - started) * 1000)
                 assert reply.status_code == 200, reply.text
-                seen = await watching
+                seen = await asyncio.wait_for(watching, 30)
                 result.remote_ms.append(seen - sent)
     await page.context.close()
 

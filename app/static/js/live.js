@@ -744,9 +744,16 @@
   // My own action's answer, on a board: its card is placed as a teammate's would be (the
   // answer holds that card and the counts, and the header when it moved, which htmx
   // swaps out of band), whatever grouping and filters this page has.
-  document.body.addEventListener("htmx:afterSettle", function (event) {
-    var elt = event.detail.elt;
-    if (!elt || !elt.closest || !elt.closest("form[data-action]")) return;
+  // (Heard on the form itself: a change arriving meanwhile may have replaced its card,
+  // and an event on a form no longer in the page does not reach the body.)
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.detail.elt;
+    if (form && form.matches && form.matches("form[data-action]")) {
+      form.addEventListener("htmx:afterSettle", ownAnswer, { once: true });
+    }
+  });
+
+  function ownAnswer(event) {
     var xhr = event.detail.xhr;
     if (board.id === "board" && xhr && xhr.responseText) {
       var message = parse(xhr.responseText);
@@ -763,5 +770,5 @@
     }
     recount();
     paintViewers();
-  });
+  }
 })();
