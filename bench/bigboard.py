@@ -143,6 +143,7 @@ class Scene:
     my_id: int
     teammate_token: str
     my_token: str
+    available: list[int]  # the sprint's tasks up for grabs, for the takes
 
 
 async def prepare(work: Path, tasks: int) -> Scene:
@@ -158,15 +159,21 @@ async def prepare(work: Path, tasks: int) -> Scene:
             teammate = await session.scalar(select(User).where(User.email == TEAMMATE))
             org = await session.scalar(select(Organization).where(Organization.slug == BIG_SLUG))
             sprint = await session.scalar(select(Sprint).where(Sprint.org_id == org.id))
+            available = await session.scalars(
+                select(Task.id)
+                .where(Task.sprint_id == sprint.id, Task.status == "available")
+                .order_by(Task.id)
+            )
             return (
                 sprint.id,
                 await sessions.begin(session, me),
                 me.id,
                 await create_token(session, user=teammate, name="bench"),
                 await create_token(session, user=me, name="bench"),
+                list(available),
             )
 
-        sprint_id, key, my_id, teammate_token, my_token = await db.write(people)
+        sprint_id, key, my_id, teammate_token, my_token, available = await db.write(people)
     finally:
         await db.close()
     signer = Quart(__name__)
@@ -174,22 +181,7 @@ async def prepare(work: Path, tasks: int) -> Scene:
     serializer = signer.session_interface.get_signing_serializer(signer)  # type: ignore[attr-defined]
     assert serializer is not None  # (it has a secret key)
     cookie = serializer.dumps({"sid": key, "_permanent": True})
-    return Scene(url, sprint_id, cookie, my_id, teammate_token, my_token)
-
-
-async def available_tasks(scene: Scene, count: int) -> list[int]:
-    db = Database(scene.database_url)
-    try:
-        async with db.read() as session:
-            rows = await session.scalars(
-                select(Task.id)
-                .where(Task.sprint_id == scene.sprint_id, Task.status == "available")
-                .order_by(Task.id)
-                .limit(count)
-            )
-            return list(rows)
-    finally:
-        await db.close()
+    return Scene(url, sprint_id, cookie, my_id, teammate_token, my_token, available)
 
 
 def board_url(server: procs.Server, scene: Scene, view: str) -> str:
@@ -364,7 +356,7 @@ async def measure_size(
 ) -> BoardResult:
     scene = await prepare(work, tasks)
     result = BoardResult(tasks)
-    spare = await available_tasks(scene, 3 * changes + 1)
+    spare = scene.available[: 3 * changes + 1]
     changes = min(changes, (len(spare) - 1) // 3)  # (a small board has few to spare)
     with runner.project(work, scene.database_url) as server:
         await page_cost(server, scene, result, rounds)
