@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -174,13 +175,18 @@ def sign_in_as(app: Quart):  # type: ignore[no-untyped-def]
 @pytest.fixture
 async def demo_server(database_url: str) -> AsyncIterator[Server]:
     """A real Hypercorn process on a database holding the demo data."""
-    db = Database(database_url)
-    try:
-        await load_demo(db, progress=lambda _m: None)
-    finally:
-        await db.close()
+    await load_demo_into(database_url)
     with running_server(database_url) as server:
         yield server
+
+
+async def load_demo_into(database_url: str, *, big: int | None = None) -> None:
+    """The demo data (with `big`, Bigco too: `demo --big`) in the database at the URL."""
+    db = Database(database_url)
+    try:
+        await load_demo(db, big=big, progress=lambda _m: None)
+    finally:
+        await db.close()
 
 
 @pytest.fixture
@@ -246,9 +252,16 @@ def watch_console(browser: Browser, errors: list[str], thrown: list[str]) -> Non
 
 @pytest.fixture
 async def others(demo_server: Server, database_url: str) -> AsyncIterator[Others]:
+    async with others_on(demo_server, database_url) as people:
+        yield people
+
+
+@contextlib.asynccontextmanager
+async def others_on(server: Server, database_url: str) -> AsyncIterator[Others]:
+    """Changes by other people on `server`, and reads of its database."""
     db = Database(database_url)
     try:
-        yield Others(demo_server, db)
+        yield Others(server, db)
     finally:
         await db.close()
 

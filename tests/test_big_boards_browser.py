@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, expect
+from sqlalchemy import select
 
-from app.db import Database
-from app.demo import load_demo
+from app.models import Task
 from app.web import SCRIPT_COOKIE
 from tests.browser_kit import Others, expect_live, new_context, open_page, settled, sign_in
+from tests.conftest import load_demo_into, others_on
 from tests.server import Server, running_server
 
 pytestmark = pytest.mark.browser
@@ -24,22 +25,15 @@ TASKS = 200  # over app.js's LAZY_AFTER (150): buttons come as cards near the sc
 
 @pytest.fixture
 async def big_server(database_url: str) -> AsyncIterator[Server]:
-    db = Database(database_url)
-    try:
-        await load_demo(db, big=TASKS, progress=lambda _m: None)
-    finally:
-        await db.close()
+    await load_demo_into(database_url, big=TASKS)
     with running_server(database_url) as server:
         yield server
 
 
 @pytest.fixture
 async def big_others(big_server: Server, database_url: str) -> AsyncIterator[Others]:
-    db = Database(database_url)
-    try:
-        yield Others(big_server, db)
-    finally:
-        await db.close()
+    async with others_on(big_server, database_url) as people:
+        yield people
 
 
 # The board as a person sees it, buttons apart (those depend on where the page scrolled).
@@ -131,10 +125,6 @@ async def test_the_big_live_board_equals_a_reload_in_both_groupings(
         q: await board(browser, big_server, "olive@example.com", q) for q in ("", "?group=status")
     }
     async with big_others.db.read() as s:
-        from sqlalchemy import select
-
-        from app.models import Task
-
         ids = list(
             await s.scalars(
                 select(Task.id).where(Task.status == "available").order_by(Task.id.desc()).limit(3)
